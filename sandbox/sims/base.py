@@ -1,0 +1,263 @@
+"""Shared machinery for the simulators: routing, fault injection, request counting and recording.
+
+Each simulator is a WSGI app (werkzeug) served on its own loopback port. Everything under
+``/_sim/`` is the control API used by tests, ``make run`` and ``make demo``; it is never faulted
+and never counted:
+
+- ``GET  /_sim/stats``      -> ``{"total": n, "routes": {"GET /referrals/<id>": n, ...}}``
+- ``POST /_sim/reset``      -> clears counters and the request log (not the data)
+- ``GET  /_sim/requests``   -> the request log; ``?method=PATCH&path=/api/...`` filters (path is a prefix)
+- ``PUT  /_sim/faults``     -> set fault injection, body as :class:`FaultConfig`; ``{}`` turns it off
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+Handler = Callable[..., Response]
+
+_RECORDED_HEADERS = ("if-match", "if-none-match", "prefer", "content-type", "ms-correlationid", "client-request-id")
+
+
+@dataclass
+class FaultConfig:
+    """What to inject. ``rate`` is the share of API requests that fail, drawn from ``seed``."""
+
+    rate: float = 0.0
+    statuses: list[int] = field(default_factory=lambda: [429, 503])
+    retry_after: float = 1.0
+    latency_ms: int = 0
+    timeout_rate: float = 0.0
+    timeout_seconds: float = 5.0
+    seed: int = 0
+    # Only requests whose "METHOD rule" key starts with one of these are faulted; empty = all.
+    routes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: str
+    route: str
+    headers: dict[str, str]
+    body: Any
+    status: int = 0
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(payload, ensure_ascii=False),
+        status=status,
+        headers=headers or {},
+        content_type="application/json; charset=utf-8",
+    )
+
+
+class Simulator:
+    """Base class: subclasses call :meth:`add_route` in ``__init__`` and override :meth:`error_response`."""
+
+    name = "simulator"
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self._url_map = Map(strict_slashes=False)
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.RLock()
+        self._faults = FaultConfig(seed=seed)
+        self._rng = random.Random(seed)
+        self.stats: Counter[str] = Counter()
+        self.requests: list[RecordedRequest] = []
+
+    # ----- routing -----
+    def add_route(self, rule: str, methods: Iterable[str], handler: Handler) -> None:
+        for method in methods:
+            endpoint = f"{method} {rule}"
+            self._url_map.add(Rule(rule, methods=[method], endpoint=endpoint))
+            self._handlers[endpoint] = handler
+
+    # ----- faults -----
+    def set_faults(self, config: FaultConfig | dict[str, Any] | None) -> None:
+        if config is None:
+            config = FaultConfig()
+        elif isinstance(config, dict):
+            config = FaultConfig(**config)
+        with self._lock:
+            self._faults = config
+            self._rng = random.Random(config.seed)
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self._faults
+
+    def _draw_fault(self, route: str) -> tuple[str, int] | None:
+        """Decide, under the lock so a seed gives a reproducible sequence, whether to fault."""
+        with self._lock:
+            f = self._faults
+            if f.routes and not any(route.startswith(r) for r in f.routes):
+                return None
+            if f.timeout_rate and self._rng.random() < f.timeout_rate:
+                return ("timeout", 0)
+            if f.rate and self._rng.random() < f.rate:
+                return ("status", self._rng.choice(f.statuses))
+        return None
+
+    def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+        """The wire format of an error; each simulator overrides this with its service's shape."""
+        return json_response({"error": {"code": code, "message": message}}, status, headers)
+
+    def fault_response(self, status: int) -> Response:
+        headers: dict[str, str] = {}
+        if status in (429, 503):
+            headers["Retry-After"] = _format_seconds(self._faults.retry_after)
+        messages = {
+            429: "Rate limit is exceeded. Try again later.",
+            500: "Internal server error (injected).",
+            502: "Bad gateway (injected).",
+            503: "Service unavailable (injected).",
+            504: "Gateway timeout (injected).",
+        }
+        return self.error_response(status, f"Injected{status}", messages.get(status, "Injected fault."), headers)
+
+    # ----- counting / inspection -----
+    def stats_snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"total": sum(self.stats.values()), "routes": dict(self.stats)}
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.stats.clear()
+            self.requests.clear()
+
+    def recorded(self, method: str | None = None, path: str | None = None) -> list[RecordedRequest]:
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method.upper()) and (path is None or r.path.startswith(path))
+            ]
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        return len(self.recorded(method, path))
+
+    # ----- WSGI -----
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._control(request) if request.path.startswith("/_sim/") else self._dispatch(request)
+        return response(environ, start_response)
+
+    def _control(self, request: Request) -> Response:
+        action = request.path[len("/_sim/") :].strip("/")
+        if action == "stats" and request.method == "GET":
+            return json_response(self.stats_snapshot())
+        if action == "reset" and request.method == "POST":
+            self.reset_stats()
+            return json_response({"ok": True})
+        if action == "requests" and request.method == "GET":
+            items = self.recorded(request.args.get("method"), request.args.get("path"))
+            return json_response([asdict(r) for r in items])
+        if action == "faults" and request.method in ("PUT", "POST"):
+            try:
+                self.set_faults(request.get_json(force=True) or {})
+            except (TypeError, ValueError) as exc:
+                return json_response({"error": str(exc)}, 400)
+            return json_response(asdict(self._faults))
+        if action == "faults" and request.method == "GET":
+            return json_response(asdict(self._faults))
+        return self.control(request, action)
+
+    def control(self, request: Request, action: str) -> Response:
+        """Simulator-specific control actions (seeding data, toggles); override in subclasses."""
+        return json_response({"error": f"unknown control action {action!r}"}, 404)
+
+    def _dispatch(self, request: Request) -> Response:
+        adapter = self._url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except NotFound:
+            return self.error_response(404, "NotFound", f"No route for {request.method} {request.path}")
+        except MethodNotAllowed:
+            return self.error_response(405, "MethodNotAllowed", f"{request.method} not allowed on {request.path}")
+        except HTTPException as exc:  # e.g. RequestRedirect
+            return self.error_response(exc.code or 400, "BadRequest", str(exc))
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=request.query_string.decode("latin-1"),
+            route=str(endpoint),
+            headers={k: v for k, v in request.headers.items() if k.lower() in _RECORDED_HEADERS},
+            body=_body_of(request),
+        )
+        with self._lock:
+            self.stats[str(endpoint)] += 1
+            self.requests.append(record)
+        if self._faults.latency_ms:
+            time.sleep(self._faults.latency_ms / 1000)
+        fault = self._draw_fault(str(endpoint))
+        if fault and fault[0] == "timeout":
+            time.sleep(self._faults.timeout_seconds)
+            response = self.fault_response(504)
+        elif fault:
+            response = self.fault_response(fault[1])
+        else:
+            try:
+                response = self._handlers[str(endpoint)](request, **args)
+            except HTTPException as exc:
+                response = self.error_response(exc.code or 400, type(exc).__name__, exc.description or str(exc))
+        record.status = response.status_code
+        return response
+
+
+def _body_of(request: Request) -> Any:
+    data = request.get_data(cache=True)
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "replace")
+
+
+def _format_seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per request: the simulators count requests instead."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class ServerThread:
+    """Serve a WSGI app on a loopback port in a daemon thread (port 0 = pick a free one)."""
+
+    def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+        self.host = host
+        self.port = self.server.server_port
+        self._thread = threading.Thread(target=self.server.serve_forever, name=f"wsgi:{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)

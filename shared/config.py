@@ -1,0 +1,136 @@
+"""Every app setting, typed, in one place.
+
+Names are the app-setting names of DESIGN.md (upper snake case, plus the host's own
+``AzureWebJobsStorage``). Values come from the environment; the local host also fills names the
+environment does not set from ``local.settings.json``, as Core Tools does.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CrmKind = Literal["dynamics", "salesforce"]
+
+# The knobs of Microsoft's connector solution, with the defaults it documents per CRM.
+_CRM_DEFAULTS: dict[str, dict[str, str]] = {
+    "dynamics": {
+        "deal_value_field": "estimatedvalue",
+        "deal_currency_field": "transactioncurrencyid",
+        "account_country_field": "address1_country",
+    },
+    "salesforce": {
+        "deal_value_field": "Amount",
+        "deal_currency_field": "CurrencyIsoCode",
+        "account_country_field": "BillingCountryCode",
+    },
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    # --- storage (queues + tables); a connection string locally, identity-based in Azure ---
+    storage_connection: str | None = Field(None, validation_alias="AzureWebJobsStorage")
+    storage_account_name: str | None = Field(None, validation_alias="AzureWebJobsStorage__accountName")
+    storage_table_uri: str | None = Field(None, validation_alias="AzureWebJobsStorage__tableServiceUri")
+    storage_queue_uri: str | None = Field(None, validation_alias="AzureWebJobsStorage__queueServiceUri")
+    storage_client_id: str | None = Field(None, validation_alias="AzureWebJobsStorage__clientId")
+
+    crm_kind: CrmKind = Field("dynamics", validation_alias="CRM_KIND")
+
+    # --- Partner Center ---
+    partner_center_api_url: str = Field(
+        "https://api.partner.microsoft.com/v1.0/engagements", validation_alias="PARTNER_CENTER_API_URL"
+    )
+    partner_center_webhook_api_url: str = Field(
+        "https://api.partnercenter.microsoft.com/webhooks/v1", validation_alias="PARTNER_CENTER_WEBHOOK_API_URL"
+    )
+    partner_center_scope: str = Field(
+        "https://api.partner.microsoft.com/.default", validation_alias="PARTNER_CENTER_SCOPE"
+    )
+    partner_center_webhook_scope: str = Field(
+        "https://api.partnercenter.microsoft.com/.default", validation_alias="PARTNER_CENTER_WEBHOOK_SCOPE"
+    )
+    entra_authority_host: str = Field("https://login.microsoftonline.com", validation_alias="ENTRA_AUTHORITY_HOST")
+    partner_center_tenant_id: str | None = Field(None, validation_alias="PARTNER_CENTER_TENANT_ID")
+    partner_center_client_id: str | None = Field(None, validation_alias="PARTNER_CENTER_CLIENT_ID")
+    partner_center_client_secret: SecretStr | None = Field(None, validation_alias="PARTNER_CENTER_CLIENT_SECRET")
+    partner_center_refresh_token: SecretStr | None = Field(None, validation_alias="PARTNER_CENTER_REFRESH_TOKEN")
+    referral_link_template: str = Field(
+        "https://partner.microsoft.com/dashboard/referrals/v2/inbox?id={id}",
+        validation_alias="REFERRAL_LINK_TEMPLATE",
+    )
+
+    # --- webhook intake ---
+    webhook_cert_url_prefixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["https://3psostorageacct.blob.core.windows.net/cert/"],
+        validation_alias="WEBHOOK_CERT_URL_PREFIXES",
+    )
+    webhook_cert_organization: str = Field("Microsoft Corporation", validation_alias="WEBHOOK_CERT_ORGANIZATION")
+    webhook_ca_bundle: str | None = Field(None, validation_alias="WEBHOOK_CA_BUNDLE")
+    webhook_callback_url: str | None = Field(None, validation_alias="WEBHOOK_CALLBACK_URL")
+
+    # --- Dynamics 365 / Dataverse ---
+    dataverse_url: str | None = Field(None, validation_alias="DATAVERSE_URL")
+    dataverse_tenant_id: str | None = Field(None, validation_alias="DATAVERSE_TENANT_ID")
+    dataverse_client_id: str | None = Field(None, validation_alias="DATAVERSE_CLIENT_ID")
+    dataverse_client_secret: SecretStr | None = Field(None, validation_alias="DATAVERSE_CLIENT_SECRET")
+
+    # --- Salesforce ---
+    salesforce_login_url: str | None = Field(None, validation_alias="SALESFORCE_LOGIN_URL")
+    salesforce_client_id: str | None = Field(None, validation_alias="SALESFORCE_CLIENT_ID")
+    salesforce_client_secret: SecretStr | None = Field(None, validation_alias="SALESFORCE_CLIENT_SECRET")
+    salesforce_api_version: str = Field("v60.0", validation_alias="SALESFORCE_API_VERSION")
+
+    # --- sync behaviour (the connector solution's knobs) ---
+    display_checkmark: bool = Field(True, validation_alias="DISPLAY_CHECKMARK")
+    sync_cosell_only: bool = Field(False, validation_alias="SYNC_COSELL_ONLY")
+    deal_value_field_override: str | None = Field(None, validation_alias="DEAL_VALUE_FIELD")
+    deal_currency_field_override: str | None = Field(None, validation_alias="DEAL_CURRENCY_FIELD")
+    account_country_field_override: str | None = Field(None, validation_alias="ACCOUNT_COUNTRY_FIELD")
+    audit_max_chars: int = Field(4000, ge=200, validation_alias="AUDIT_MAX_CHARS")
+
+    # --- schedules (read by the trigger decorators as %NAME%; typed here for documentation) ---
+    crm_poll_schedule: str = Field("0 */1 * * * *", validation_alias="CRM_POLL_SCHEDULE")
+    reconcile_schedule: str = Field("0 */15 * * * *", validation_alias="RECONCILE_SCHEDULE")
+
+    # --- outbound HTTP policy ---
+    http_timeout_seconds: float = Field(15.0, gt=0, validation_alias="HTTP_TIMEOUT_SECONDS")
+    http_max_attempts: int = Field(6, ge=1, le=20, validation_alias="HTTP_MAX_ATTEMPTS")
+    http_max_backoff_seconds: float = Field(30.0, gt=0, validation_alias="HTTP_MAX_BACKOFF_SECONDS")
+
+    # --- concurrency control ---
+    lease_seconds: int = Field(60, ge=5, validation_alias=AliasChoices("LEASE_SECONDS"))
+    lease_wait_seconds: float = Field(20.0, ge=0, validation_alias="LEASE_WAIT_SECONDS")
+
+    @field_validator("webhook_cert_url_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    def _crm_default(self, name: str) -> str:
+        return _CRM_DEFAULTS[self.crm_kind][name]
+
+    @property
+    def deal_value_field(self) -> str:
+        return self.deal_value_field_override or self._crm_default("deal_value_field")
+
+    @property
+    def deal_currency_field(self) -> str:
+        return self.deal_currency_field_override or self._crm_default("deal_currency_field")
+
+    @property
+    def account_country_field(self) -> str:
+        return self.account_country_field_override or self._crm_default("account_country_field")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings are read once per process; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()
