@@ -1,0 +1,16 @@
+"""Azure Functions entry point (v2 programming model): create the app, register the blueprints."""
+
+import logging
+
+import azure.functions as func
+
+from functions import health, partner_center_events, referral_to_crm, replay_poison, webhook_registration
+
+# Client libraries log full request URLs at INFO; ours can carry customer data in OData filters.
+for noisy in ("httpx", "httpcore", "azure"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+for blueprint in (partner_center_events, referral_to_crm, webhook_registration, replay_poison, health):
+    app.register_functions(blueprint.bp)

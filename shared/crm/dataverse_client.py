@@ -1,0 +1,92 @@
+"""Dataverse Web API wire format: OData headers, paging, key addressing, ``@odata.bind`` and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from shared.http import ServiceClient
+
+API_PATH = "api/data/v9.2/"
+PAGE_SIZE = 500
+
+_BASE_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single quotes doubled, so hostile names stay data."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def key_by_id(entity_set: str, record_id: str) -> str:
+    return f"{entity_set}({quote(record_id, safe='-')})"
+
+
+def key_by_alternate(entity_set: str, column: str, value: str) -> str:
+    literal = quote(odata_string(value), safe="'")
+    return f"{entity_set}({column}={literal})"
+
+
+def bind(entity_set: str, record_id: str) -> str:
+    return f"/{entity_set}({record_id})"
+
+
+class DataverseClient:
+    def __init__(self, http: ServiceClient) -> None:
+        self._http = http
+
+    def get(self, path: str, *, select: list[str] | None = None) -> dict[str, Any] | None:
+        """One record by key; None when it does not exist."""
+        params = {"$select": ",".join(select)} if select else None
+        response = self._http.request("GET", path, params=params, headers=_BASE_HEADERS, expected=(404,))
+        return None if response.status_code == 404 else response.json()
+
+    def query(
+        self, entity_set: str, *, select: list[str], filter: str | None = None, orderby: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """All matching rows, page by page; nextLink followed verbatim with the same page size."""
+        params: dict[str, str] | None = {"$select": ",".join(select)}
+        if filter:
+            params["$filter"] = filter
+        if orderby:
+            params["$orderby"] = orderby
+        headers = {**_BASE_HEADERS, "Prefer": f"odata.maxpagesize={PAGE_SIZE}"}
+        url: str | None = entity_set
+        while url:
+            body = self._http.request("GET", url, params=params, headers=headers).json()
+            yield from body.get("value", [])
+            url = body.get("@odata.nextLink")
+            params = None
+
+    def upsert(self, path: str, body: dict[str, Any], *, select: str) -> tuple[str, bool]:
+        """PATCH without If-Match = create or update; returns (id, created)."""
+        response = self._write("PATCH", path, body, prefer_representation=True, params={"$select": select})
+        return str(response.json()[select]), response.status_code == 201
+
+    def update(self, path: str, body: dict[str, Any]) -> None:
+        """PATCH with ``If-Match: *``: update only, never an accidental create."""
+        self._write("PATCH", path, body, headers={"If-Match": "*"})
+
+    def action(self, name: str, body: dict[str, Any]) -> None:
+        self._write("POST", name, body)
+
+    def delete(self, path: str) -> None:
+        self._http.request("DELETE", path, headers=_BASE_HEADERS, expected=(404,))
+
+    def _write(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        *,
+        headers: dict[str, str] | None = None,
+        prefer_representation: bool = False,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        all_headers = {**_BASE_HEADERS, "Content-Type": "application/json", **(headers or {})}
+        if prefer_representation:
+            all_headers["Prefer"] = "return=representation"
+        return self._http.request(method, path, json=body, headers=all_headers, params=params)

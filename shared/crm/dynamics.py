@@ -1,0 +1,424 @@
+"""Dynamics 365 (Dataverse) adapter: turns a neutral plan into the fewest Web API writes.
+
+Every create is an idempotent upsert: opportunities and leads by their ``cosell_referralid``
+alternate key, accounts, contacts and solution rows by deterministic (UUIDv5) ids. A retry after
+a lost response therefore updates the record it already created instead of adding a second one.
+Updates PATCH only the columns whose value differs from what was last synced. Opportunities are
+closed through ``WinOpportunity``/``LoseOpportunity``, never by patching ``statecode``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id, odata_string
+from shared.crm.port import CrmRejected, InboundResult
+from shared.http import ApiError
+from shared.mapping.fields import DYNAMICS_HELP_NEEDED, FieldMap
+from shared.mapping.model import AccountData, ContactData, CrmPlan, DealData, DealState, SolutionData
+from shared.mapping.status import DYNAMICS_LEAD_CODES, DYNAMICS_OPPORTUNITY_CODES
+from shared.mapping.text import CROSS, audit_line, normalise_company, normalise_postal_code, prepend_audit, with_mark
+from shared.store.state import SyncState
+
+log = logging.getLogger("cosell.crm.dynamics")
+
+# Deterministic record ids: the same customer, contact or solution row always gets the same id.
+_NAMESPACE = uuid.UUID("6f1c3d4e-2b7a-5c8d-9e0f-a1b2c3d4e5f6")
+
+OPPORTUNITIES = "opportunities"
+LEADS = "leads"
+ACCOUNTS = "accounts"
+CONTACTS = "contacts"
+CURRENCIES = "transactioncurrencies"
+
+
+class DynamicsCrm:
+    kind = "dynamics"
+
+    def __init__(
+        self,
+        client: DataverseClient,
+        fields: FieldMap,
+        *,
+        display_checkmark: bool = True,
+        audit_max_chars: int = 4000,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._dv = client
+        self._fields = fields
+        self._checkmark = display_checkmark
+        self._audit_max = audit_max_chars
+        self._clock = clock
+        self._currency_ids: dict[str, str] = {}
+        self._currency_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ inbound
+    def apply_inbound(self, plan: CrmPlan, previous: SyncState | None, audit_message: str) -> InboundResult:
+        if plan.deal is None or plan.kind == "skip":
+            raise ValueError("apply_inbound needs a plan with a deal")
+        line = audit_line(self._clock(), audit_message)
+        if plan.kind == "lead":
+            return self._apply_lead(plan, previous, line)
+        return self._apply_opportunity(plan, previous, line)
+
+    def _apply_opportunity(self, plan: CrmPlan, previous: SyncState | None, line: str) -> InboundResult:
+        deal = _deal_of(plan)
+        col = self._col_opportunity
+        existing_id = previous.crm_id if previous and previous.crm_entity == "opportunity" else ""
+        select = ["opportunityid", "statecode", "statuscode", col("name"), col("audit")]
+        current = (
+            self._dv.get(key_by_id(OPPORTUNITIES, existing_id), select=select)
+            if existing_id
+            else self._dv.get(key_by_alternate(OPPORTUNITIES, col("referral_id"), plan.referral_id), select=select)
+        )
+        fields = self._opportunity_fields(deal)
+        if current is None:
+            return self._create_opportunity(plan, previous, fields, line)
+
+        crm_id = str(current["opportunityid"])
+        writes = 0
+        notes: list[str] = []
+        known = previous.crm_fields if previous and previous.crm_id == crm_id else {}
+        changed = {k: v for k, v in fields.items() if known.get(k, _MISSING) != v}
+        if previous and previous.last_error and self._checkmark:
+            changed[col("name")] = fields[col("name")]  # a success after a failure puts ✔ back
+        hashes = previous.part_hashes if previous else {}
+        new_hashes = plan.part_hashes()
+        if hashes.get("contacts") != new_hashes["contacts"] or hashes.get("account") != new_hashes["account"]:
+            account_id = self._ensure_account(plan.account) if plan.account else None
+            contact_ids = self._ensure_contacts(plan.contacts, account_id)
+            if contact_ids:
+                changed["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])
+        state, status = DYNAMICS_OPPORTUNITY_CODES[deal.status_reason]
+        current_state = int(current.get("statecode") or 0)
+        body = dict(changed)
+        if body or current_state != state:
+            body[col("audit")] = prepend_audit(current.get(col("audit")), line, self._audit_max)
+        if current_state != 0:
+            if state == 0:
+                # Reopen: the one PATCH that may touch a closed opportunity.
+                self._dv.update(key_by_id(OPPORTUNITIES, crm_id), {**body, "statecode": 0, "statuscode": status})
+                writes += 1
+            elif changed:
+                notes.append("opportunity is closed in Dynamics 365; field changes not applied")
+        else:
+            if body:
+                self._dv.update(key_by_id(OPPORTUNITIES, crm_id), body)
+                writes += 1
+            if state != 0:
+                self._close_opportunity(crm_id, deal, status)
+                writes += 1
+        if hashes.get("solutions") != new_hashes["solutions"]:
+            writes += self._sync_solutions(crm_id, plan.solutions, existing=True)
+        return InboundResult("opportunity", crm_id, False, fields, writes, notes=notes)
+
+    def _create_opportunity(
+        self, plan: CrmPlan, previous: SyncState | None, fields: dict[str, Any], line: str
+    ) -> InboundResult:
+        deal = _deal_of(plan)
+        col = self._col_opportunity
+        writes = 0
+        account_id = self._ensure_account(plan.account or AccountData(name=deal.title))
+        contact_ids = self._ensure_contacts(plan.contacts, account_id)
+        body: dict[str, Any] = {
+            **{k: v for k, v in fields.items() if k != col("referral_id")},
+            col("audit"): prepend_audit(None, line, self._audit_max),
+            "isrevenuesystemcalculated": False,
+            "customerid_account@odata.bind": bind(ACCOUNTS, account_id),
+            "parentaccountid@odata.bind": bind(ACCOUNTS, account_id),
+        }
+        if contact_ids:
+            body["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])
+        currency_bind = self._currency_bind(deal.currency)
+        if currency_bind:
+            body[f"{col('currency')}@odata.bind"] = currency_bind
+        lead_id = previous.crm_id if previous and previous.crm_entity == "lead" else ""
+        if lead_id:
+            body["originatingleadid@odata.bind"] = bind(LEADS, lead_id)
+        crm_id, created = self._dv.upsert(
+            key_by_alternate(OPPORTUNITIES, col("referral_id"), deal.referral_id), body, select="opportunityid"
+        )
+        writes += 1
+        state, status = DYNAMICS_OPPORTUNITY_CODES[deal.status_reason]
+        if state != 0:
+            self._close_opportunity(crm_id, deal, status)
+            writes += 1
+        writes += self._sync_solutions(crm_id, plan.solutions, existing=False)
+        if lead_id:
+            self._qualify_lead(lead_id, line)
+            writes += 1
+        return InboundResult("opportunity", crm_id, created, fields, writes, lead_id=lead_id)
+
+    def _apply_lead(self, plan: CrmPlan, previous: SyncState | None, line: str) -> InboundResult:
+        deal = _deal_of(plan)
+        col = self._col_lead
+        existing_id = previous.crm_id if previous and previous.crm_entity == "lead" else ""
+        select = ["leadid", "statecode", "statuscode", col("name"), col("audit")]
+        current = (
+            self._dv.get(key_by_id(LEADS, existing_id), select=select)
+            if existing_id
+            else self._dv.get(key_by_alternate(LEADS, col("referral_id"), plan.referral_id), select=select)
+        )
+        fields = self._lead_fields(plan)
+        state, status = DYNAMICS_LEAD_CODES[deal.status_reason]
+        if current is None:
+            body = {
+                **{k: v for k, v in fields.items() if k != col("referral_id")},
+                col("audit"): prepend_audit(None, line, self._audit_max),
+            }
+            currency_bind = self._currency_bind(deal.currency)
+            if currency_bind:
+                body[f"{col('currency')}@odata.bind"] = currency_bind
+            crm_id, created = self._dv.upsert(
+                key_by_alternate(LEADS, col("referral_id"), deal.referral_id), body, select="leadid"
+            )
+            writes = 1
+            if state != 0:  # statecode is not valid on create
+                self._dv.update(key_by_id(LEADS, crm_id), {"statecode": state, "statuscode": status})
+                writes += 1
+            return InboundResult("lead", crm_id, created, fields, writes)
+        crm_id = str(current["leadid"])
+        known = previous.crm_fields if previous and previous.crm_id == crm_id else {}
+        body = {k: v for k, v in fields.items() if known.get(k, _MISSING) != v}
+        if previous and previous.last_error and self._checkmark:
+            body[col("name")] = fields[col("name")]
+        if int(current.get("statecode") or 0) != state or int(current.get("statuscode") or 0) != status:
+            body.update({"statecode": state, "statuscode": status})
+        if not body:
+            return InboundResult("lead", crm_id, False, fields, 0)
+        body[col("audit")] = prepend_audit(current.get(col("audit")), line, self._audit_max)
+        self._dv.update(key_by_id(LEADS, crm_id), body)
+        return InboundResult("lead", crm_id, False, fields, 1)
+
+    def _qualify_lead(self, lead_id: str, line: str) -> None:
+        col = self._col_lead
+        current = self._dv.get(key_by_id(LEADS, lead_id), select=["leadid", col("audit")])
+        if current is None:
+            return
+        state, status = DYNAMICS_LEAD_CODES["qualified"]
+        audit = prepend_audit(current.get(col("audit")), f"{line} (converted to an opportunity)", self._audit_max)
+        self._dv.update(key_by_id(LEADS, lead_id), {"statecode": state, "statuscode": status, col("audit"): audit})
+
+    def _close_opportunity(self, crm_id: str, deal: DealData, status: int) -> None:
+        won = deal.state == DealState.WON
+        close: dict[str, Any] = {
+            "subject": f"{'Won' if won else 'Lost'} in Partner Center ({deal.status_reason})",
+            "opportunityid@odata.bind": bind(OPPORTUNITIES, crm_id),
+            "actualend": (deal.close_date or self._clock().date()).isoformat(),
+        }
+        if won and deal.deal_value is not None:
+            close["actualrevenue"] = float(deal.deal_value)
+        self._dv.action("WinOpportunity" if won else "LoseOpportunity", {"Status": status, "OpportunityClose": close})
+
+    # ------------------------------------------------------------------ failure marking
+    def mark_failed(self, entity: str, crm_id: str, message: str) -> bool:
+        entity_set, col = (LEADS, self._col_lead) if entity == "lead" else (OPPORTUNITIES, self._col_opportunity)
+        current = self._dv.get(key_by_id(entity_set, crm_id), select=[col("name"), col("audit"), "statecode"])
+        if current is None:
+            return False
+        line = audit_line(self._clock(), message)
+        body: dict[str, Any] = {col("audit"): prepend_audit(current.get(col("audit")), line, self._audit_max)}
+        if self._checkmark:
+            body[col("name")] = with_mark(str(current.get(col("name")) or ""), CROSS, True)
+        try:
+            self._dv.update(key_by_id(entity_set, crm_id), body)
+        except ApiError as exc:
+            log.warning("Could not mark %s %s as failed: HTTP %s %s", entity, crm_id, exc.status, exc.code)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ field building
+    def _col_opportunity(self, name: str) -> str:
+        return self._fields.column("opportunity", name)
+
+    def _col_lead(self, name: str) -> str:
+        return self._fields.column("lead", name)
+
+    def _deal_columns(self, record: str, deal: DealData) -> dict[str, Any]:
+        def col(name: str) -> str:
+            return self._fields.column(record, name)
+
+        help_value = DYNAMICS_HELP_NEEDED.get(deal.help_needed or "")
+        return {
+            col("name"): deal.name,
+            col("deal_value"): _money(deal.deal_value),
+            col("close_date"): deal.close_date.isoformat() if deal.close_date else None,
+            col("description"): deal.description,
+            col("sync"): True,
+            col("referral_id"): deal.referral_id,
+            col("referral_link"): deal.referral_link,
+            col("help_needed"): help_value,
+            col("visible"): deal.visible,
+            col("microsoft_crm_id"): deal.microsoft_crm_id,
+            col("referral_program"): deal.referral_program,
+        }
+
+    def _opportunity_fields(self, deal: DealData) -> dict[str, Any]:
+        return self._deal_columns("opportunity", deal)
+
+    def _lead_fields(self, plan: CrmPlan) -> dict[str, Any]:
+        col = self._col_lead
+        values = self._deal_columns("lead", _deal_of(plan))
+        account = plan.account or AccountData(name="")
+        primary = plan.contacts[0] if plan.contacts else ContactData(None, None, None)
+        values.update(
+            {
+                col("company"): account.name,
+                col("first_name"): primary.first_name,
+                col("last_name"): primary.last_name or account.name,
+                col("email"): primary.email,
+                col("phone"): primary.phone,
+                col("address_line1"): account.address_line1,
+                col("address_line2"): account.address_line2,
+                col("city"): account.city,
+                col("state"): account.state,
+                col("postal_code"): account.postal_code,
+                col("country"): account.country,
+            }
+        )
+        return values
+
+    # ------------------------------------------------------------------ lookups
+    def _currency_bind(self, iso_code: str | None) -> str | None:
+        if not iso_code:
+            return None
+        with self._currency_lock:
+            cached = self._currency_ids.get(iso_code)
+        if cached is None:
+            rows = list(
+                self._dv.query(
+                    CURRENCIES,
+                    select=["transactioncurrencyid", "isocurrencycode"],
+                    filter=f"isocurrencycode eq {odata_string(iso_code)}",
+                )
+            )
+            if not rows:
+                raise CrmRejected(f'Currency "{iso_code}" is not set up in Dynamics 365 (transactioncurrencies).')
+            cached = str(rows[0]["transactioncurrencyid"])
+            with self._currency_lock:
+                self._currency_ids[iso_code] = cached
+        return bind(CURRENCIES, cached)
+
+    def _ensure_account(self, account: AccountData) -> str:
+        """Find by normalised company name + postal code, else create (idempotently)."""
+        col = self._account_col
+        select = ["accountid", col("name"), col("postal_code")]
+        postal = normalise_postal_code(account.postal_code)
+        wanted = normalise_company(account.name)
+        exact = f"{col('name')} eq {odata_string(account.name)}"
+        if account.postal_code:
+            exact += f" and {col('postal_code')} eq {odata_string(account.postal_code)}"
+        for row in self._dv.query(ACCOUNTS, select=select, filter=exact):
+            return str(row["accountid"])
+        if account.postal_code:
+            # Same postal code, name equal once normalised ("Contoso, Inc." vs "CONTOSO INC").
+            candidates = self._dv.query(
+                ACCOUNTS, select=select, filter=f"{col('postal_code')} eq {odata_string(account.postal_code)}"
+            )
+            for row in candidates:
+                if normalise_company(row.get(col("name"))) == wanted and (
+                    normalise_postal_code(row.get(col("postal_code"))) == postal
+                ):
+                    return str(row["accountid"])
+        account_id = str(uuid.uuid5(_NAMESPACE, f"account|{wanted}|{postal}"))
+        body = {
+            col("name"): account.name,
+            col("address_line1"): account.address_line1,
+            col("address_line2"): account.address_line2,
+            col("city"): account.city,
+            col("state"): account.state,
+            col("postal_code"): account.postal_code,
+            col("country"): account.country,
+        }
+        self._dv.upsert(key_by_id(ACCOUNTS, account_id), _drop_none(body), select="accountid")
+        return account_id
+
+    def _account_col(self, name: str) -> str:
+        return self._fields.column("account", name)
+
+    def _ensure_contacts(self, contacts: tuple[ContactData, ...], account_id: str | None) -> list[str]:
+        """Match customer contacts by email, else create them under the account; ids in team order."""
+        col = self._fields.tables["contact"]
+        ids: list[str] = []
+        for contact in contacts:
+            if not contact.email:
+                continue  # without an email there is nothing safe to match on
+            rows = self._dv.query(
+                CONTACTS, select=["contactid"], filter=f"{col['email']} eq {odata_string(contact.email)}"
+            )
+            found = next(iter(rows), None)
+            if found:
+                ids.append(str(found["contactid"]))
+                continue
+            contact_id = str(uuid.uuid5(_NAMESPACE, f"contact|{contact.email}"))
+            body: dict[str, Any] = _drop_none(
+                {
+                    col["first_name"]: contact.first_name,
+                    col["last_name"]: contact.last_name or contact.email,
+                    col["email"]: contact.email,
+                    col["phone"]: contact.phone,
+                }
+            )
+            if account_id:
+                body["parentcustomerid_account@odata.bind"] = bind(ACCOUNTS, account_id)
+            self._dv.upsert(key_by_id(CONTACTS, contact_id), body, select="contactid")
+            ids.append(contact_id)
+        return ids
+
+    def _sync_solutions(self, opportunity_id: str, solutions: tuple[SolutionData, ...], *, existing: bool) -> int:
+        """One ``cosell_solution`` row per solution; rows for solutions no longer listed are removed."""
+        col = self._fields.tables["solution"]
+        entity_set, key = col["entity_set"], col["key"]
+        wanted = {s.id: s for s in solutions}
+        present: dict[str, str] = {}
+        if existing:
+            lookup = f"_{col['parent']}_value"
+            for row in self._dv.query(
+                entity_set,
+                select=[key, col["id"]],
+                filter=f"{lookup} eq {opportunity_id}",
+            ):
+                present[str(row.get(col["id"]))] = str(row[key])
+        writes = 0
+        for solution_id, solution in wanted.items():
+            if solution_id in present:
+                continue
+            row_id = str(uuid.uuid5(_NAMESPACE, f"solution|{opportunity_id}|{solution_id}"))
+            body = _drop_none(
+                {
+                    col["id"]: solution.id,
+                    col["name"]: solution.name or solution.id,
+                    col["type"]: solution.type,
+                    f"{col['parent']}@odata.bind": bind(OPPORTUNITIES, opportunity_id),
+                }
+            )
+            self._dv.upsert(key_by_id(entity_set, row_id), body, select=key)
+            writes += 1
+        for solution_id, row_id in present.items():
+            if solution_id not in wanted:
+                self._dv.delete(key_by_id(entity_set, row_id))
+                writes += 1
+        return writes
+
+
+_MISSING = object()
+
+
+def _deal_of(plan: CrmPlan) -> DealData:
+    if plan.deal is None:
+        raise ValueError(f"plan for referral {plan.referral_id} has no deal")
+    return plan.deal
+
+
+def _money(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}

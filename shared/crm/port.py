@@ -1,0 +1,36 @@
+"""The small CRM port the sync engine talks to; ``dynamics`` and ``salesforce`` implement it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.mapping.model import CrmPlan
+from shared.store.state import SyncState
+
+
+class CrmRejected(Exception):
+    """The CRM (or our pre-check) refused the data: it will not heal by retrying."""
+
+
+@dataclass
+class InboundResult:
+    entity: str  # "opportunity" | "lead"
+    crm_id: str
+    created: bool
+    crm_fields: dict[str, Any]
+    writes: int
+    lead_id: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+class CrmPort(Protocol):
+    kind: str
+
+    def apply_inbound(self, plan: CrmPlan, previous: SyncState | None, audit_message: str) -> InboundResult:
+        """Create or update the CRM record a referral maps to, writing only what changed."""
+        ...
+
+    def mark_failed(self, entity: str, crm_id: str, message: str) -> bool:
+        """Put ✖ on the record's name and the failure in its audit field; False if it cannot."""
+        ...

@@ -1,0 +1,207 @@
+"""One outbound HTTP policy for every remote: timeouts, bounded retries, readable errors, call counting.
+
+Retries follow what Partner Center, Dataverse and Salesforce document: 429 and 5xx are retried
+with exponential backoff, waiting what ``Retry-After`` asks for when the service says so; other
+4xx are final and surface the service's own error text. Each attempt is counted per service in a
+context-local counter, so a sync can report (and tests can assert) how many calls it made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import email.utils
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+log = logging.getLogger("cosell.http")
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_calls: contextvars.ContextVar[Counter[str] | None] = contextvars.ContextVar("cosell_api_calls", default=None)
+
+
+@contextlib.contextmanager
+def count_calls() -> Iterator[Counter[str]]:
+    """Count every HTTP attempt made inside the block, per service name."""
+    counter: Counter[str] = Counter()
+    token = _calls.set(counter)
+    try:
+        yield counter
+    finally:
+        _calls.reset(token)
+
+
+def _record_call(service: str) -> None:
+    counter = _calls.get()
+    if counter is not None:
+        counter[service] += 1
+
+
+class ApiError(Exception):
+    """A remote answered with an error. ``transient`` errors are worth retrying later."""
+
+    def __init__(self, service: str, method: str, path: str, status: int, code: str, message: str) -> None:
+        self.service = service
+        self.method = method
+        self.path = path
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(f"{service} {method} {path} -> {status} {code}: {message}".strip())
+
+    @property
+    def transient(self) -> bool:
+        return self.status in RETRYABLE_STATUSES
+
+
+class ApiUnavailable(Exception):
+    """The remote could not be reached or did not answer in time (after retries)."""
+
+    transient = True
+
+
+ErrorParser = Callable[[httpx.Response], tuple[str, str]]
+
+
+def default_error_parser(response: httpx.Response) -> tuple[str, str]:
+    """Partner Center and Dataverse both answer ``{"error": {"code", "message"}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:500]
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        return str(err.get("code", "")), str(err.get("message", ""))
+    if isinstance(body, dict) and "message" in body:
+        return str(body.get("statusCode", "")), str(body["message"])
+    return "", response.text[:500]
+
+
+class _RetryableResponse(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Parse ``Retry-After`` as seconds or an HTTP date (both forms are legal)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class ServiceClient:
+    """An httpx client bound to one remote service, with the retry policy applied to every call."""
+
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        *,
+        auth: Callable[[], str] | None = None,
+        timeout: float = 15.0,
+        max_attempts: int = 6,
+        max_backoff: float = 30.0,
+        headers: dict[str, str] | None = None,
+        error_parser: ErrorParser = default_error_parser,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.service = service
+        self._auth = auth
+        self._max_attempts = max_attempts
+        self._max_backoff = max_backoff
+        self._error_parser = error_parser
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            timeout=httpx.Timeout(timeout),
+            headers=headers or {},
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        retry_on_timeout: bool = True,
+        expected: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; raise :class:`ApiError` for error statuses not listed in ``expected``.
+
+        ``retry_on_timeout=False`` is for non-idempotent calls: a request whose answer was lost may
+        have been carried out, so only answers that prove it was not (429/503...) are retried.
+        """
+
+        def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, _RetryableResponse):
+                return True
+            if isinstance(exc, httpx.TimeoutException | httpx.RemoteProtocolError | httpx.ReadError):
+                return retry_on_timeout
+            return isinstance(exc, httpx.ConnectError)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(should_retry),
+            reraise=True,
+        )
+        try:
+            response = retrying(self._send_once, method, url, kwargs)
+        except _RetryableResponse as exc:
+            response = exc.response
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(f"{self.service} {method} {_path_of(url)} failed: {type(exc).__name__}") from exc
+        if response.status_code >= 400 and response.status_code not in expected:
+            code, message = self._error_parser(response)
+            raise ApiError(self.service, method, _path_of(url), response.status_code, code, message)
+        return response
+
+    def _send_once(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        kwargs = dict(kwargs)
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self._auth is not None:
+            headers["Authorization"] = f"Bearer {self._auth()}"
+        _record_call(self.service)
+        started = time.perf_counter()
+        response = self._client.request(method, url, headers=headers, **kwargs)
+        # Only method, path and status are logged: query strings can carry customer data.
+        log.debug(
+            "%s %s %s -> %s in %.0f ms",
+            self.service,
+            method,
+            _path_of(url),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        if response.status_code in RETRYABLE_STATUSES:
+            response.read()
+            raise _RetryableResponse(response)
+        return response
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _RetryableResponse):
+            hinted = retry_after_seconds(exc.response)
+            if hinted is not None:
+                return min(hinted, self._max_backoff)
+        return wait_random_exponential(multiplier=0.5, max=self._max_backoff)(state)
+
+
+def _path_of(url: str) -> str:
+    return httpx.URL(url).path or url.split("?", 1)[0]

@@ -1,0 +1,129 @@
+"""The field map, as data: neutral field name -> CRM column, per CRM and record type.
+
+Defaults are DESIGN.md's; DEAL_VALUE_FIELD, DEAL_CURRENCY_FIELD and ACCOUNT_COUNTRY_FIELD override
+the connector's three knobs, and CRM_FIELD_MAP (JSON, e.g. ``{"opportunity": {"microsoft_crm_id":
+"new_msxid"}}``) overrides any other column without touching code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+DYNAMICS_DEFAULTS: dict[str, dict[str, str]] = {
+    "opportunity": {
+        "name": "name",
+        "deal_value": "estimatedvalue",
+        "currency": "transactioncurrencyid",
+        "close_date": "estimatedclosedate",
+        "description": "description",
+        "sync": "cosell_syncwithpartnercenter",
+        "referral_id": "cosell_referralid",
+        "referral_link": "cosell_referrallink",
+        "help_needed": "cosell_helpneeded",
+        "visible": "cosell_visible",
+        "microsoft_crm_id": "cosell_microsoftcrmid",
+        "referral_program": "cosell_referralprogram",
+        "audit": "cosell_audit",
+    },
+    "lead": {
+        "name": "subject",
+        "deal_value": "estimatedamount",
+        "currency": "transactioncurrencyid",
+        "close_date": "estimatedclosedate",
+        "description": "description",
+        "company": "companyname",
+        "first_name": "firstname",
+        "last_name": "lastname",
+        "email": "emailaddress1",
+        "phone": "telephone1",
+        "address_line1": "address1_line1",
+        "address_line2": "address1_line2",
+        "city": "address1_city",
+        "state": "address1_stateorprovince",
+        "postal_code": "address1_postalcode",
+        "country": "address1_country",
+        "sync": "cosell_syncwithpartnercenter",
+        "referral_id": "cosell_referralid",
+        "referral_link": "cosell_referrallink",
+        "help_needed": "cosell_helpneeded",
+        "visible": "cosell_visible",
+        "microsoft_crm_id": "cosell_microsoftcrmid",
+        "referral_program": "cosell_referralprogram",
+        "audit": "cosell_audit",
+    },
+    "account": {
+        "name": "name",
+        "address_line1": "address1_line1",
+        "address_line2": "address1_line2",
+        "city": "address1_city",
+        "state": "address1_stateorprovince",
+        "postal_code": "address1_postalcode",
+        "country": "address1_country",
+    },
+    "contact": {
+        "first_name": "firstname",
+        "last_name": "lastname",
+        "email": "emailaddress1",
+        "phone": "telephone1",
+    },
+    "solution": {
+        "entity_set": "cosell_solutions",
+        "key": "cosell_solutionid",
+        "id": "cosell_solutionidentifier",
+        "name": "cosell_name",
+        "type": "cosell_solutiontype",
+        "parent": "cosell_opportunityid",
+    },
+}
+
+# cosell_helpneeded choice values (publisher option prefix 10000) for assistanceRequestCode.
+DYNAMICS_HELP_NEEDED: dict[str, int] = {
+    "GeneralOrOther": 100000000,
+    "CustomerTechnicalArchitecture": 100000001,
+    "ProofOfConceptOrDemo": 100000002,
+    "QuotesOrLicensing": 100000003,
+    "PostSalesCustomerSuccess": 100000004,
+    "WorkloadSpecificValueProposition": 100000005,
+}
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    tables: dict[str, dict[str, str]]
+
+    def column(self, record: str, field: str) -> str:
+        return self.tables[record][field]
+
+    def get(self, record: str, field: str) -> str | None:
+        return self.tables.get(record, {}).get(field)
+
+
+def dynamics_field_map(
+    *,
+    deal_value_field: str,
+    deal_currency_field: str,
+    account_country_field: str,
+    overrides_json: str | None = None,
+) -> FieldMap:
+    tables = {name: dict(columns) for name, columns in DYNAMICS_DEFAULTS.items()}
+    tables["opportunity"]["deal_value"] = deal_value_field
+    tables["opportunity"]["currency"] = deal_currency_field
+    tables["account"]["country"] = account_country_field
+    for record, columns in parse_overrides(overrides_json).items():
+        tables.setdefault(record, {}).update(columns)
+    return FieldMap(tables)
+
+
+def parse_overrides(raw: str | None) -> dict[str, dict[str, str]]:
+    if not raw or not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"CRM_FIELD_MAP is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict) and all(isinstance(c, str) for c in v.values()) for v in data.values()
+    ):
+        raise ValueError('CRM_FIELD_MAP must look like {"opportunity": {"field": "column"}}')
+    return data

@@ -1,0 +1,121 @@
+"""CRM-neutral records: what the sync means to write, before an adapter turns it into wire fields.
+
+Both directions and both CRMs share these, so the business rules (classification, status map,
+validation) live once in ``shared.mapping`` and the adapters only translate names and formats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+PlanKind = Literal["opportunity", "lead", "skip"]
+
+
+class DealState(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class AccountData:
+    name: str
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactData:
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class SolutionData:
+    id: str
+    name: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class DealData:
+    """The opportunity (or lead) fields, in neutral names the field maps translate."""
+
+    referral_id: str
+    name: str
+    title: str
+    deal_value: Decimal | None
+    currency: str | None
+    close_date: dt.date | None
+    description: str | None
+    state: DealState
+    # in_progress | won | lost | declined | expired: picks the CRM status reason
+    status_reason: str
+    help_needed: str | None
+    visible: bool
+    microsoft_crm_id: str | None
+    referral_program: str | None
+    referral_link: str
+
+
+@dataclass(frozen=True)
+class CrmPlan:
+    kind: PlanKind
+    referral_id: str
+    pc_status: str
+    reason: str = ""
+    deal: DealData | None = None
+    account: AccountData | None = None
+    contacts: tuple[ContactData, ...] = field(default_factory=tuple)
+    solutions: tuple[SolutionData, ...] = field(default_factory=tuple)
+
+    def part_hashes(self) -> dict[str, str]:
+        """One hash per part, so an adapter touches only the parts that changed."""
+        return {
+            "deal": stable_hash(self.deal),
+            "account": stable_hash(self.account),
+            "contacts": stable_hash(self.contacts),
+            "solutions": stable_hash(self.solutions),
+        }
+
+    def content_hash(self) -> str:
+        return stable_hash({"kind": self.kind, **self.part_hashes()})
+
+
+def stable_hash(value: Any) -> str:
+    """SHA-256 of a canonical JSON rendering; equal content gives an equal hash across runs."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    if hasattr(value, "__dataclass_fields__"):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)

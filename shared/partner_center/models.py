@@ -1,0 +1,206 @@
+"""Pydantic models of the Partner Center referral resource and webhook event.
+
+Parsing is tolerant on purpose: Microsoft's own samples mix ``substatus`` and ``Substatus``, send
+``dealValue`` as a number or a string, ``customerProfile.ids`` as ``{}`` or ``[]``, and new fields
+appear without notice. Keys match case-insensitively, unknown fields are kept (``extra="allow"``)
+and enums stay strings so a new value never breaks a sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+TERMINAL_SUBSTATUSES = frozenset({"won", "lost", "declined", "expired"})
+
+
+class PcModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_keys_case_insensitively(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known: dict[str, str] = {}
+        for name, field in cls.model_fields.items():
+            alias = field.alias or name
+            known[alias.lower()] = alias
+            known[name.lower()] = alias
+        return {(known.get(k.lower(), k) if isinstance(k, str) else k): v for k, v in data.items()}
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Address(PcModel):
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    region: str | None = None
+
+
+class ContactPreference(PcModel):
+    locale: str | None = None
+    disable_notifications: bool | None = None
+
+
+class Member(PcModel):
+    first_name: str | None = None
+    last_name: str | None = None
+    phone_number: str | None = None
+    email: str | None = None
+    contact_preference: ContactPreference | None = None
+
+
+class CustomerProfile(PcModel):
+    name: str | None = None
+    address: Address | None = None
+    size: str | None = None
+    team: list[Member] = Field(default_factory=list)
+    ids: Any = None
+
+    @field_validator("team", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return value or []
+
+
+class Consent(PcModel):
+    consent_to_to_share_info_with_others: bool | None = None
+    consent_to_contact: bool | None = None
+    consent_to_microsoft_to_contact_specific_partners: bool | None = None
+    consent_to_share_referral_with_microsoft_sellers: bool | None = None
+
+
+class InvitedBy(PcModel):
+    organization_id: str | None = None
+    organization_name: str | None = None
+
+
+class InviteContext(PcModel):
+    notes: str | None = None
+    invited_by: InvitedBy | None = None
+    assistance_request_code: str | None = None
+
+
+class SolutionTag(PcModel):
+    id: str | None = None
+    name: str | None = None
+    type: str | None = None
+
+
+class Tag(PcModel):
+    id: str | None = None
+
+
+class Requirements(PcModel):
+    industries: list[Tag] = Field(default_factory=list)
+    products: list[Tag] = Field(default_factory=list)
+    services: list[Tag] = Field(default_factory=list)
+    solutions: list[SolutionTag] = Field(default_factory=list)
+
+    @field_validator("industries", "products", "services", "solutions", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return value or []
+
+
+class Details(PcModel):
+    notes: str | None = None
+    deal_value: Decimal | None = None
+    currency: str | None = None
+    closing_date_time: dt.datetime | None = None
+    requirements: Requirements | None = None
+
+    @field_validator("deal_value", mode="before")
+    @classmethod
+    def _tolerant_decimal(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        try:
+            return Decimal(str(value))
+        except InvalidOperation as exc:
+            raise ValueError(f"dealValue {value!r} is not a number") from exc
+
+
+class Target(PcModel):
+    id: str | None = None
+    type: str | None = None
+
+
+class Referral(PcModel):
+    id: str
+    engagement_id: str | None = None
+    name: str | None = None
+    external_reference_id: str | None = None
+    created_date_time: dt.datetime | None = None
+    updated_date_time: dt.datetime | None = None
+    expiration_date_time: dt.datetime | None = None
+    status: str | None = None
+    substatus: str | None = None
+    status_reason: str | None = None
+    type: str | None = None
+    qualification: str | None = None
+    customer_profile: CustomerProfile = Field(default_factory=CustomerProfile)
+    consent: Consent = Field(default_factory=Consent)
+    details: Details = Field(default_factory=Details)
+    team: list[Member] = Field(default_factory=list)
+    invite_context: InviteContext | None = None
+    e_tag: str | None = None
+    organization_id: str | None = None
+    organization_name: str | None = None
+    direction: str | None = None
+    target: list[Target] = Field(default_factory=list)
+    referral_program: str | None = None
+    tracking_info: dict[str, Any] | None = None
+
+    @field_validator("team", "target", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return value or []
+
+    @field_validator("customer_profile", "consent", "details", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @property
+    def is_terminal(self) -> bool:
+        """Won, Lost, Declined and Expired referrals accept no further writes."""
+        return (self.substatus or "").lower() in TERMINAL_SUBSTATUSES
+
+    @property
+    def microsoft_crm_id(self) -> str | None:
+        info = self.tracking_info or {}
+        lowered = {k.lower(): v for k, v in info.items()}
+        value = lowered.get("microsoftmsxid")
+        return str(value) if value else None
+
+
+class WebhookEvent(PcModel):
+    """What Partner Center POSTs: a notification that carries a URI, never the referral itself."""
+
+    event_name: str
+    resource_uri: str | None = None
+    resource_name: str | None = None
+    audit_uri: str | None = None
+    resource_change_utc_date: dt.datetime | None = None
+
+    @property
+    def referral_id(self) -> str | None:
+        """The last path segment of ``ResourceUri``; the documented hosts differ, the id does not."""
+        if not self.resource_uri:
+            return None
+        path = self.resource_uri.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+        segment = path.rsplit("/", 1)[-1] if "/" in path else ""
+        if not segment or segment.startswith("{") or segment.lower() == "referrals":
+            return None
+        return segment

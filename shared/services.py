@@ -1,0 +1,183 @@
+"""Composition root: builds the clients and use cases from settings, once per process.
+
+Functions stay thin: they parse their input, ask for what they need here and respond. Everything
+is built lazily, so the webhook intake never constructs a CRM client, and cached, so access
+tokens, connection pools and the certificate cache survive across invocations.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shared.auth import ClientCredentialsToken, RefreshTokenGrant
+from shared.config import Settings, get_settings
+from shared.crm.dataverse_client import API_PATH, DataverseClient
+from shared.crm.dynamics import DynamicsCrm
+from shared.crm.port import CrmPort
+from shared.http import ServiceClient
+from shared.mapping.fields import dynamics_field_map
+from shared.mapping.inbound import InboundOptions
+from shared.partner_center.client import ReferralsClient
+from shared.partner_center.signature import WebhookVerifier
+from shared.partner_center.webhooks import WebhookRegistrationClient
+from shared.store.audit import AuditLog
+from shared.store.clients import AUDIT_TABLE, LEASE_TABLE, SYNC_STATE_TABLE, TOKEN_TABLE, table_client
+from shared.store.leases import LeaseStore
+from shared.store.state import StateStore
+from shared.store.tokens import TableRefreshTokenStore
+from shared.sync.inbound import InboundSync
+
+
+class ConfigurationError(RuntimeError):
+    """A setting the requested operation needs is missing."""
+
+
+def _require(settings: Settings, *names: str) -> None:
+    missing = [n for n in names if not getattr(settings, n)]
+    if missing:
+        env = [Settings.model_fields[n].validation_alias for n in missing]
+        raise ConfigurationError(f"Missing app settings: {', '.join(str(e) for e in env)}")
+
+
+def _http(settings: Settings, service: str, base_url: str, auth: object) -> ServiceClient:
+    return ServiceClient(
+        service,
+        base_url,
+        auth=auth,  # type: ignore[arg-type]
+        timeout=settings.http_timeout_seconds,
+        max_attempts=settings.http_max_attempts,
+        max_backoff=settings.http_max_backoff_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_verifier() -> WebhookVerifier:
+    settings = get_settings()
+    return WebhookVerifier(
+        allowed_url_prefixes=settings.webhook_cert_url_prefixes,
+        organization=settings.webhook_cert_organization,
+        ca_bundle=settings.webhook_ca_bundle,
+    )
+
+
+@lru_cache(maxsize=1)
+def _refresh_token_store() -> TableRefreshTokenStore:
+    settings = get_settings()
+    seed = settings.partner_center_refresh_token.get_secret_value() if settings.partner_center_refresh_token else None
+    return TableRefreshTokenStore(table_client(settings, TOKEN_TABLE), seed=seed)
+
+
+def _partner_center_token(scope: str) -> RefreshTokenGrant:
+    settings = get_settings()
+    _require(
+        settings,
+        "partner_center_tenant_id",
+        "partner_center_client_id",
+        "partner_center_client_secret",
+        "partner_center_refresh_token",
+    )
+    secret = settings.partner_center_client_secret
+    return RefreshTokenGrant(
+        settings.entra_authority_host,
+        str(settings.partner_center_tenant_id),
+        str(settings.partner_center_client_id),
+        secret.get_secret_value() if secret else "",
+        scope,
+        _refresh_token_store(),
+        timeout=settings.http_timeout_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def referrals_client() -> ReferralsClient:
+    settings = get_settings()
+    token = _partner_center_token(settings.partner_center_scope)
+    return ReferralsClient(_http(settings, "partner-center", settings.partner_center_api_url, token))
+
+
+@lru_cache(maxsize=1)
+def webhook_registration_client() -> WebhookRegistrationClient:
+    settings = get_settings()
+    token = _partner_center_token(settings.partner_center_webhook_scope)
+    return WebhookRegistrationClient(
+        _http(settings, "partner-center-webhooks", settings.partner_center_webhook_api_url, token)
+    )
+
+
+@lru_cache(maxsize=1)
+def crm() -> CrmPort:
+    settings = get_settings()
+    if settings.crm_kind != "dynamics":
+        raise ConfigurationError(f"CRM_KIND={settings.crm_kind} is not supported by this build yet")
+    _require(settings, "dataverse_url", "dataverse_tenant_id", "dataverse_client_id", "dataverse_client_secret")
+    org = str(settings.dataverse_url).rstrip("/")
+    secret = settings.dataverse_client_secret
+    token = ClientCredentialsToken(
+        settings.entra_authority_host,
+        str(settings.dataverse_tenant_id),
+        str(settings.dataverse_client_id),
+        secret.get_secret_value() if secret else "",
+        f"{org}/.default",
+        timeout=settings.http_timeout_seconds,
+    )
+    fields = dynamics_field_map(
+        deal_value_field=settings.deal_value_field,
+        deal_currency_field=settings.deal_currency_field,
+        account_country_field=settings.account_country_field,
+        overrides_json=settings.crm_field_map,
+    )
+    client = DataverseClient(_http(settings, "dataverse", f"{org}/{API_PATH}", token))
+    return DynamicsCrm(
+        client, fields, display_checkmark=settings.display_checkmark, audit_max_chars=settings.audit_max_chars
+    )
+
+
+@lru_cache(maxsize=1)
+def state_store() -> StateStore:
+    return StateStore(table_client(get_settings(), SYNC_STATE_TABLE))
+
+
+@lru_cache(maxsize=1)
+def audit_log() -> AuditLog:
+    return AuditLog(table_client(get_settings(), AUDIT_TABLE))
+
+
+@lru_cache(maxsize=1)
+def lease_store() -> LeaseStore:
+    return LeaseStore(table_client(get_settings(), LEASE_TABLE))
+
+
+@lru_cache(maxsize=1)
+def inbound_sync() -> InboundSync:
+    settings = get_settings()
+    return InboundSync(
+        referrals=referrals_client(),
+        crm=crm(),
+        state=state_store(),
+        audit=audit_log(),
+        leases=lease_store(),
+        options=InboundOptions(
+            display_checkmark=settings.display_checkmark,
+            sync_cosell_only=settings.sync_cosell_only,
+            referral_link_template=settings.referral_link_template,
+        ),
+        lease_seconds=settings.lease_seconds,
+        lease_wait=settings.lease_wait_seconds,
+    )
+
+
+def reset() -> None:
+    """Forget everything built (tests change settings between cases)."""
+    get_settings.cache_clear()
+    for factory in (
+        webhook_verifier,
+        _refresh_token_store,
+        referrals_client,
+        webhook_registration_client,
+        crm,
+        state_store,
+        audit_log,
+        lease_store,
+        inbound_sync,
+    ):
+        factory.cache_clear()

@@ -1,0 +1,79 @@
+"""Leases with an expiry in Table Storage, so one referral (or one poll) is worked on by one caller at a time.
+
+Acquire = insert the lease row; if it exists and has expired, take it over with an ETag-conditional
+update, so of two callers racing for an expired lease exactly one wins. A crashed holder's lease
+simply expires. Release deletes the row only if it is still ours (ETag match).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterator
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+LEASE_PARTITION = "lease"
+
+
+class LeaseUnavailable(Exception):
+    """Someone else holds the lease; the caller should try again later."""
+
+
+class LeaseStore:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def try_acquire(self, name: str, seconds: int) -> str | None:
+        """Return the lease's ETag if acquired, else None."""
+        now = dt.datetime.now(dt.UTC)
+        entity = {
+            "PartitionKey": LEASE_PARTITION,
+            "RowKey": name,
+            "owner": uuid.uuid4().hex,
+            "expires_at": (now + dt.timedelta(seconds=seconds)).isoformat(),
+        }
+        try:
+            return str(self._table.create_entity(entity)["etag"])
+        except ResourceExistsError:
+            pass
+        try:
+            current = self._table.get_entity(LEASE_PARTITION, name)
+        except ResourceNotFoundError:
+            return None  # released meanwhile; the caller's next try will insert
+        if dt.datetime.fromisoformat(current["expires_at"]) > now:
+            return None
+        try:
+            result = self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return str(result["etag"])
+
+    def release(self, name: str, etag: str) -> None:
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            self._table.delete_entity(LEASE_PARTITION, name, etag=etag, match_condition=MatchConditions.IfNotModified)
+
+    @contextlib.contextmanager
+    def hold(self, name: str, *, seconds: int, wait: float = 0.0, poll: float = 0.25) -> Iterator[None]:
+        """Hold the lease for the block, waiting up to ``wait`` seconds for it; else LeaseUnavailable."""
+        deadline = time.monotonic() + wait
+        while True:
+            etag = self.try_acquire(name, seconds)
+            if etag:
+                break
+            if time.monotonic() >= deadline:
+                raise LeaseUnavailable(f"lease {name!r} is held by another worker")
+            time.sleep(poll)
+        try:
+            yield
+        finally:
+            self.release(name, etag)

@@ -1,0 +1,230 @@
+"""Partner Center → CRM: fetch a referral, decide, write the CRM, record state and audit.
+
+Webhook delivery is at-least-once and unordered, so every run is idempotent: a per-referral lease
+serialises concurrent messages, a referral older than the last synced version is skipped, and a
+referral whose mapped content is unchanged costs no CRM call at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.auth import AuthError
+from shared.crm.port import CrmPort, CrmRejected, InboundResult
+from shared.http import ApiError, ApiUnavailable, count_calls
+from shared.mapping.inbound import InboundOptions, plan_for
+from shared.mapping.model import CrmPlan
+from shared.partner_center.client import ReferralsClient
+from shared.partner_center.models import Referral
+from shared.store.audit import AuditEntry, AuditLog
+from shared.store.leases import LeaseStore
+from shared.store.state import StateStore, SyncState
+
+log = logging.getLogger("cosell.sync.inbound")
+
+DIRECTION = "pc-to-crm"
+_RETRYABLE_4XX = frozenset({408, 409, 412, 423, 429})
+
+
+class PermanentSyncError(Exception):
+    """A failure that retrying will not fix; the host's retries then move the message to poison."""
+
+
+@dataclass
+class SyncOutcome:
+    referral_id: str
+    outcome: str
+    message: str
+    crm_entity: str = ""
+    crm_id: str = ""
+    writes: int = 0
+    api_calls: dict[str, int] = field(default_factory=dict)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    if isinstance(exc, CrmRejected):
+        return True
+    if isinstance(exc, ApiError):
+        return 400 <= exc.status < 500 and exc.status not in _RETRYABLE_4XX
+    return False
+
+
+def readable(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        detail = exc.message or exc.code or "no details"
+        return f"{exc.service} answered HTTP {exc.status} to {exc.method} {exc.path}: {detail}"
+    return str(exc)
+
+
+class InboundSync:
+    def __init__(
+        self,
+        *,
+        referrals: ReferralsClient,
+        crm: CrmPort,
+        state: StateStore,
+        audit: AuditLog,
+        leases: LeaseStore,
+        options: InboundOptions,
+        lease_seconds: int = 60,
+        lease_wait: float = 20.0,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._referrals = referrals
+        self._crm = crm
+        self._state = state
+        self._audit = audit
+        self._leases = leases
+        self._options = options
+        self._lease_seconds = lease_seconds
+        self._lease_wait = lease_wait
+        self._clock = clock
+
+    def sync(self, referral_id: str, *, source: str = "webhook") -> SyncOutcome:
+        with count_calls() as calls:
+            try:
+                with self._leases.hold(f"referral_{referral_id}", seconds=self._lease_seconds, wait=self._lease_wait):
+                    outcome = self._sync_held(referral_id, source, calls)
+            except PermanentSyncError:
+                raise
+            except (ApiError, ApiUnavailable, AuthError) as exc:
+                self._record(referral_id, "", "retry", f"Transient failure, will retry: {readable(exc)}", calls, source)
+                raise
+        log.info(
+            "referral %s: %s (%s) crm=%s writes=%d calls=%d",
+            referral_id,
+            outcome.outcome,
+            source,
+            outcome.crm_id or "-",
+            outcome.writes,
+            sum(outcome.api_calls.values()),
+        )
+        return outcome
+
+    def _sync_held(self, referral_id: str, source: str, calls: dict[str, int]) -> SyncOutcome:
+        previous = self._state.get(referral_id)
+        try:
+            referral = self._referrals.get(referral_id)
+        except ApiError as exc:
+            if is_permanent(exc):
+                self._fail(previous, referral_id, f"Could not read the referral: {readable(exc)}", calls, source)
+            raise
+        stale = self._stale_reason(referral, previous)
+        if stale:
+            return self._record(referral_id, previous.crm_id if previous else "", "skipped", stale, calls, source)
+
+        plan = plan_for(referral, self._options)
+        if plan.kind == "skip":
+            return self._record(referral_id, "", "skipped", f"Not synced: {plan.reason}.", calls, source)
+
+        content_hash = plan.content_hash()
+        if previous and previous.crm_id and previous.pc_hash == content_hash and not previous.last_error:
+            previous.pc_updated = _iso(referral.updated_date_time) or previous.pc_updated
+            previous.last_outcome = "unchanged"
+            self._state.save(previous)
+            return self._record(
+                referral_id, previous.crm_id, "unchanged", "No mapped field changed; nothing written.", calls, source,
+                entity=previous.crm_entity,
+            )  # fmt: skip
+
+        try:
+            result = self._crm.apply_inbound(plan, previous, _crm_audit_message(plan))
+        except Exception as exc:
+            if is_permanent(exc):
+                self._fail(previous, referral_id, f"Sync from Partner Center failed: {readable(exc)}", calls, source)
+            raise
+
+        self._state.save(self._next_state(previous, referral, plan, content_hash, result))
+        outcome = "created" if result.created else "updated"
+        what = f"{outcome} {result.entity} from referral ({plan.pc_status})"
+        if result.notes:
+            what += "; " + "; ".join(result.notes)
+        return self._record(referral_id, result.crm_id, outcome, what, calls, source, entity=result.entity,
+                            writes=result.writes)  # fmt: skip
+
+    def _stale_reason(self, referral: Referral, previous: SyncState | None) -> str:
+        if not previous or not previous.pc_updated_at or not referral.updated_date_time:
+            return ""
+        if referral.updated_date_time < previous.pc_updated_at:
+            return (
+                f"Skipped an out-of-order event: referral version {_iso(referral.updated_date_time)} "
+                f"is older than the synced {previous.pc_updated}."
+            )
+        return ""
+
+    def _next_state(
+        self, previous: SyncState | None, referral: Referral, plan: CrmPlan, content_hash: str, result: InboundResult
+    ) -> SyncState:
+        state = previous or SyncState(referral_id=referral.id)
+        state.crm_kind = self._crm.kind
+        state.crm_entity = result.entity
+        state.crm_id = result.crm_id
+        if result.lead_id:
+            state.lead_id = result.lead_id
+        state.pc_updated = _iso(referral.updated_date_time) or state.pc_updated
+        state.pc_hash = content_hash
+        state.part_hashes = plan.part_hashes()
+        state.crm_fields = result.crm_fields
+        state.last_outcome = "created" if result.created else "updated"
+        state.last_error = ""
+        state.last_synced_at = self._clock().isoformat()
+        return state
+
+    def _fail(
+        self, previous: SyncState | None, referral_id: str, reason: str, calls: dict[str, int], source: str
+    ) -> None:
+        """Write ✖ and the reason on the CRM record (once per distinct reason), audit, then give up."""
+        if previous and previous.crm_id and previous.last_error != reason:
+            try:
+                self._crm.mark_failed(previous.crm_entity, previous.crm_id, reason)
+            except (ApiError, ApiUnavailable, AuthError) as exc:
+                log.warning("referral %s: could not mark the CRM record as failed: %s", referral_id, type(exc).__name__)
+        state = previous or SyncState(referral_id=referral_id)
+        state.last_error = reason
+        state.last_outcome = "failed"
+        self._state.save(state)
+        self._record(referral_id, state.crm_id, "failed", reason, calls, source, entity=state.crm_entity)
+        log.error("referral %s: %s", referral_id, reason)
+        raise PermanentSyncError(reason)
+
+    def _record(
+        self,
+        referral_id: str,
+        crm_id: str,
+        outcome: str,
+        message: str,
+        calls: dict[str, int],
+        source: str,
+        *,
+        entity: str = "",
+        writes: int = 0,
+    ) -> SyncOutcome:
+        snapshot = dict(calls)
+        self._audit.append(
+            AuditEntry(
+                direction=DIRECTION,
+                referral_id=referral_id,
+                crm_id=crm_id,
+                outcome=outcome,
+                message=message,
+                api_calls=sum(snapshot.values()),
+                api_calls_by_service=snapshot,
+                source=source,
+            ),
+            now=self._clock(),
+        )
+        return SyncOutcome(referral_id, outcome, message, entity, crm_id, writes, snapshot)
+
+
+def _crm_audit_message(plan: CrmPlan) -> str:
+    status = plan.pc_status
+    if plan.deal and plan.deal.status_reason in ("lost", "declined", "expired") and plan.reason:
+        status = f"{status}: {plan.reason}"
+    return f"Partner Center referral to CRM sync success ({status})."
+
+
+def _iso(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).isoformat() if value else ""
