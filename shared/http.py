@@ -116,8 +116,10 @@ class ServiceClient:
         headers: dict[str, str] | None = None,
         error_parser: ErrorParser = default_error_parser,
         transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.service = service
+        self._sleep = sleep
         self._auth = auth
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff
@@ -159,6 +161,7 @@ class ServiceClient:
             stop=stop_after_attempt(self._max_attempts),
             wait=self._wait,
             retry=retry_if_exception(should_retry),
+            sleep=self._sleep,
             reraise=True,
         )
         try:

@@ -61,7 +61,7 @@ def normalise_company(name: str | None) -> str:
         return ""
     text = unicodedata.normalize("NFKD", name)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    text = text.replace("&", " and ")
+    text = text.replace("&", " and ").replace(".", "")
     words = re.findall(r"[0-9a-z]+", text)
     while words and words[-1] in _LEGAL_FORMS:
         words.pop()

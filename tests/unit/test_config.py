@@ -1,0 +1,67 @@
+"""Settings parsing: names, defaults per CRM, lists, secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import Settings
+from shared.mapping.fields import dynamics_field_map
+
+
+def test_defaults_follow_design_md(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CRM_KIND", "WEBHOOK_CERT_URL_PREFIXES", "DEAL_VALUE_FIELD"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.crm_kind == "dynamics"
+    assert settings.partner_center_api_url == "https://api.partner.microsoft.com/v1.0/engagements"
+    assert settings.webhook_cert_url_prefixes == ["https://3psostorageacct.blob.core.windows.net/cert/"]
+    assert (settings.deal_value_field, settings.deal_currency_field, settings.account_country_field) == (
+        "estimatedvalue", "transactioncurrencyid", "address1_country",
+    )  # fmt: skip
+    assert (settings.crm_poll_schedule, settings.reconcile_schedule) == ("0 */1 * * * *", "0 */15 * * * *")
+
+
+def test_salesforce_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_KIND", "salesforce")
+    monkeypatch.setenv("DEAL_VALUE_FIELD", "Expected_Revenue__c")
+    settings = Settings()
+    assert (settings.deal_value_field, settings.deal_currency_field, settings.account_country_field) == (
+        "Expected_Revenue__c", "CurrencyIsoCode", "BillingCountryCode",
+    )  # fmt: skip
+
+
+def test_comma_separated_prefixes_and_booleans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_CERT_URL_PREFIXES", "https://a.example/cert/, http://127.0.0.1:9/cert/ ,")
+    monkeypatch.setenv("DISPLAY_CHECKMARK", "false")
+    monkeypatch.setenv("SYNC_COSELL_ONLY", "true")
+    settings = Settings()
+    assert settings.webhook_cert_url_prefixes == ["https://a.example/cert/", "http://127.0.0.1:9/cert/"]
+    assert settings.display_checkmark is False
+    assert settings.sync_cosell_only is True
+
+
+def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARTNER_CENTER_CLIENT_SECRET", "very-secret-value")
+    monkeypatch.setenv("PARTNER_CENTER_REFRESH_TOKEN", "refresh-secret-value")
+    settings = Settings()
+    assert "very-secret-value" not in repr(settings)
+    assert "refresh-secret-value" not in str(settings)
+
+
+def test_bad_values_are_refused_with_the_setting_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_KIND", "hubspot")
+    with pytest.raises(ValueError, match="CRM_KIND"):
+        Settings()
+
+
+def test_field_map_overrides() -> None:
+    fields = dynamics_field_map(
+        deal_value_field="new_value", deal_currency_field="transactioncurrencyid", account_country_field="new_iso2",
+        overrides_json='{"opportunity": {"microsoft_crm_id": "new_msxid"}}',
+    )  # fmt: skip
+    assert fields.column("opportunity", "deal_value") == "new_value"
+    assert fields.column("opportunity", "microsoft_crm_id") == "new_msxid"
+    assert fields.column("account", "country") == "new_iso2"
+    with pytest.raises(ValueError, match="CRM_FIELD_MAP"):
+        dynamics_field_map(deal_value_field="a", deal_currency_field="b", account_country_field="c",
+                           overrides_json='["not", "a", "map"]')  # fmt: skip

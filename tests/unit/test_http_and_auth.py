@@ -1,0 +1,153 @@
+"""The outbound HTTP policy (retries, Retry-After, errors, call counting) and token providers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+
+from shared.auth import AuthError, ClientCredentialsToken, MemoryRefreshTokenStore, RefreshTokenGrant
+from shared.http import ApiError, ApiUnavailable, ServiceClient, count_calls
+
+BASE = "https://api.example.test/v1.0/engagements"
+
+
+def client(sleeps: list[float], **kwargs) -> ServiceClient:
+    return ServiceClient("partner-center", BASE, sleep=sleeps.append, max_attempts=4, max_backoff=30, **kwargs)
+
+
+@respx.mock
+def test_429_waits_what_retry_after_says_then_succeeds() -> None:
+    route = respx.get(f"{BASE}/referrals/1").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}, json={"statusCode": 429, "message": "slow down"}),
+            httpx.Response(503, headers={"Retry-After": "2"}),
+            httpx.Response(200, json={"id": "1"}),
+        ]
+    )
+    sleeps: list[float] = []
+    with count_calls() as calls:
+        response = client(sleeps).request("GET", "referrals/1")
+    assert response.json() == {"id": "1"}
+    assert sleeps == [7.0, 2.0]
+    assert route.call_count == 3
+    assert calls == {"partner-center": 3}
+
+
+@respx.mock
+def test_retry_after_is_capped_and_backoff_used_without_it() -> None:
+    respx.get(f"{BASE}/x").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "3600"}), httpx.Response(500), httpx.Response(200)]
+    )
+    sleeps: list[float] = []
+    client(sleeps).request("GET", "x")
+    assert sleeps[0] == 30  # capped at max_backoff
+    assert 0 <= sleeps[1] <= 30
+
+
+@respx.mock
+def test_persistent_5xx_gives_up_after_max_attempts_with_the_service_error() -> None:
+    route = respx.get(f"{BASE}/x").mock(
+        return_value=httpx.Response(503, json={"error": {"code": "serviceNotAvailable", "message": "down"}})
+    )
+    with pytest.raises(ApiError) as info:
+        client([]).request("GET", "x")
+    assert route.call_count == 4
+    assert (info.value.status, info.value.code, info.value.message, info.value.transient) == (
+        503, "serviceNotAvailable", "down", True,
+    )  # fmt: skip
+
+
+@respx.mock
+def test_4xx_is_not_retried_and_surfaces_the_error_body() -> None:
+    route = respx.patch(f"{BASE}/referrals/1").mock(
+        return_value=httpx.Response(
+            400,
+            json={"error": {"code": "invalidRequest", "message": "Closed referrals cannot change", "target": "x"}},
+        )
+    )
+    with pytest.raises(ApiError) as info:
+        client([]).request("PATCH", "referrals/1", json=[])
+    assert route.call_count == 1
+    assert "invalidRequest: Closed referrals cannot change" in str(info.value)
+    assert not info.value.transient
+
+
+@respx.mock
+def test_non_idempotent_call_is_not_retried_after_a_timeout() -> None:
+    route = respx.post(f"{BASE}/referrals").mock(side_effect=httpx.ReadTimeout("lost"))
+    with pytest.raises(ApiUnavailable):
+        client([]).request("POST", "referrals", json={}, retry_on_timeout=False)
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_idempotent_call_is_retried_after_a_timeout() -> None:
+    route = respx.get(f"{BASE}/x").mock(side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, json={})])
+    client([]).request("GET", "x")
+    assert route.call_count == 2
+
+
+@respx.mock
+def test_bearer_token_is_sent_and_fetched_per_attempt() -> None:
+    route = respx.get(f"{BASE}/x").mock(return_value=httpx.Response(200, json={}))
+    client([], auth=lambda: "tok-123").request("GET", "x")
+    assert route.calls.last.request.headers["Authorization"] == "Bearer tok-123"
+
+
+AUTHORITY = "https://login.example.test"
+TOKEN_URL = f"{AUTHORITY}/tenant-1/oauth2/v2.0/token"
+
+
+@respx.mock
+def test_client_credentials_token_is_cached_until_expiry() -> None:
+    route = respx.post(TOKEN_URL).mock(
+        return_value=httpx.Response(200, json={"access_token": "at-1", "expires_in": 3599, "token_type": "Bearer"})
+    )
+    provider = ClientCredentialsToken(AUTHORITY, "tenant-1", "app", "s3cret", "https://org.example/.default")
+    assert provider() == provider() == "at-1"
+    assert route.call_count == 1
+    form = dict(httpx.QueryParams(route.calls.last.request.content.decode()))
+    assert form == {"grant_type": "client_credentials", "client_id": "app", "client_secret": "s3cret",
+                    "scope": "https://org.example/.default"}  # fmt: skip
+
+
+@respx.mock
+def test_refresh_token_rotation_is_kept_for_the_next_redemption() -> None:
+    route = respx.post(TOKEN_URL).mock(
+        side_effect=[
+            httpx.Response(200, json={"access_token": "at-1", "expires_in": 0, "refresh_token": "rt-2"}),
+            httpx.Response(200, json={"access_token": "at-2", "expires_in": 3599, "refresh_token": "rt-3"}),
+        ]
+    )
+    store = MemoryRefreshTokenStore("rt-1")
+    scope = "https://api.partner.microsoft.com/.default"
+    grant = RefreshTokenGrant(AUTHORITY, "tenant-1", "app", "s3cret", scope, store)
+    assert grant() == "at-1"
+    assert grant() == "at-2"  # expires_in 0: redeemed again, with the rotated token
+    sent = [dict(httpx.QueryParams(c.request.content.decode()))["refresh_token"] for c in route.calls]
+    assert sent == ["rt-1", "rt-2"]
+    assert store.load() == "rt-3"
+
+
+@respx.mock
+def test_refused_grant_raises_a_readable_error_without_secrets() -> None:
+    respx.post(TOKEN_URL).mock(
+        return_value=httpx.Response(
+            400,
+            json={"error": "invalid_grant", "error_description": "AADSTS70000: The grant is expired.\r\nTrace ID: x"},
+        )
+    )
+    grant = RefreshTokenGrant(AUTHORITY, "tenant-1", "app", "s3cret", "scope", MemoryRefreshTokenStore("rt-secret"))
+    with pytest.raises(AuthError) as info:
+        grant()
+    expected = "Entra ID refused the refresh token grant: invalid_grant AADSTS70000: The grant is expired."
+    assert str(info.value) == expected
+    assert "rt-secret" not in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+def test_missing_refresh_token_is_a_configuration_error() -> None:
+    grant = RefreshTokenGrant(AUTHORITY, "t", "app", "s", "scope", MemoryRefreshTokenStore(None))
+    with pytest.raises(AuthError, match="PARTNER_CENTER_REFRESH_TOKEN"):
+        grant()
