@@ -68,6 +68,8 @@ class EntraSimulator(Simulator):
         # None accepts any tenant segment (ids, domains, "common", "organizations").
         self.tenants = tenants
         self.tokens_issued = 0
+        # Every access and refresh token ever handed out (spent ones too): tests scan logs for them.
+        self.issued: list[str] = []
         self._clients: dict[str, str] = {}
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
@@ -203,6 +205,7 @@ class EntraSimulator(Simulator):
         with self._lock:
             token = _opaque("eyJ0eXAiOiJKV1Qi")
             self._access[token] = _AccessToken(client_id, audience, time.time() + self.token_lifetime)
+            self.issued.append(token)
             self.tokens_issued += 1
             body: dict[str, Any] = {
                 "token_type": "Bearer",
@@ -218,6 +221,7 @@ class EntraSimulator(Simulator):
     def _new_refresh_token(self, client_id: str) -> str:
         token = _opaque("0.AXkA")
         self._refresh[token] = _RefreshToken(client_id)
+        self.issued.append(token)
         return token
 
     def _openid_configuration(self, request: Request, tenant: str) -> Response:
