@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CrmKind = Literal["dynamics", "salesforce"]
@@ -31,7 +31,9 @@ _CRM_DEFAULTS: dict[str, dict[str, str]] = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     # --- storage (queues + tables); a connection string locally, identity-based in Azure ---
     storage_connection: str | None = Field(None, validation_alias="AzureWebJobsStorage")
@@ -105,7 +107,7 @@ class Settings(BaseSettings):
     http_max_backoff_seconds: float = Field(30.0, gt=0, validation_alias="HTTP_MAX_BACKOFF_SECONDS")
 
     # --- concurrency control ---
-    lease_seconds: int = Field(60, ge=5, validation_alias=AliasChoices("LEASE_SECONDS"))
+    lease_seconds: int = Field(60, ge=5, validation_alias="LEASE_SECONDS")
     lease_wait_seconds: float = Field(20.0, ge=0, validation_alias="LEASE_WAIT_SECONDS")
 
     @field_validator("webhook_cert_url_prefixes", mode="before")

@@ -65,3 +65,33 @@ def test_field_map_overrides() -> None:
     with pytest.raises(ValueError, match="CRM_FIELD_MAP"):
         dynamics_field_map(deal_value_field="a", deal_currency_field="b", account_country_field="c",
                            overrides_json='["not", "a", "map"]')  # fmt: skip
+
+
+# Set by the platform in Azure (identity-based storage), never in local.settings.json.
+AZURE_ONLY = {
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__clientId",
+}
+
+
+def setting_names() -> set[str]:
+    return {str(field.validation_alias) for field in Settings.model_fields.values()}
+
+
+def test_every_setting_is_in_local_settings_example_and_nothing_else() -> None:
+    import json
+    from pathlib import Path
+
+    example = json.loads((Path(__file__).resolve().parents[2] / "local.settings.example.json").read_text())["Values"]
+    assert setting_names() - AZURE_ONLY - set(example) == set()
+    assert set(example) - setting_names() - {"FUNCTIONS_WORKER_RUNTIME"} == set()
+
+
+def test_empty_values_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEAL_VALUE_FIELD", "")
+    monkeypatch.setenv("AUDIT_MAX_CHARS", "")
+    settings = Settings()
+    assert settings.deal_value_field == "estimatedvalue"
+    assert settings.audit_max_chars == 4000

@@ -1,0 +1,45 @@
+# The two commands a new user needs are `make run` and `make test`; each installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+
+.PHONY: help deps run demo test lint bench clean
+
+help:
+	@echo "make run    local host + Azurite + simulated Partner Center and Dynamics 365 on http://127.0.0.1:7071"
+	@echo "make demo   scripted scenario in both directions; exits 0 only if everything converged"
+	@echo "make test   the whole test suite (unit, integration, end to end)"
+	@echo "make lint   ruff"
+	@echo "make bench  benchmarks (bench/)"
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(STAMP_PY) $(STAMP_NODE)
+
+run: deps
+	$(PY) -m sandbox.run
+
+demo: deps
+	$(PY) -m sandbox.demo
+
+lint: $(STAMP_PY)
+	$(PY) -m ruff check .
+
+test: deps lint
+	$(PY) -m pytest
+
+bench: deps
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .sandbox
