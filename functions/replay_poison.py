@@ -36,8 +36,9 @@ def replay_poison(req: func.HttpRequest) -> func.HttpResponse:
     if not _exists(poison):
         return json_response({"replayed": 0, "referralIds": [], "unreadable": 0})
     while len(replayed) + unreadable < limit:
-        batch = list(poison.receive_messages(max_messages=min(32, limit - len(replayed) - unreadable),
-                                             visibility_timeout=60))  # fmt: skip
+        batch = list(
+            poison.receive_messages(max_messages=min(32, limit - len(replayed) - unreadable), visibility_timeout=60)
+        )
         if not batch:
             break
         for item in batch:

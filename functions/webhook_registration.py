@@ -47,12 +47,13 @@ def webhook_registration(req: func.HttpRequest) -> func.HttpResponse:
             current = client.get()
             return json_response(
                 {
-                    "registration": None if current is None else {**current.to_wire(),
-                                                                  "WebhookUrl": redact_url(current.webhook_url)},
+                    "registration": None
+                    if current is None
+                    else {**current.to_wire(), "WebhookUrl": redact_url(current.webhook_url)},
                     "expectedUrl": redact_url(url),
                     "registeredHere": current is not None and current.webhook_url.split("?")[0] == url.split("?")[0],
                 }
-            )  # fmt: skip
+            )
         result = ensure_registration(
             client, url, overwrite=overwrite, signature_in_ms_header=bool(body.get("signatureInMsHeader", True))
         )

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -24,24 +25,41 @@ log = logging.getLogger("cosell.http")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-_calls: contextvars.ContextVar[Counter[str] | None] = contextvars.ContextVar("cosell_api_calls", default=None)
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class CallStats:
+    """HTTP attempts made inside a :func:`count_calls` block, per service; writes are the non-GETs."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    writes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+_stats: contextvars.ContextVar[CallStats | None] = contextvars.ContextVar("cosell_api_calls", default=None)
 
 
 @contextlib.contextmanager
-def count_calls() -> Iterator[Counter[str]]:
-    """Count every HTTP attempt made inside the block, per service name."""
-    counter: Counter[str] = Counter()
-    token = _calls.set(counter)
+def count_calls() -> Iterator[CallStats]:
+    """Count every HTTP attempt made inside the block (retries included), per service name."""
+    stats = CallStats()
+    token = _stats.set(stats)
     try:
-        yield counter
+        yield stats
     finally:
-        _calls.reset(token)
+        _stats.reset(token)
 
 
-def _record_call(service: str) -> None:
-    counter = _calls.get()
-    if counter is not None:
-        counter[service] += 1
+def _record_call(service: str, method: str) -> None:
+    stats = _stats.get()
+    if stats is not None:
+        stats.calls[service] += 1
+        if method.upper() not in _READ_METHODS:
+            stats.writes[service] += 1
 
 
 class ApiError(Exception):
@@ -180,7 +198,7 @@ class ServiceClient:
         headers = dict(kwargs.pop("headers", None) or {})
         if self._auth is not None:
             headers["Authorization"] = f"Bearer {self._auth()}"
-        _record_call(self.service)
+        _record_call(self.service, method)
         started = time.perf_counter()
         response = self._client.request(method, url, headers=headers, **kwargs)
         # Only method, path and status are logged: query strings can carry customer data.

@@ -7,7 +7,9 @@ tokens, connection pools and the certificate cache survive across invocations.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from shared.auth import ClientCredentialsToken, RefreshTokenGrant
 from shared.config import Settings, get_settings
@@ -26,6 +28,32 @@ from shared.store.leases import LeaseStore
 from shared.store.state import StateStore
 from shared.store.tokens import TableRefreshTokenStore
 from shared.sync.inbound import InboundSync
+
+T = TypeVar("T")
+
+
+class Once(Generic[T]):
+    """Build on first use, once per process even when several invocations start together.
+
+    (``functools.lru_cache`` alone lets concurrent first callers each build their own client,
+    which here meant several refresh-token redemptions at once.)
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._lock = threading.RLock()
+        self._value: T | None = None
+        self.__doc__ = factory.__doc__
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self._factory()
+            return self._value
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._value = None
 
 
 class ConfigurationError(RuntimeError):
@@ -50,7 +78,7 @@ def _http(settings: Settings, service: str, base_url: str, auth: object) -> Serv
     )
 
 
-@lru_cache(maxsize=1)
+@Once
 def webhook_verifier() -> WebhookVerifier:
     settings = get_settings()
     return WebhookVerifier(
@@ -60,7 +88,7 @@ def webhook_verifier() -> WebhookVerifier:
     )
 
 
-@lru_cache(maxsize=1)
+@Once
 def _refresh_token_store() -> TableRefreshTokenStore:
     settings = get_settings()
     seed = settings.partner_center_refresh_token.get_secret_value() if settings.partner_center_refresh_token else None
@@ -88,14 +116,14 @@ def _partner_center_token(scope: str) -> RefreshTokenGrant:
     )
 
 
-@lru_cache(maxsize=1)
+@Once
 def referrals_client() -> ReferralsClient:
     settings = get_settings()
     token = _partner_center_token(settings.partner_center_scope)
     return ReferralsClient(_http(settings, "partner-center", settings.partner_center_api_url, token))
 
 
-@lru_cache(maxsize=1)
+@Once
 def webhook_registration_client() -> WebhookRegistrationClient:
     settings = get_settings()
     token = _partner_center_token(settings.partner_center_webhook_scope)
@@ -104,7 +132,7 @@ def webhook_registration_client() -> WebhookRegistrationClient:
     )
 
 
-@lru_cache(maxsize=1)
+@Once
 def crm() -> CrmPort:
     settings = get_settings()
     if settings.crm_kind != "dynamics":
@@ -132,22 +160,22 @@ def crm() -> CrmPort:
     )
 
 
-@lru_cache(maxsize=1)
+@Once
 def state_store() -> StateStore:
     return StateStore(table_client(get_settings(), SYNC_STATE_TABLE))
 
 
-@lru_cache(maxsize=1)
+@Once
 def audit_log() -> AuditLog:
     return AuditLog(table_client(get_settings(), AUDIT_TABLE))
 
 
-@lru_cache(maxsize=1)
+@Once
 def lease_store() -> LeaseStore:
     return LeaseStore(table_client(get_settings(), LEASE_TABLE))
 
 
-@lru_cache(maxsize=1)
+@Once
 def inbound_sync() -> InboundSync:
     settings = get_settings()
     return InboundSync(

@@ -82,7 +82,6 @@ class DynamicsCrm:
             return self._create_opportunity(plan, previous, fields, line)
 
         crm_id = str(current["opportunityid"])
-        writes = 0
         notes: list[str] = []
         known = previous.crm_fields if previous and previous.crm_id == crm_id else {}
         changed = {k: v for k, v in fields.items() if known.get(k, _MISSING) != v}
@@ -104,26 +103,22 @@ class DynamicsCrm:
             if state == 0:
                 # Reopen: the one PATCH that may touch a closed opportunity.
                 self._dv.update(key_by_id(OPPORTUNITIES, crm_id), {**body, "statecode": 0, "statuscode": status})
-                writes += 1
             elif changed:
                 notes.append("opportunity is closed in Dynamics 365; field changes not applied")
         else:
             if body:
                 self._dv.update(key_by_id(OPPORTUNITIES, crm_id), body)
-                writes += 1
             if state != 0:
                 self._close_opportunity(crm_id, deal, status)
-                writes += 1
         if hashes.get("solutions") != new_hashes["solutions"]:
-            writes += self._sync_solutions(crm_id, plan.solutions, existing=True)
-        return InboundResult("opportunity", crm_id, False, fields, writes, notes=notes)
+            self._sync_solutions(crm_id, plan.solutions, existing=True)
+        return InboundResult("opportunity", crm_id, False, fields, notes=notes)
 
     def _create_opportunity(
         self, plan: CrmPlan, previous: SyncState | None, fields: dict[str, Any], line: str
     ) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_opportunity
-        writes = 0
         account_id = self._ensure_account(plan.account or AccountData(name=deal.title))
         contact_ids = self._ensure_contacts(plan.contacts, account_id)
         body: dict[str, Any] = {
@@ -144,16 +139,13 @@ class DynamicsCrm:
         crm_id, created = self._dv.upsert(
             key_by_alternate(OPPORTUNITIES, col("referral_id"), deal.referral_id), body, select="opportunityid"
         )
-        writes += 1
         state, status = DYNAMICS_OPPORTUNITY_CODES[deal.status_reason]
         if state != 0:
             self._close_opportunity(crm_id, deal, status)
-            writes += 1
-        writes += self._sync_solutions(crm_id, plan.solutions, existing=False)
+        self._sync_solutions(crm_id, plan.solutions, existing=False)
         if lead_id:
             self._qualify_lead(lead_id, line)
-            writes += 1
-        return InboundResult("opportunity", crm_id, created, fields, writes, lead_id=lead_id)
+        return InboundResult("opportunity", crm_id, created, fields, lead_id=lead_id)
 
     def _apply_lead(self, plan: CrmPlan, previous: SyncState | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
@@ -178,11 +170,9 @@ class DynamicsCrm:
             crm_id, created = self._dv.upsert(
                 key_by_alternate(LEADS, col("referral_id"), deal.referral_id), body, select="leadid"
             )
-            writes = 1
             if state != 0:  # statecode is not valid on create
                 self._dv.update(key_by_id(LEADS, crm_id), {"statecode": state, "statuscode": status})
-                writes += 1
-            return InboundResult("lead", crm_id, created, fields, writes)
+            return InboundResult("lead", crm_id, created, fields)
         crm_id = str(current["leadid"])
         known = previous.crm_fields if previous and previous.crm_id == crm_id else {}
         body = {k: v for k, v in fields.items() if known.get(k, _MISSING) != v}
@@ -191,10 +181,10 @@ class DynamicsCrm:
         if int(current.get("statecode") or 0) != state or int(current.get("statuscode") or 0) != status:
             body.update({"statecode": state, "statuscode": status})
         if not body:
-            return InboundResult("lead", crm_id, False, fields, 0)
+            return InboundResult("lead", crm_id, False, fields)
         body[col("audit")] = prepend_audit(current.get(col("audit")), line, self._audit_max)
         self._dv.update(key_by_id(LEADS, crm_id), body)
-        return InboundResult("lead", crm_id, False, fields, 1)
+        return InboundResult("lead", crm_id, False, fields)
 
     def _qualify_lead(self, lead_id: str, line: str) -> None:
         col = self._col_lead
@@ -371,7 +361,7 @@ class DynamicsCrm:
             ids.append(contact_id)
         return ids
 
-    def _sync_solutions(self, opportunity_id: str, solutions: tuple[SolutionData, ...], *, existing: bool) -> int:
+    def _sync_solutions(self, opportunity_id: str, solutions: tuple[SolutionData, ...], *, existing: bool) -> None:
         """One ``cosell_solution`` row per solution; rows for solutions no longer listed are removed."""
         col = self._fields.tables["solution"]
         entity_set, key = col["entity_set"], col["key"]
@@ -385,7 +375,6 @@ class DynamicsCrm:
                 filter=f"{lookup} eq {opportunity_id}",
             ):
                 present[str(row.get(col["id"]))] = str(row[key])
-        writes = 0
         for solution_id, solution in wanted.items():
             if solution_id in present:
                 continue
@@ -399,12 +388,9 @@ class DynamicsCrm:
                 }
             )
             self._dv.upsert(key_by_id(entity_set, row_id), body, select=key)
-            writes += 1
         for solution_id, row_id in present.items():
             if solution_id not in wanted:
                 self._dv.delete(key_by_id(entity_set, row_id))
-                writes += 1
-        return writes
 
 
 _MISSING = object()

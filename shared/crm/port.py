@@ -19,7 +19,6 @@ class InboundResult:
     crm_id: str
     created: bool
     crm_fields: dict[str, Any]
-    writes: int
     lead_id: str = ""
     notes: list[str] = field(default_factory=list)
 

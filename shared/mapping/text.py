@@ -13,10 +13,34 @@ _MARKS = ("✔", "✓", "✖", "✗", "✘")
 # Legal-form words dropped when comparing company names ("Contoso, Inc." == "Contoso Inc").
 _LEGAL_FORMS = frozenset(
     {
-        "inc", "incorporated", "corp", "corporation", "co", "company", "llc", "ltd", "limited", "plc",
-        "gmbh", "ag", "sa", "sas", "sarl", "bv", "nv", "oy", "ab", "as", "spa", "srl", "pty", "kk", "llp", "lp",
+        "inc",
+        "incorporated",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "llc",
+        "ltd",
+        "limited",
+        "plc",
+        "gmbh",
+        "ag",
+        "sa",
+        "sas",
+        "sarl",
+        "bv",
+        "nv",
+        "oy",
+        "ab",
+        "as",
+        "spa",
+        "srl",
+        "pty",
+        "kk",
+        "llp",
+        "lp",
     }
-)  # fmt: skip
+)
 
 
 def strip_mark(name: str) -> str:

@@ -54,9 +54,7 @@ class ReferralsClient:
 
     def create(self, body: dict[str, Any]) -> Referral:
         # A create whose answer is lost may have been carried out: never blindly retry it.
-        response = self._http.request(
-            "POST", "referrals", json=body, headers=self._headers(), retry_on_timeout=False
-        )
+        response = self._http.request("POST", "referrals", json=body, headers=self._headers(), retry_on_timeout=False)
         return Referral.model_validate(response.json())
 
     def patch(self, referral_id: str, operations: JsonPatch, *, etag: str | None = None) -> Referral | None:

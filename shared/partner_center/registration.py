@@ -31,8 +31,12 @@ class RegistrationResult:
                 wire["WebhookUrl"] = redact_url(reg.webhook_url)
             return wire
 
-        return {"action": self.action, "registration": show(self.registration), "replaced": show(self.replaced),
-                "notes": self.notes}  # fmt: skip
+        return {
+            "action": self.action,
+            "registration": show(self.registration),
+            "replaced": show(self.replaced),
+            "notes": self.notes,
+        }
 
 
 def redact_url(url: str) -> str:

@@ -26,6 +26,7 @@ class AuditEntry:
     message: str
     api_calls: int = 0
     api_calls_by_service: dict[str, int] = field(default_factory=dict)
+    writes_by_service: dict[str, int] = field(default_factory=dict)
     source: str = ""
     time: str = ""
 
@@ -50,6 +51,7 @@ class AuditLog:
                 "message": entry.message[:4000],
                 "api_calls": entry.api_calls,
                 "api_calls_by_service": json.dumps(entry.api_calls_by_service, sort_keys=True),
+                "writes_by_service": json.dumps(entry.writes_by_service, sort_keys=True),
                 "source": entry.source,
             }
         )
@@ -75,6 +77,7 @@ def _entry(row: dict[str, Any]) -> AuditEntry:
         message=row.get("message", ""),
         api_calls=int(row.get("api_calls", 0) or 0),
         api_calls_by_service=json.loads(row.get("api_calls_by_service") or "{}"),
+        writes_by_service=json.loads(row.get("writes_by_service") or "{}"),
         source=row.get("source", ""),
         time=row.get("time", ""),
     )

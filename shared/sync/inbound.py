@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from shared.auth import AuthError
 from shared.crm.port import CrmPort, CrmRejected, InboundResult
-from shared.http import ApiError, ApiUnavailable, count_calls
+from shared.http import ApiError, ApiUnavailable, CallStats, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.model import CrmPlan
 from shared.partner_center.client import ReferralsClient
@@ -40,8 +40,8 @@ class SyncOutcome:
     message: str
     crm_entity: str = ""
     crm_id: str = ""
-    writes: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
+    writes: dict[str, int] = field(default_factory=dict)
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -84,41 +84,41 @@ class InboundSync:
         self._clock = clock
 
     def sync(self, referral_id: str, *, source: str = "webhook") -> SyncOutcome:
-        with count_calls() as calls:
+        with count_calls() as stats:
             try:
                 with self._leases.hold(f"referral_{referral_id}", seconds=self._lease_seconds, wait=self._lease_wait):
-                    outcome = self._sync_held(referral_id, source, calls)
+                    outcome = self._sync_held(referral_id, source, stats)
             except PermanentSyncError:
                 raise
             except (ApiError, ApiUnavailable, AuthError) as exc:
-                self._record(referral_id, "", "retry", f"Transient failure, will retry: {readable(exc)}", calls, source)
+                self._record(referral_id, "", "retry", f"Transient failure, will retry: {readable(exc)}", stats, source)
                 raise
         log.info(
-            "referral %s: %s (%s) crm=%s writes=%d calls=%d",
+            "referral %s: %s (%s) crm=%s calls=%d writes=%d",
             referral_id,
             outcome.outcome,
             source,
             outcome.crm_id or "-",
-            outcome.writes,
             sum(outcome.api_calls.values()),
+            sum(outcome.writes.values()),
         )
         return outcome
 
-    def _sync_held(self, referral_id: str, source: str, calls: dict[str, int]) -> SyncOutcome:
+    def _sync_held(self, referral_id: str, source: str, stats: CallStats) -> SyncOutcome:
         previous = self._state.get(referral_id)
         try:
             referral = self._referrals.get(referral_id)
         except ApiError as exc:
             if is_permanent(exc):
-                self._fail(previous, referral_id, f"Could not read the referral: {readable(exc)}", calls, source)
+                self._fail(previous, referral_id, f"Could not read the referral: {readable(exc)}", stats, source)
             raise
         stale = self._stale_reason(referral, previous)
         if stale:
-            return self._record(referral_id, previous.crm_id if previous else "", "skipped", stale, calls, source)
+            return self._record(referral_id, previous.crm_id if previous else "", "skipped", stale, stats, source)
 
         plan = plan_for(referral, self._options)
         if plan.kind == "skip":
-            return self._record(referral_id, "", "skipped", f"Not synced: {plan.reason}.", calls, source)
+            return self._record(referral_id, "", "skipped", f"Not synced: {plan.reason}.", stats, source)
 
         content_hash = plan.content_hash()
         if previous and previous.crm_id and previous.pc_hash == content_hash and not previous.last_error:
@@ -126,15 +126,20 @@ class InboundSync:
             previous.last_outcome = "unchanged"
             self._state.save(previous)
             return self._record(
-                referral_id, previous.crm_id, "unchanged", "No mapped field changed; nothing written.", calls, source,
+                referral_id,
+                previous.crm_id,
+                "unchanged",
+                "No mapped field changed; nothing written.",
+                stats,
+                source,
                 entity=previous.crm_entity,
-            )  # fmt: skip
+            )
 
         try:
             result = self._crm.apply_inbound(plan, previous, _crm_audit_message(plan))
         except Exception as exc:
             if is_permanent(exc):
-                self._fail(previous, referral_id, f"Sync from Partner Center failed: {readable(exc)}", calls, source)
+                self._fail(previous, referral_id, f"Sync from Partner Center failed: {readable(exc)}", stats, source)
             raise
 
         self._state.save(self._next_state(previous, referral, plan, content_hash, result))
@@ -142,8 +147,7 @@ class InboundSync:
         what = f"{outcome} {result.entity} from referral ({plan.pc_status})"
         if result.notes:
             what += "; " + "; ".join(result.notes)
-        return self._record(referral_id, result.crm_id, outcome, what, calls, source, entity=result.entity,
-                            writes=result.writes)  # fmt: skip
+        return self._record(referral_id, result.crm_id, outcome, what, stats, source, entity=result.entity)
 
     def _stale_reason(self, referral: Referral, previous: SyncState | None) -> str:
         if not previous or not previous.pc_updated_at or not referral.updated_date_time:
@@ -173,9 +177,7 @@ class InboundSync:
         state.last_synced_at = self._clock().isoformat()
         return state
 
-    def _fail(
-        self, previous: SyncState | None, referral_id: str, reason: str, calls: dict[str, int], source: str
-    ) -> None:
+    def _fail(self, previous: SyncState | None, referral_id: str, reason: str, stats: CallStats, source: str) -> None:
         """Write ✖ and the reason on the CRM record (once per distinct reason), audit, then give up."""
         if previous and previous.crm_id and previous.last_error != reason:
             try:
@@ -186,7 +188,7 @@ class InboundSync:
         state.last_error = reason
         state.last_outcome = "failed"
         self._state.save(state)
-        self._record(referral_id, state.crm_id, "failed", reason, calls, source, entity=state.crm_entity)
+        self._record(referral_id, state.crm_id, "failed", reason, stats, source, entity=state.crm_entity)
         log.error("referral %s: %s", referral_id, reason)
         raise PermanentSyncError(reason)
 
@@ -196,13 +198,12 @@ class InboundSync:
         crm_id: str,
         outcome: str,
         message: str,
-        calls: dict[str, int],
+        stats: CallStats,
         source: str,
         *,
         entity: str = "",
-        writes: int = 0,
     ) -> SyncOutcome:
-        snapshot = dict(calls)
+        calls, writes = dict(stats.calls), dict(stats.writes)
         self._audit.append(
             AuditEntry(
                 direction=DIRECTION,
@@ -210,13 +211,14 @@ class InboundSync:
                 crm_id=crm_id,
                 outcome=outcome,
                 message=message,
-                api_calls=sum(snapshot.values()),
-                api_calls_by_service=snapshot,
+                api_calls=sum(calls.values()),
+                api_calls_by_service=calls,
+                writes_by_service=writes,
                 source=source,
             ),
             now=self._clock(),
         )
-        return SyncOutcome(referral_id, outcome, message, entity, crm_id, writes, snapshot)
+        return SyncOutcome(referral_id, outcome, message, entity, crm_id, calls, writes)
 
 
 def _crm_audit_message(plan: CrmPlan) -> str:

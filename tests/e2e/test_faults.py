@@ -10,10 +10,10 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from sandbox.azurite import Azurite
 from sandbox.environment import Sandbox
+from sandbox.hostproc import HostProcess
 from tests.e2e.conftest import fresh, sample
-from tests.support.azurite import Azurite
-from tests.support.processes import HostProcess
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from sandbox.environment import Sandbox
+from sandbox.hostproc import HostProcess
 from tests.e2e.conftest import fresh, sample
-from tests.support.processes import HostProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +46,10 @@ def test_shared_accepted_sample_becomes_an_open_opportunity(host: HostProcess, s
 
     account = one(dv.records("accounts"), accountid=opportunity["_customerid_value"])
     assert (account["name"], account["address1_postalcode"], account["address1_country"]) == (
-        "Contoso Customer Inc", "98052", "US",
-    )  # fmt: skip
+        "Contoso Customer Inc",
+        "98052",
+        "US",
+    )
     assert opportunity["_parentaccountid_value"] == account["accountid"]
     contacts = {c["emailaddress1"]: c for c in dv.records("contacts")}
     sue, joe = contacts["sue.smith@contoso.com"], contacts["joe.hansen@contoso.com"]
@@ -56,8 +58,9 @@ def test_shared_accepted_sample_becomes_an_open_opportunity(host: HostProcess, s
     assert opportunity["_parentcontactid_value"] == sue["contactid"]
     solution = one(dv.records("cosell_solutions"), _cosell_opportunityid_value=opportunity["opportunityid"])
     assert (solution["cosell_solutionidentifier"], solution["cosell_name"]) == (
-        "Dynamics365forFieldService", "Dynamics 365 for Field Service",
-    )  # fmt: skip
+        "Dynamics365forFieldService",
+        "Dynamics 365 for Field Service",
+    )
 
 
 def test_marketplace_lead_sample_becomes_a_lead(host: HostProcess, sandbox: Sandbox, wait_for_audit: Wait):
@@ -68,8 +71,11 @@ def test_marketplace_lead_sample_becomes_a_lead(host: HostProcess, sandbox: Sand
     lead = one(dv.records("leads"), cosell_referralid=referral["id"])
     assert lead["subject"] == "✔ Fabrikam Customer Inc"
     assert (lead["companyname"], lead["address1_city"], lead["address1_postalcode"], lead["address1_country"]) == (
-        "Fabrikam Customer Inc", "Redmond", "98052", "US",
-    )  # fmt: skip
+        "Fabrikam Customer Inc",
+        "Redmond",
+        "98052",
+        "US",
+    )
     assert lead["estimatedamount"] == 10000
     assert lead["_transactioncurrencyid_value"] == dv.currency_id("USD")
     assert (lead["statecode"], lead["statuscode"]) == (0, 1)
@@ -116,9 +122,7 @@ def test_deal_value_change_is_exactly_one_opportunity_patch(host: HostProcess, s
     rows = wait_for_audit(referral["id"], count=2)
     assert rows[0]["outcome"] == "updated"
     new_writes = writes(sandbox)[before:]
-    assert [(w.method, w.path) for w in new_writes] == [
-        ("PATCH", f"/api/data/v9.2/opportunities({opportunity_id})")
-    ]
+    assert [(w.method, w.path) for w in new_writes] == [("PATCH", f"/api/data/v9.2/opportunities({opportunity_id})")]
     body = new_writes[0].body
     assert set(body) == {"estimatedvalue", "cosell_audit"}
     assert body["estimatedvalue"] == 75000
@@ -141,9 +145,7 @@ def test_unchanged_referral_makes_no_crm_call(host: HostProcess, sandbox: Sandbo
 def test_hostile_company_name_matches_its_existing_account(host: HostProcess, sandbox: Sandbox, wait_for_audit: Wait):
     hostile = "O'Brien & Sons) or (1 eq 1"
     dv = sandbox.dataverse
-    existing = dv.insert(
-        "accounts", {"name": hostile, "address1_postalcode": "10001", "address1_country": "US"}
-    )
+    existing = dv.insert("accounts", {"name": hostile, "address1_postalcode": "10001", "address1_country": "US"})
     dv.insert("accounts", {"name": "Decoy Ltd", "address1_postalcode": "10001"})
     accounts_before = len(dv.records("accounts"))
     referral = fresh(sample("fixture_b_shared_accepted.json"), name="Hostile name")

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from sandbox.environment import Sandbox
+from sandbox.hostproc import HostProcess
 from tests.e2e.conftest import FIXTURES
-from tests.support.processes import HostProcess
 
 pytestmark = pytest.mark.e2e
+
 
 def _customer_emails() -> set[str]:
     emails: set[str] = set()
@@ -25,9 +26,8 @@ def _customer_emails() -> set[str]:
                 emails.add(token.strip(",").lower())
     return emails
 
-def test_host_log_has_no_secrets_tokens_or_customer_emails(
-    host: HostProcess, sandbox: Sandbox, host_log: Path
-) -> None:
+
+def test_host_log_has_no_secrets_tokens_or_customer_emails(host: HostProcess, sandbox: Sandbox, host_log: Path) -> None:
     sandbox.partner_center.deliver(sandbox.partner_center.referrals()[0]["id"], "referral-updated")
     sandbox.partner_center.wait_for_deliveries(1)
     log = host_log.read_text(encoding="utf-8", errors="replace")

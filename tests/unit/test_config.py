@@ -16,8 +16,10 @@ def test_defaults_follow_design_md(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.partner_center_api_url == "https://api.partner.microsoft.com/v1.0/engagements"
     assert settings.webhook_cert_url_prefixes == ["https://3psostorageacct.blob.core.windows.net/cert/"]
     assert (settings.deal_value_field, settings.deal_currency_field, settings.account_country_field) == (
-        "estimatedvalue", "transactioncurrencyid", "address1_country",
-    )  # fmt: skip
+        "estimatedvalue",
+        "transactioncurrencyid",
+        "address1_country",
+    )
     assert (settings.crm_poll_schedule, settings.reconcile_schedule) == ("0 */1 * * * *", "0 */15 * * * *")
 
 
@@ -26,8 +28,10 @@ def test_salesforce_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("DEAL_VALUE_FIELD", "Expected_Revenue__c")
     settings = Settings()
     assert (settings.deal_value_field, settings.deal_currency_field, settings.account_country_field) == (
-        "Expected_Revenue__c", "CurrencyIsoCode", "BillingCountryCode",
-    )  # fmt: skip
+        "Expected_Revenue__c",
+        "CurrencyIsoCode",
+        "BillingCountryCode",
+    )
 
 
 def test_comma_separated_prefixes_and_booleans(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,15 +60,21 @@ def test_bad_values_are_refused_with_the_setting_name(monkeypatch: pytest.Monkey
 
 def test_field_map_overrides() -> None:
     fields = dynamics_field_map(
-        deal_value_field="new_value", deal_currency_field="transactioncurrencyid", account_country_field="new_iso2",
+        deal_value_field="new_value",
+        deal_currency_field="transactioncurrencyid",
+        account_country_field="new_iso2",
         overrides_json='{"opportunity": {"microsoft_crm_id": "new_msxid"}}',
-    )  # fmt: skip
+    )
     assert fields.column("opportunity", "deal_value") == "new_value"
     assert fields.column("opportunity", "microsoft_crm_id") == "new_msxid"
     assert fields.column("account", "country") == "new_iso2"
     with pytest.raises(ValueError, match="CRM_FIELD_MAP"):
-        dynamics_field_map(deal_value_field="a", deal_currency_field="b", account_country_field="c",
-                           overrides_json='["not", "a", "map"]')  # fmt: skip
+        dynamics_field_map(
+            deal_value_field="a",
+            deal_currency_field="b",
+            account_country_field="c",
+            overrides_json='["not", "a", "map"]',
+        )
 
 
 # Set by the platform in Azure (identity-based storage), never in local.settings.json.

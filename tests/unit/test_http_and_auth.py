@@ -31,7 +31,8 @@ def test_429_waits_what_retry_after_says_then_succeeds() -> None:
     assert response.json() == {"id": "1"}
     assert sleeps == [7.0, 2.0]
     assert route.call_count == 3
-    assert calls == {"partner-center": 3}
+    assert calls.calls == {"partner-center": 3}
+    assert calls.writes == {}
 
 
 @respx.mock
@@ -54,8 +55,11 @@ def test_persistent_5xx_gives_up_after_max_attempts_with_the_service_error() -> 
         client([]).request("GET", "x")
     assert route.call_count == 4
     assert (info.value.status, info.value.code, info.value.message, info.value.transient) == (
-        503, "serviceNotAvailable", "down", True,
-    )  # fmt: skip
+        503,
+        "serviceNotAvailable",
+        "down",
+        True,
+    )
 
 
 @respx.mock
@@ -108,8 +112,12 @@ def test_client_credentials_token_is_cached_until_expiry() -> None:
     assert provider() == provider() == "at-1"
     assert route.call_count == 1
     form = dict(httpx.QueryParams(route.calls.last.request.content.decode()))
-    assert form == {"grant_type": "client_credentials", "client_id": "app", "client_secret": "s3cret",
-                    "scope": "https://org.example/.default"}  # fmt: skip
+    assert form == {
+        "grant_type": "client_credentials",
+        "client_id": "app",
+        "client_secret": "s3cret",
+        "scope": "https://org.example/.default",
+    }
 
 
 @respx.mock

@@ -75,7 +75,10 @@ def test_parsing_is_tolerant_of_case_types_and_unknown_fields() -> None:
 
 def test_webhook_event_referral_id_is_the_last_segment() -> None:
     event = WebhookEvent.model_validate(
-        {"eventName": "referral-updated", "resourceUri": "https://api.partnercenter.microsoft.com/engagements/v1/referrals/abc-123/"}
+        {
+            "eventName": "referral-updated",
+            "resourceUri": "https://api.partnercenter.microsoft.com/engagements/v1/referrals/abc-123/",
+        }
     )
     assert event.referral_id == "abc-123"
     sample = WebhookEvent.model_validate(json.loads((FIXTURES / "event_referral-created.json").read_text()))
@@ -111,7 +114,9 @@ def test_plan_fields_from_sample_b(fixture_b: Referral) -> None:
     assert deal.referral_link == "https://pc.example/r/4111fffc-f9ee-4d53-bba6-569135228642"
     assert plan.account
     assert (plan.account.name, plan.account.postal_code, plan.account.country) == (
-        "Contoso Customer Inc", "98052", "US",
+        "Contoso Customer Inc",
+        "98052",
+        "US",
     )
     assert [c.email for c in plan.contacts] == ["sue.smith@contoso.com", "joe.hansen@contoso.com"]
     assert [s.id for s in plan.solutions] == ["Dynamics365forFieldService"]

@@ -63,8 +63,11 @@ def test_valid_signature_in_authorization_header(chain: Chain, tmp_path: Path) -
 def test_valid_signature_in_x_ms_signature(chain: Chain, tmp_path: Path, with_scheme: bool) -> None:
     verifier, _ = verifier_for(chain, tmp_path)
     value = chain.sign(BODY)
-    hdrs = {"x-ms-signature": f"Signature {value}" if with_scheme else value,
-            "x-ms-certificate-url": CERT_URL, "x-ms-signature-algorithm": "rsa-sha256"}  # fmt: skip
+    hdrs = {
+        "x-ms-signature": f"Signature {value}" if with_scheme else value,
+        "x-ms-certificate-url": CERT_URL,
+        "x-ms-signature-algorithm": "rsa-sha256",
+    }
     verifier.verify(hdrs, BODY)
 
 
@@ -178,9 +181,11 @@ def test_download_failure_is_a_503_so_partner_center_retries(chain: Chain, tmp_p
         raise httpx.ConnectError("unreachable")
 
     verifier = WebhookVerifier(
-        allowed_url_prefixes=[CERT_URL.rsplit("/", 1)[0] + "/"], organization="Microsoft Corporation",
-        ca_bundle=str(bundle), fetch=fetch,
-    )  # fmt: skip
+        allowed_url_prefixes=[CERT_URL.rsplit("/", 1)[0] + "/"],
+        organization="Microsoft Corporation",
+        ca_bundle=str(bundle),
+        fetch=fetch,
+    )
     assert refused(verifier, headers(chain.sign(BODY))).status == 503
 
 
@@ -196,8 +201,11 @@ def test_cached_certificate_is_checked_again_after_it_expires(chain: Chain, tmp_
 
     verifier = WebhookVerifier(
         allowed_url_prefixes=["https://3psostorageacct.blob.core.windows.net/cert/"],
-        organization="Microsoft Corporation", ca_bundle=str(bundle), fetch=fetch, now=lambda: clock[0],
-    )  # fmt: skip
+        organization="Microsoft Corporation",
+        ca_bundle=str(bundle),
+        fetch=fetch,
+        now=lambda: clock[0],
+    )
     verifier.verify(headers(chain.sign(BODY)), BODY)
     clock[0] += dt.timedelta(days=400)  # past the leaf's not_valid_after
     assert refused(verifier, headers(chain.sign(BODY))).reason == "Certificate verification failed."

@@ -1,0 +1,160 @@
+"""``make run``: the function app under the local host, against the sandbox or real systems.
+
+Without ``local.settings.json`` it starts Azurite, the simulated Entra ID, Partner Center and
+Dynamics 365, and the host on http://127.0.0.1:7071; registers the webhook; seeds the Microsoft
+sample referrals; then streams the host's log until Ctrl-C. With a ``local.settings.json`` (copied
+from ``local.settings.example.json`` and filled in), the same host talks to the systems it names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sandbox.azurite import start_azurite
+from sandbox.environment import SandboxPorts
+from sandbox.hostproc import start_host
+from sandbox.ports import port_open
+from sandbox.stack import REPO_ROOT, Stack
+
+DEFAULT_HOST_PORT = 7071
+SIM_PORTS = SandboxPorts(entra=7081, partner_center=7082, dataverse=7083)
+AZURITE_PORTS = (10000, 10001, 10002)
+FIXTURES = REPO_ROOT / "sandbox" / "fixtures"
+
+
+def _free_or_zero(port: int) -> int:
+    return 0 if port_open("127.0.0.1", port) else port
+
+
+def _follow(path: Path, stop: threading.Event) -> None:
+    """Print the host log as it grows (like ``tail -f``)."""
+    while not path.exists() and not stop.is_set():
+        time.sleep(0.1)
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        while not stop.is_set():
+            line = handle.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+
+
+def sample_referrals() -> list[dict[str, Any]]:
+    """The verbatim Microsoft samples, each with a fresh id (two of them share one)."""
+    referrals = []
+    for name in ("fixture_a_list.json", "fixture_b_shared_accepted.json", "fixture_c_closed_won.json"):
+        data = json.loads((FIXTURES / name).read_text())
+        referral = data["value"][0] if "value" in data else data
+        referral.pop("links", None)
+        referral["id"] = str(uuid.uuid4())
+        referrals.append(referral)
+    return referrals
+
+
+def _wait_for_ctrl_c() -> None:
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.is_set():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+def run_sandbox(data_dir: Path, port: int) -> int:
+    stack = Stack(
+        data_dir,
+        host_port=_free_or_zero(port) or None,
+        sandbox_ports=SandboxPorts(
+            _free_or_zero(SIM_PORTS.entra), _free_or_zero(SIM_PORTS.partner_center), _free_or_zero(SIM_PORTS.dataverse)
+        ),
+        azurite_ports=None if any(port_open("127.0.0.1", p) for p in AZURITE_PORTS) else AZURITE_PORTS,
+        log_path=data_dir / "host.log",
+    )
+    (data_dir / "host.log").unlink(missing_ok=True)
+    stop = threading.Event()
+    with stack:
+        follower = threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True)
+        follower.start()
+        registration = stack.register_webhook()
+        for referral in sample_referrals():
+            stack.sandbox.partner_center.seed_referral(referral)
+        pc, dv = stack.sandbox.partner_center_url, stack.sandbox.dataverse_url
+        print(
+            f"""
+================================================================================
+ Co-sell sync is running against the sandbox  (Ctrl-C to stop)
+   Function app            {stack.host.base_url}/api/health
+   Webhook registration    {registration.get("action")} -> {stack.host.base_url}/api/partner-center/events
+   Simulated Partner Center {pc}   (referrals: {pc}/_sim/referrals)
+   Simulated Dynamics 365   {dv}   (opportunities: {dv}/_sim/records/opportunities)
+   Azurite (queues, tables) {stack.azurite.queue_endpoint} / {stack.azurite.table_endpoint}
+
+ Three Microsoft sample referrals were just created in Partner Center; watch them sync below.
+ Create another one:
+   curl -s -X POST {pc}/_sim/referrals -H 'Content-Type: application/json' \\
+        -d @sandbox/fixtures/fixture_b_shared_accepted.json
+ Change its deal value (one PATCH reaches Dynamics 365):
+   curl -s -X PATCH {pc}/_sim/referrals/<id> -H 'Content-Type: application/json' \\
+        -d '{{"details": {{"dealValue": 75000}}}}'
+================================================================================
+""",
+            flush=True,
+        )
+        _wait_for_ctrl_c()
+        stop.set()
+    print("Stopped.")
+    return 0
+
+
+def run_real(data_dir: Path, port: int, settings_path: Path) -> int:
+    values = json.loads(settings_path.read_text()).get("Values", {})
+    azurite = None
+    if str(values.get("AzureWebJobsStorage", "")).strip().lower() == "usedevelopmentstorage=true":
+        if any(port_open("127.0.0.1", p) for p in AZURITE_PORTS):
+            print("Using the storage emulator already listening on 10000-10002.")
+        else:
+            azurite = start_azurite(data_dir / "azurite", ports=AZURITE_PORTS, in_memory=False)
+    stop = threading.Event()
+    host = start_host(REPO_ROOT, env={}, port=port, log_path=data_dir / "host.log", timeout=60)
+    threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True).start()
+    print(f"Function app on {host.base_url} with the settings in {settings_path.name} (Ctrl-C to stop)", flush=True)
+    try:
+        _wait_for_ctrl_c()
+    finally:
+        stop.set()
+        host.stop()
+        if azurite:
+            azurite.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=DEFAULT_HOST_PORT)
+    parser.add_argument("--mode", choices=("auto", "sandbox", "real"), default="auto")
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".sandbox")
+    args = parser.parse_args(argv)
+    settings_path = REPO_ROOT / "local.settings.json"
+    mode = args.mode
+    if mode == "auto":
+        mode = "real" if settings_path.exists() else "sandbox"
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if mode == "real":
+        if not settings_path.exists():
+            parser.error("--mode real needs local.settings.json (copy local.settings.example.json)")
+        return run_real(args.data_dir, args.port, settings_path)
+    return run_sandbox(args.data_dir, args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The whole local stack in one object: Azurite, the simulators and the functions host.
+
+``make run``, ``make demo`` and the end-to-end tests start it the same way, so what a developer
+watches locally is what the tests check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from sandbox.azurite import Azurite, start_azurite
+from sandbox.environment import Sandbox, SandboxPorts
+from sandbox.hostproc import HostProcess, start_host
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Settings with defaults are pinned, so a developer's local.settings.json cannot change a sandbox run.
+PINNED = {"DISPLAY_CHECKMARK": "true", "SYNC_COSELL_ONLY": "false", "CRM_FIELD_MAP": ""}
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    host_port: int | None = None
+    sandbox_ports: SandboxPorts = field(default_factory=SandboxPorts)
+    azurite_ports: tuple[int, int, int] | None = None
+    seed: int = 0
+    log_path: Path | None = None
+    extra_settings: Mapping[str, str] = field(default_factory=dict)
+    _azurite: Azurite | None = field(default=None, init=False, repr=False)
+    _sandbox: Sandbox | None = field(default=None, init=False, repr=False)
+    _host: HostProcess | None = field(default=None, init=False, repr=False)
+
+    @property
+    def azurite(self) -> Azurite:
+        return _started(self._azurite)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return _started(self._sandbox)
+
+    @property
+    def host(self) -> HostProcess:
+        return _started(self._host)
+
+    def start(self) -> Stack:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._azurite = start_azurite(self.data_dir / "azurite", ports=self.azurite_ports)
+            self._sandbox = Sandbox(self.data_dir, ports=self.sandbox_ports, seed=self.seed, delivery_backoff=0.2)
+            self._sandbox.start()
+            settings = {**self._sandbox.app_settings(self._azurite.connection_string), **PINNED, **self.extra_settings}
+            log_path = self.log_path or self.data_dir / "host.log"
+            self._host = start_host(REPO_ROOT, env=settings, port=self.host_port, log_path=log_path, timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def register_webhook(self) -> dict[str, object]:
+        """What an operator does once after deploying: PUT the events URL to Partner Center."""
+        host = self.host
+        response = httpx.put(
+            host.url("/api/admin/webhook-registration"),
+            json={"webhookUrl": host.url("/api/partner-center/events"), "overwrite": True},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        for part in (self._host, self._sandbox, self._azurite):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+T = TypeVar("T")
+
+
+def _started(part: T | None) -> T:
+    if part is None:
+        raise RuntimeError("the stack is not started")
+    return part
