@@ -61,7 +61,7 @@ class LocalHost:
         self.settings, from_file = load_settings(root)
         if from_file:
             log.info("Loaded %d setting(s) from local.settings.json (the environment wins)", len(from_file))
-        self.options = load_host_options(root)
+        self.options = load_host_options(root, dict(self.settings))
         self.index = index_app(load_app(self.config.app), self.settings)
         invoker = Invoker(self._storage, self.options, str(root))
         self._invoker = invoker

@@ -208,15 +208,39 @@ def parse_host_json(document: Mapping[str, Any]) -> HostOptions:
     return HostOptions(queues=options, function_timeout=timeout, route_prefix=str(prefix).strip("/"))
 
 
-def load_host_options(script_root: Path) -> HostOptions:
-    """Read ``host.json`` from the script root; without one every default applies."""
+HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def apply_host_overrides(document: dict[str, Any], settings: Mapping[str, str]) -> dict[str, Any]:
+    """App settings ``AzureFunctionsJobHost__a__b`` override host.json's ``a.b``, as on the real host."""
+    for name, value in settings.items():
+        if not name.lower().startswith(HOST_OVERRIDE_PREFIX.lower()):
+            continue
+        *parents, leaf = name[len(HOST_OVERRIDE_PREFIX) :].split("__")
+        node = document
+        for part in parents:
+            key = next((k for k in node if k.lower() == part.lower()), part)
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        leaf_key = next((k for k in node if k.lower() == leaf.lower()), leaf)
+        node[leaf_key] = value
+    return document
+
+
+def load_host_options(script_root: Path, settings: Mapping[str, str] | None = None) -> HostOptions:
+    """Read ``host.json`` from the script root (defaults without one), then apply app-setting overrides."""
     path = script_root / HOST_JSON_FILE
-    if not path.is_file():
-        return HostOptions()
-    try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise SettingsError(f"{path} must hold a JSON object")
-    return parse_host_json(document)
+    document: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{path} is not valid JSON: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"{path} must hold a JSON object")
+        document = loaded
+    if settings:
+        document = apply_host_overrides(document, settings)
+    return parse_host_json(document) if document else HostOptions()

@@ -130,9 +130,6 @@ class DynamicsCrm:
         }
         if contact_ids:
             body["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])
-        currency_bind = self._currency_bind(deal.currency)
-        if currency_bind:
-            body[f"{col('currency')}@odata.bind"] = currency_bind
         lead_id = previous.crm_id if previous and previous.crm_entity == "lead" else ""
         if lead_id:
             body["originatingleadid@odata.bind"] = bind(LEADS, lead_id)
@@ -164,9 +161,6 @@ class DynamicsCrm:
                 **{k: v for k, v in fields.items() if k != col("referral_id")},
                 col("audit"): prepend_audit(None, line, self._audit_max),
             }
-            currency_bind = self._currency_bind(deal.currency)
-            if currency_bind:
-                body[f"{col('currency')}@odata.bind"] = currency_bind
             crm_id, created = self._dv.upsert(
                 key_by_alternate(LEADS, col("referral_id"), deal.referral_id), body, select="leadid"
             )
@@ -235,7 +229,7 @@ class DynamicsCrm:
             return self._fields.column(record, name)
 
         help_value = DYNAMICS_HELP_NEEDED.get(deal.help_needed or "")
-        return {
+        values: dict[str, Any] = {
             col("name"): deal.name,
             col("deal_value"): _money(deal.deal_value),
             col("close_date"): deal.close_date.isoformat() if deal.close_date else None,
@@ -248,6 +242,10 @@ class DynamicsCrm:
             col("microsoft_crm_id"): deal.microsoft_crm_id,
             col("referral_program"): deal.referral_program,
         }
+        currency_bind = self._currency_bind(deal.currency)
+        if currency_bind:
+            values[f"{col('currency')}@odata.bind"] = currency_bind
+        return values
 
     def _opportunity_fields(self, deal: DealData) -> dict[str, Any]:
         return self._deal_columns("opportunity", deal)

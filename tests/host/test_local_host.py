@@ -472,3 +472,16 @@ def test_sigterm_stops_gracefully_after_in_flight_work(azurite: Azurite, app_dir
         assert not port_open("127.0.0.1", process.port)
     finally:
         process.stop()
+
+
+def test_app_settings_override_host_json_like_the_real_host() -> None:
+    from sandbox.localhost.settings import apply_host_overrides, parse_host_json
+
+    document = {"extensions": {"queues": {"visibilityTimeout": "00:00:10", "maxDequeueCount": 5}}}
+    settings = {
+        "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
+        "azurefunctionsjobhost__Extensions__Queues__batchSize": "2",
+        "UNRELATED": "x",
+    }
+    options = parse_host_json(apply_host_overrides(document, settings)).queues
+    assert (options.visibility_timeout, options.batch_size, options.max_dequeue_count) == (0.0, 2, 5)
