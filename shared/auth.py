@@ -65,6 +65,7 @@ class _TokenEndpoint:
             timeout=timeout,
             max_attempts=max_attempts,
             error_parser=_entra_error,
+            changes_data=False,
         )
 
     def redeem(self, form: dict[str, str]) -> dict[str, object]:

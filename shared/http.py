@@ -54,11 +54,11 @@ def count_calls() -> Iterator[CallStats]:
         _stats.reset(token)
 
 
-def _record_call(service: str, method: str) -> None:
+def _record_call(service: str, method: str, *, changes_data: bool) -> None:
     stats = _stats.get()
     if stats is not None:
         stats.calls[service] += 1
-        if method.upper() not in _READ_METHODS:
+        if changes_data and method.upper() not in _READ_METHODS:
             stats.writes[service] += 1
 
 
@@ -135,8 +135,11 @@ class ServiceClient:
         error_parser: ErrorParser = default_error_parser,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        changes_data: bool = True,
     ) -> None:
         self.service = service
+        # False for endpoints whose POSTs read rather than write (a token redemption is not a write).
+        self._changes_data = changes_data
         self._sleep = sleep
         self._auth = auth
         self._max_attempts = max_attempts
@@ -198,7 +201,7 @@ class ServiceClient:
         headers = dict(kwargs.pop("headers", None) or {})
         if self._auth is not None:
             headers["Authorization"] = f"Bearer {self._auth()}"
-        _record_call(self.service, method)
+        _record_call(self.service, method, changes_data=self._changes_data)
         started = time.perf_counter()
         response = self._client.request(method, url, headers=headers, **kwargs)
         # Only method, path and status are logged: query strings can carry customer data.

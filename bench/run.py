@@ -1,0 +1,105 @@
+"""``make bench``: API calls per sync and Partner Center → CRM latency, measured on the local stack.
+
+Counts come from the audit rows the app writes (every HTTP attempt, per service) and from the
+simulators' request logs; latency is from the moment Partner Center commits a change until the
+CRM record shows it. These are numbers to watch over time, not pass/fail thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from azure.data.tables import TableClient
+
+from sandbox.run import sample_referrals
+from sandbox.stack import Stack
+
+
+def _audit(stack: Stack, referral_id: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    table = TableClient.from_connection_string(stack.azurite.connection_string, "AuditLog")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            rows = [dict(r) for r in table.query_entities("PartitionKey eq @pk", parameters={"pk": referral_id})]
+        except Exception:
+            rows = []
+        if len(rows) >= count:
+            return rows
+        time.sleep(0.05)
+    raise TimeoutError(f"no audit row for {referral_id}")
+
+
+def _calls(row: dict[str, Any]) -> str:
+    import json
+
+    by_service = json.loads(row.get("api_calls_by_service") or "{}")
+    writes = json.loads(row.get("writes_by_service") or "{}")
+    parts = ", ".join(f"{k} {v}" for k, v in sorted(by_service.items()))
+    return f"{row['api_calls']:>3} calls ({parts}); {sum(writes.values())} write(s)"
+
+
+def _wait_for(condition: Any, timeout: float = 30) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if condition():
+            return time.perf_counter() - started
+        time.sleep(0.005)
+    raise TimeoutError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latency-samples", type=int, default=20)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp, Stack(Path(tmp), seed=3) as stack:
+        stack.register_webhook()
+        pc, dv = stack.sandbox.partner_center, stack.sandbox.dataverse
+        _lead, shared, _won = sample_referrals()
+
+        pc.seed_referral(shared)
+        cold = _audit(stack, shared["id"], 1)[0]
+        pc.deliver(shared["id"], "referral-updated")
+        unchanged = _audit(stack, shared["id"], 2)[0]
+        pc.update_referral(shared["id"], {"details": {"dealValue": 75000}})
+        changed = _audit(stack, shared["id"], 3)[0]
+
+        warm_referral = sample_referrals()[1]
+        warm_referral["customerProfile"]["name"] = "Warm Instance Customer"
+        pc.seed_referral(warm_referral)
+        warm = _audit(stack, warm_referral["id"], 1)[0]
+
+        latencies = []
+        for n in range(args.latency_samples):
+            referral = sample_referrals()[1]
+            referral["customerProfile"]["name"] = f"Latency Customer {n}"
+            pc.seed_referral(referral)
+            latencies.append(
+                _wait_for(
+                    lambda r=referral: any(o.get("cosell_referralid") == r["id"] for o in dv.records("opportunities"))
+                )
+            )
+        latencies.sort()
+
+    print("API calls per Partner Center → Dynamics 365 sync (co-sell referral, 2 contacts, 1 solution)")
+    print(f"  new referral, cold instance (tokens fetched) : {_calls(cold)}")
+    print(f"  new referral, warm instance                  : {_calls(warm)}")
+    print(f"  same referral delivered again (unchanged)    : {_calls(unchanged)}")
+    print(f"  deal value changed                           : {_calls(changed)}")
+    median, p95, worst = (
+        statistics.median(latencies) * 1000,
+        latencies[max(0, int(len(latencies) * 0.95) - 1)] * 1000,
+        latencies[-1] * 1000,
+    )
+    print(f"Latency, Partner Center change → opportunity in Dynamics 365 ({len(latencies)} referrals):")
+    print(f"  median {median:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
