@@ -1,0 +1,109 @@
+"""The Referrals and Webhooks clients against the Partner Center simulator, over real HTTP."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sandbox.environment import PARTNER_CENTER_CLIENT_ID, TENANT_ID, Sandbox
+from shared.auth import MemoryRefreshTokenStore, RefreshTokenGrant
+from shared.http import ApiError, ServiceClient, count_calls
+from shared.partner_center.client import ReferralsClient
+
+FIXTURE = json.loads(
+    (Path(__file__).resolve().parents[2] / "sandbox/fixtures/fixture_b_shared_accepted.json").read_text()
+)
+
+
+@pytest.fixture(scope="module")
+def client(sandbox: Sandbox) -> ReferralsClient:
+    token = RefreshTokenGrant(
+        sandbox.entra_url,
+        TENANT_ID,
+        PARTNER_CENTER_CLIENT_ID,
+        sandbox.pc_client_secret,
+        "https://api.partner.microsoft.com/.default",
+        MemoryRefreshTokenStore(sandbox.entra.issue_refresh_token(PARTNER_CENTER_CLIENT_ID)),
+    )
+    http = ServiceClient("partner-center", f"{sandbox.partner_center_url}/v1.0/engagements", auth=token, max_backoff=1)
+    return ReferralsClient(http)
+
+
+def referral(**changes: object) -> dict:
+    body = copy.deepcopy(FIXTURE)
+    for server_owned in ("links", "createdDateTime", "updatedDateTime", "eTag"):
+        body.pop(server_owned)
+    body["id"] = str(uuid.uuid4())
+    body.update(changes)
+    return body
+
+
+def test_list_follows_next_links_with_filter_and_order(client: ReferralsClient, sandbox: Sandbox) -> None:
+    tag = uuid.uuid4().hex[:8]
+    ids = [sandbox.partner_center.seed_referral(referral(name=f"{tag}-{n}"), fire=False)["id"] for n in range(230)]
+    sandbox.partner_center.reset_stats()
+    with count_calls() as stats:
+        found = list(client.list(filter="status eq 'Active'", orderby="updatedDateTime asc"))
+    mine = [r.id for r in found if (r.name or "").startswith(tag)]
+    assert mine == ids  # every one, once, in update order
+    assert stats.calls["partner-center"] == sandbox.partner_center.count("GET") >= 3  # 100 per page
+
+
+def test_filter_on_updated_date_time(client: ReferralsClient, sandbox: Sandbox) -> None:
+    older = sandbox.partner_center.seed_referral(referral(), fire=False)
+    newer = sandbox.partner_center.seed_referral(referral(), fire=False)
+    since = older["updatedDateTime"]
+    found = {r.id for r in client.list(filter=f"updatedDateTime gt {since}")}
+    assert newer["id"] in found
+    assert older["id"] not in found
+
+
+def test_create_then_patch_with_etag(client: ReferralsClient) -> None:
+    body = referral()
+    for key in ("id", "status", "substatus", "engagementId"):
+        body.pop(key)
+    created = client.create({**body, "externalReferenceId": "crm-123"})
+    assert created.external_reference_id == "crm-123"
+    assert created.e_tag
+    updated = client.patch(
+        created.id, [{"op": "replace", "path": "/details/dealValue", "value": 12345}], etag=created.e_tag
+    )
+    assert updated is not None
+    assert updated.details.deal_value == 12345
+    assert updated.e_tag != created.e_tag
+    with pytest.raises(ApiError) as stale:
+        client.patch(created.id, [{"op": "replace", "path": "/details/notes", "value": "x"}], etag=created.e_tag)
+    assert (stale.value.status, stale.value.code) == (412, "preconditionFailed")
+    assert client.get(created.id).details.notes == FIXTURE["details"]["notes"]
+
+
+def test_errors_surface_partner_centers_error_body(client: ReferralsClient, sandbox: Sandbox) -> None:
+    closed = sandbox.partner_center.seed_referral(referral(status="Closed", substatus="Won"), fire=False)
+    with pytest.raises(ApiError) as info:
+        client.patch(closed["id"], [{"op": "replace", "path": "/details/notes", "value": "late"}])
+    assert info.value.status == 400
+    assert info.value.code == "invalidRequest"
+    assert info.value.message
+    with pytest.raises(ApiError) as missing:
+        client.get(str(uuid.uuid4()))
+    assert missing.value.status == 404
+
+
+def test_throttling_is_absorbed(client: ReferralsClient, sandbox: Sandbox) -> None:
+    seeded = sandbox.partner_center.seed_referral(referral(), fire=False)
+    pc = sandbox.partner_center
+    pc.reset_stats()
+    pc.set_faults({"rate": 0.5, "statuses": [429, 503], "retry_after": 0, "seed": 1})
+    try:
+        with count_calls() as stats:
+            for _ in range(10):
+                assert client.get(seeded["id"]).id == seeded["id"]
+    finally:
+        pc.set_faults(None)
+    refused = [r for r in pc.recorded("GET") if r.status in (429, 503)]
+    assert refused, "the simulator must have throttled some calls"
+    assert stats.calls["partner-center"] == 10 + len(refused)  # each refusal was retried once more
