@@ -4,7 +4,16 @@ import logging
 
 import azure.functions as func
 
-from functions import health, partner_center_events, referral_to_crm, replay_poison, webhook_registration
+from functions import (
+    crm_to_partner_center,
+    health,
+    partner_center_events,
+    referral_reconcile,
+    referral_to_crm,
+    replay_poison,
+    resync,
+    webhook_registration,
+)
 
 # Client libraries log full request URLs at INFO; ours can carry customer data in OData filters.
 for noisy in ("httpx", "httpcore", "azure"):
@@ -12,5 +21,14 @@ for noisy in ("httpx", "httpcore", "azure"):
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (partner_center_events, referral_to_crm, webhook_registration, replay_poison, health):
+for blueprint in (
+    partner_center_events,
+    referral_to_crm,
+    crm_to_partner_center,
+    referral_reconcile,
+    webhook_registration,
+    resync,
+    replay_poison,
+    health,
+):
     app.register_functions(blueprint.bp)

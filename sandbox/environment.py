@@ -107,6 +107,9 @@ class Sandbox:
             "DATAVERSE_TENANT_ID": TENANT_ID,
             "DATAVERSE_CLIENT_ID": DATAVERSE_CLIENT_ID,
             "DATAVERSE_CLIENT_SECRET": self.dv_client_secret,
+            # Timers read these as %NAME%: in Azure the Bicep sets them; here the sandbox does.
+            "CRM_POLL_SCHEDULE": "*/10 * * * * *",
+            "RECONCILE_SCHEDULE": "0 */15 * * * *",
             # The simulators ask for Retry-After 1 s; keep backoff short so faults clear quickly.
             "HTTP_MAX_BACKOFF_SECONDS": "5",
             "HTTP_TIMEOUT_SECONDS": "5",

@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     # --- schedules (read by the trigger decorators as %NAME%; typed here for documentation) ---
     crm_poll_schedule: str = Field("0 */1 * * * *", validation_alias="CRM_POLL_SCHEDULE")
     reconcile_schedule: str = Field("0 */15 * * * *", validation_alias="RECONCILE_SCHEDULE")
+    reconcile_first_run_hours: int = Field(24, ge=1, validation_alias="RECONCILE_FIRST_RUN_HOURS")
 
     # --- outbound HTTP policy ---
     http_timeout_seconds: float = Field(15.0, gt=0, validation_alias="HTTP_TIMEOUT_SECONDS")

@@ -34,6 +34,7 @@ class CallStats:
 
     calls: Counter[str] = field(default_factory=Counter)
     writes: Counter[str] = field(default_factory=Counter)
+    parent: CallStats | None = field(default=None, repr=False, compare=False)
 
     @property
     def total(self) -> int:
@@ -45,8 +46,11 @@ _stats: contextvars.ContextVar[CallStats | None] = contextvars.ContextVar("cosel
 
 @contextlib.contextmanager
 def count_calls() -> Iterator[CallStats]:
-    """Count every HTTP attempt made inside the block (retries included), per service name."""
-    stats = CallStats()
+    """Count every HTTP attempt made inside the block (retries included), per service name.
+
+    Blocks nest: a call counts in every enclosing block (a record's sync and the poll around it).
+    """
+    stats = CallStats(parent=_stats.get())
     token = _stats.set(stats)
     try:
         yield stats
@@ -56,10 +60,11 @@ def count_calls() -> Iterator[CallStats]:
 
 def _record_call(service: str, method: str, *, changes_data: bool) -> None:
     stats = _stats.get()
-    if stats is not None:
+    while stats is not None:
         stats.calls[service] += 1
         if changes_data and method.upper() not in _READ_METHODS:
             stats.writes[service] += 1
+        stats = stats.parent
 
 
 class ApiError(Exception):

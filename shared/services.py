@@ -7,6 +7,7 @@ tokens, connection pools and the certificate cache survive across invocations.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -19,15 +20,18 @@ from shared.crm.port import CrmPort
 from shared.http import ServiceClient
 from shared.mapping.fields import dynamics_field_map
 from shared.mapping.inbound import InboundOptions
+from shared.messages import REFERRAL_EVENTS_QUEUE, ReferralMessage
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.signature import WebhookVerifier
 from shared.partner_center.webhooks import WebhookRegistrationClient
 from shared.store.audit import AuditLog
-from shared.store.clients import AUDIT_TABLE, LEASE_TABLE, SYNC_STATE_TABLE, TOKEN_TABLE, table_client
+from shared.store.clients import AUDIT_TABLE, LEASE_TABLE, SYNC_STATE_TABLE, TOKEN_TABLE, queue_client, table_client
 from shared.store.leases import LeaseStore
 from shared.store.state import StateStore
 from shared.store.tokens import TableRefreshTokenStore
 from shared.sync.inbound import InboundSync
+from shared.sync.outbound import OutboundSync
+from shared.sync.reconcile import Reconciler
 
 T = TypeVar("T")
 
@@ -175,6 +179,14 @@ def lease_store() -> LeaseStore:
     return LeaseStore(table_client(get_settings(), LEASE_TABLE))
 
 
+def _inbound_options(settings: Settings) -> InboundOptions:
+    return InboundOptions(
+        display_checkmark=settings.display_checkmark,
+        sync_cosell_only=settings.sync_cosell_only,
+        referral_link_template=settings.referral_link_template,
+    )
+
+
 @Once
 def inbound_sync() -> InboundSync:
     settings = get_settings()
@@ -184,13 +196,41 @@ def inbound_sync() -> InboundSync:
         state=state_store(),
         audit=audit_log(),
         leases=lease_store(),
-        options=InboundOptions(
-            display_checkmark=settings.display_checkmark,
-            sync_cosell_only=settings.sync_cosell_only,
-            referral_link_template=settings.referral_link_template,
-        ),
+        options=_inbound_options(settings),
         lease_seconds=settings.lease_seconds,
         lease_wait=settings.lease_wait_seconds,
+    )
+
+
+@Once
+def outbound_sync() -> OutboundSync:
+    settings = get_settings()
+    return OutboundSync(
+        referrals=referrals_client(),
+        crm=crm(),
+        state=state_store(),
+        audit=audit_log(),
+        leases=lease_store(),
+        inbound_options=_inbound_options(settings),
+        lease_seconds=settings.lease_seconds,
+        lease_wait=settings.lease_wait_seconds,
+    )
+
+
+@Once
+def reconciler() -> Reconciler:
+    settings = get_settings()
+    queue = queue_client(settings, REFERRAL_EVENTS_QUEUE)
+
+    def enqueue(message: ReferralMessage) -> None:
+        queue.send_message(message.to_json())
+
+    return Reconciler(
+        referrals=referrals_client(),
+        state=state_store(),
+        leases=lease_store(),
+        enqueue=enqueue,
+        first_run_lookback=dt.timedelta(hours=settings.reconcile_first_run_hours),
     )
 
 
@@ -207,5 +247,7 @@ def reset() -> None:
         audit_log,
         lease_store,
         inbound_sync,
+        outbound_sync,
+        reconciler,
     ):
         factory.cache_clear()

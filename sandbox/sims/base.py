@@ -8,6 +8,17 @@ and never counted:
 - ``POST /_sim/reset``      -> clears counters and the request log (not the data)
 - ``GET  /_sim/requests``   -> the request log; ``?method=PATCH&path=/api/...`` filters (path is a prefix)
 - ``PUT  /_sim/faults``     -> set fault injection, body as :class:`FaultConfig`; ``{}`` turns it off
+
+Fault kinds, drawn per API request from ``FaultConfig.seed`` in this order (a draw is only made for a
+kind whose rate is non-zero, so adding a kind never changes the sequence of an existing config):
+
+- ``timeout``        (``timeout_rate``): the handler does NOT run; the answer is a 504 after ``timeout_seconds``.
+- ``commit_timeout`` (``commit_timeout_rate``): the handler RUNS (the write is committed), then the real
+  answer is held back for ``timeout_seconds``, so a client with a shorter timeout loses it and cannot tell
+  whether its write happened. This is the case that makes retries need idempotency.
+- ``status``         (``rate``): the handler does NOT run; the answer is one of ``statuses``.
+
+Each recorded request says which fault (if any) it got in ``RecordedRequest.fault``.
 """
 
 from __future__ import annotations
@@ -33,7 +44,14 @@ _RECORDED_HEADERS = ("if-match", "if-none-match", "prefer", "content-type", "ms-
 
 @dataclass
 class FaultConfig:
-    """What to inject. ``rate`` is the share of API requests that fail, drawn from ``seed``."""
+    """What to inject. ``rate`` is the share of API requests that fail, drawn from ``seed``.
+
+    ``timeout_rate`` and ``commit_timeout_rate`` are shares too; both wait ``timeout_seconds``
+    (see the module docstring for how they differ). ``max_faults`` stops injecting once that many
+    faults (of any kind) have been injected since the config was set: ``{"rate": 1, "statuses":
+    [503], "routes": ["POST /v1.0/engagements/referrals"], "max_faults": 1}`` fails exactly the first
+    create.
+    """
 
     rate: float = 0.0
     statuses: list[int] = field(default_factory=lambda: [429, 503])
@@ -44,6 +62,17 @@ class FaultConfig:
     seed: int = 0
     # Only requests whose "METHOD rule" key starts with one of these are faulted; empty = all.
     routes: list[str] = field(default_factory=list)
+    commit_timeout_rate: float = 0.0
+    max_faults: int | None = None
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One drawn fault: ``kind`` is ``timeout``, ``commit_timeout`` or ``status``."""
+
+    kind: str
+    status: int = 0
+    delay: float = 0.0
 
 
 @dataclass
@@ -55,6 +84,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     status: int = 0
+    fault: str | None = None  # the injected fault's kind, if any
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -77,6 +107,7 @@ class Simulator:
         self._lock = threading.RLock()
         self._faults = FaultConfig(seed=seed)
         self._rng = random.Random(seed)
+        self._faults_injected = 0
         self.stats: Counter[str] = Counter()
         self.requests: list[RecordedRequest] = []
 
@@ -93,25 +124,41 @@ class Simulator:
             config = FaultConfig()
         elif isinstance(config, dict):
             config = FaultConfig(**config)
+        if config.max_faults is not None and (isinstance(config.max_faults, bool) or config.max_faults < 0):
+            raise ValueError("max_faults must be a non-negative integer or null")
         with self._lock:
             self._faults = config
             self._rng = random.Random(config.seed)
+            self._faults_injected = 0
 
     @property
     def faults(self) -> FaultConfig:
         return self._faults
 
-    def _draw_fault(self, route: str) -> tuple[str, int] | None:
+    @property
+    def faults_injected(self) -> int:
+        """How many faults were injected since the fault config was last set."""
+        with self._lock:
+            return self._faults_injected
+
+    def _draw_fault(self, route: str) -> Fault | None:
         """Decide, under the lock so a seed gives a reproducible sequence, whether to fault."""
         with self._lock:
             f = self._faults
             if f.routes and not any(route.startswith(r) for r in f.routes):
                 return None
+            if f.max_faults is not None and self._faults_injected >= f.max_faults:
+                return None
+            fault: Fault | None = None
             if f.timeout_rate and self._rng.random() < f.timeout_rate:
-                return ("timeout", 0)
-            if f.rate and self._rng.random() < f.rate:
-                return ("status", self._rng.choice(f.statuses))
-        return None
+                fault = Fault("timeout", 504, f.timeout_seconds)
+            elif f.commit_timeout_rate and self._rng.random() < f.commit_timeout_rate:
+                fault = Fault("commit_timeout", 0, f.timeout_seconds)
+            elif f.rate and self._rng.random() < f.rate:
+                fault = Fault("status", self._rng.choice(f.statuses))
+            if fault is not None:
+                self._faults_injected += 1
+            return fault
 
     def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
         """The wire format of an error; each simulator overrides this with its service's shape."""
@@ -205,16 +252,20 @@ class Simulator:
         if self._faults.latency_ms:
             time.sleep(self._faults.latency_ms / 1000)
         fault = self._draw_fault(str(endpoint))
-        if fault and fault[0] == "timeout":
-            time.sleep(self._faults.timeout_seconds)
+        record.fault = fault.kind if fault else None
+        if fault is not None and fault.kind == "timeout":
+            time.sleep(fault.delay)
             response = self.fault_response(504)
-        elif fault:
-            response = self.fault_response(fault[1])
+        elif fault is not None and fault.kind == "status":
+            response = self.fault_response(fault.status)
         else:
             try:
                 response = self._handlers[str(endpoint)](request, **args)
             except HTTPException as exc:
                 response = self.error_response(exc.code or 400, type(exc).__name__, exc.description or str(exc))
+            if fault is not None:  # commit_timeout: the handler's work is done, its answer comes too late
+                record.status = response.status_code
+                time.sleep(fault.delay)
         record.status = response.status_code
         return response
 

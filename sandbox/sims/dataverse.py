@@ -2,9 +2,19 @@
 
 It follows ``crm-apis.md`` part A so the app's real adapter can be tested without an org:
 OData queries with server-driven paging, ``@odata.bind`` lookups stored as ``_<nav>_value``,
-create / update / upsert with ``If-Match`` / ``If-None-Match``, alternate keys on
-``cosell_referralid``, the ``WinOpportunity`` / ``LoseOpportunity`` actions and Dataverse's
-``{"error": {"code": "0x…", "message": "…"}}`` error body (also for injected faults).
+single-valued and collection-valued ``$expand``, create / update / upsert with ``If-Match`` /
+``If-None-Match``, alternate keys on ``cosell_referralid``, the ``WinOpportunity`` /
+``LoseOpportunity`` actions and Dataverse's ``{"error": {"code": "0x…", "message": "…"}}`` error
+body (also for injected faults).
+
+Users and owners: ``systemusers`` holds one seeded user ("Sandbox Seller", whose id is the WhoAmI
+``UserId``, :attr:`DataverseSimulator.user_id`); every account, contact, opportunity and lead is
+created owned by that user unless ``ownerid@odata.bind`` names another one.
+
+``createdon`` / ``modifiedon`` have second precision (``2026-11-21T10:00:00Z``) and never go
+backwards; every write to a row (PATCH, upsert, the close actions) bumps its ``modifiedon`` and
+``versionnumber``. Writes to child rows (``cosell_solution``) do not touch the parent opportunity,
+as in Dataverse, so a ``modifiedon`` watermark on opportunities does not see solution changes.
 
 The service's stricter rules are enforced on purpose (unknown properties, case-sensitive
 navigation properties, DateOnly format, state/status pairs, no closing an opportunity by PATCH),
@@ -30,7 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote, unquote_plus
 
 from odata_query import ast
 from odata_query.grammar import ODataLexer, ODataParser
@@ -95,6 +105,14 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Collection:
+    """A one-to-many (collection-valued) navigation property: rows of ``target`` whose ``column`` is us."""
+
+    target: str  # entity set of the referencing table
+    column: str  # its lookup column pointing back, e.g. ``_cosell_opportunityid_value``
+
+
+@dataclass(frozen=True)
 class EntityDef:
     set_name: str
     logical: str
@@ -102,6 +120,7 @@ class EntityDef:
     columns: dict[str, Column]
     lookups: dict[str, Lookup] = field(default_factory=dict)
     alt_key: str | None = None
+    collections: dict[str, Collection] = field(default_factory=dict)
     computed: tuple[str, ...] = ()  # read-only columns derived on write (fullname)
     states: dict[int, frozenset[int]] | None = None  # statecode -> valid statuscodes
     default_status: dict[int, int] = field(default_factory=dict)
@@ -160,6 +179,8 @@ _COSELL: dict[str, Column] = {
     "cosell_audit": _s(4000),
 }
 _ACTIVE_INACTIVE = {0: frozenset({1}), 1: frozenset({2})}
+# User-owned tables: ownerid is polymorphic (systemuser or team) on the service; the simulator has users only.
+_OWNER = {"ownerid": Lookup("systemusers", "_ownerid_value")}
 
 ENTITIES: dict[str, EntityDef] = {
     e.set_name: e
@@ -181,6 +202,7 @@ ENTITIES: dict[str, EntityDef] = {
             {
                 "primarycontactid": Lookup("contacts", "_primarycontactid_value"),
                 "transactioncurrencyid": Lookup("transactioncurrencies", "_transactioncurrencyid_value"),
+                **_OWNER,
             },
             states=_ACTIVE_INACTIVE,
             default_status={0: 1, 1: 2},
@@ -200,7 +222,7 @@ ENTITIES: dict[str, EntityDef] = {
                 "statecode": _STATE,
                 "statuscode": _STATE,
             },
-            {"parentcustomerid_account": Lookup("accounts", "_parentcustomerid_value")},
+            {"parentcustomerid_account": Lookup("accounts", "_parentcustomerid_value"), **_OWNER},
             computed=("fullname",),
             states=_ACTIVE_INACTIVE,
             default_status={0: 1, 1: 2},
@@ -232,8 +254,12 @@ ENTITIES: dict[str, EntityDef] = {
                 "parentcontactid": Lookup("contacts", "_parentcontactid_value"),
                 "transactioncurrencyid": Lookup("transactioncurrencies", "_transactioncurrencyid_value"),
                 "originatingleadid": Lookup("leads", "_originatingleadid_value"),
+                **_OWNER,
             },
             alt_key="cosell_referralid",
+            collections={
+                "cosell_opportunity_cosell_solutions": Collection("cosell_solutions", "_cosell_opportunityid_value")
+            },
             states={0: frozenset({1, 2}), 1: frozenset({3}), 2: frozenset({4, 5})},
             default_status={0: 1, 1: 3, 2: 4},
             state_names={0: "OpportunityState.Open", 1: "OpportunityState.Won", 2: "OpportunityState.Lost"},
@@ -263,6 +289,7 @@ ENTITIES: dict[str, EntityDef] = {
                 "parentaccountid": Lookup("accounts", "_parentaccountid_value"),
                 "parentcontactid": Lookup("contacts", "_parentcontactid_value"),
                 "transactioncurrencyid": Lookup("transactioncurrencies", "_transactioncurrencyid_value"),
+                **_OWNER,
             },
             alt_key="cosell_referralid",
             computed=("fullname",),
@@ -275,6 +302,18 @@ ENTITIES: dict[str, EntityDef] = {
             "transactioncurrency",
             "transactioncurrencyid",
             {"isocurrencycode": _s(5), "currencyname": _s(100), "currencysymbol": _s(10)},
+        ),
+        EntityDef(
+            "systemusers",
+            "systemuser",
+            "systemuserid",
+            {
+                "firstname": _s(256),
+                "lastname": _s(256),
+                "internalemailaddress": _s(100),
+                "domainname": _s(1024),
+            },
+            computed=("fullname",),
         ),
         EntityDef(
             "cosell_solutions",
@@ -315,6 +354,13 @@ SEED_CURRENCIES: tuple[tuple[str, str, str], ...] = (
     ("INR", "Indian Rupee", "₹"),
 )
 DEFAULT_CURRENCY = "USD"
+# The org's one seeded user: the caller (WhoAmI) and the default owner of new rows.
+SEED_USER: dict[str, str] = {
+    "firstname": "Sandbox",
+    "lastname": "Seller",
+    "internalemailaddress": "seller@partner.example",
+    "domainname": "seller@partner.example",
+}
 
 
 # ----------------------------------------------------------------------------- errors and small helpers
@@ -463,9 +509,29 @@ class _SortKey:
 
 
 @dataclass
+class _Expand:
+    """One item of ``$expand``; ``collection`` is set for collection-valued navigation properties."""
+
+    nav: str
+    select: list[str] | None = None
+    collection: Collection | None = None
+    predicate: Callable[[Record], bool] | None = None  # $filter (collection-valued only)
+    filter_navs: set[str] = field(default_factory=set)
+    orderby: list[tuple[str, bool]] = field(default_factory=list)
+    top: int | None = None
+    raw_options: list[str] = field(default_factory=list)  # for the ``<nav>@odata.nextLink`` annotation
+
+
+_SINGLE_VALUED_EXPAND_ONLY = (
+    "Only $select and $filter clause can be provided while doing $expand on many-to-one relationship or "
+    "nested one-to-many relationship."
+)
+
+
+@dataclass
 class _Query:
     select: list[str] | None = None
-    expand: list[tuple[str, list[str] | None]] = field(default_factory=list)
+    expand: list[_Expand] = field(default_factory=list)
     filter: str | None = None
     orderby: list[tuple[str, bool]] = field(default_factory=list)
     top: int | None = None
@@ -500,10 +566,15 @@ class DataverseSimulator(Simulator):
         self._alt: dict[str, dict[str, str]] = {name: {} for name, e in ENTITIES.items() if e.alt_key}
         self._currency_ids = {iso: self._new_id() for iso, _, _ in SEED_CURRENCIES}
         self._identity = {k: self._new_id() for k in ("UserId", "BusinessUnitId", "OrganizationId")}
+        self._last_stamp = ""
         self._seed_currencies()
+        self._seed_users()
         for set_name in ENTITIES:
             self.add_route(f"{API}/{set_name}", ["GET", "POST"], self._api(self._collection, set_name))
             self.add_route(f"{API}/{set_name}(<path:key>)", ["GET", "PATCH", "DELETE"], self._api(self._item, set_name))
+            if ENTITIES[set_name].collections:
+                related = self._api(self._related, set_name)
+                self.add_route(f"{API}/{set_name}(<path:key>)/<nav>", ["GET"], related)
         self.add_route(f"{API}/WinOpportunity", ["POST"], self._api(self._close_opportunity, "win"))
         self.add_route(f"{API}/LoseOpportunity", ["POST"], self._api(self._close_opportunity, "lose"))
         self.add_route(f"{API}/WhoAmI", ["GET"], self._api(self._who_am_i))
@@ -536,17 +607,23 @@ class DataverseSimulator(Simulator):
                 raise ValueError(exc.message) from exc
 
     def clear(self) -> None:
-        """Drop all rows, then put the seeded currencies back with their original ids."""
+        """Drop all rows, then put the seeded currencies and the seeded user back with their original ids."""
         with self._db:
             for table in self._data.values():
                 table.clear()
             for index in self._alt.values():
                 index.clear()
             self._seed_currencies()
+            self._seed_users()
 
     def currency_id(self, iso_code: str) -> str:
         """Id of a seeded ``transactioncurrency`` by ISO code (stable for the simulator's lifetime)."""
         return self._currency_ids[iso_code.upper()]
+
+    @property
+    def user_id(self) -> str:
+        """The seeded user ("Sandbox Seller"): WhoAmI's ``UserId`` and the default owner of new rows."""
+        return self._identity["UserId"]
 
     # ----- control API -----
     def control(self, request: Request, action: str) -> Response:
@@ -641,6 +718,22 @@ class DataverseSimulator(Simulator):
         self._version += 1
         return self._version
 
+    def _stamp(self) -> str:
+        """Now, with the service's second precision, never earlier than the last stamp handed out.
+
+        Writes in the same second share a ``modifiedon``, so ``modifiedon ge <an earlier write's value>``
+        finds both; a wall clock stepping back cannot make a later write look older. Caller holds ``_db``.
+        """
+        now = _now()
+        if now < self._last_stamp:
+            now = self._last_stamp
+        self._last_stamp = now
+        return now
+
+    def _seed_users(self) -> None:
+        ent = ENTITIES["systemusers"]
+        self._insert_raw(ent, {ent.pk: self._identity["UserId"], **SEED_USER})
+
     def _seed_currencies(self) -> None:
         ent = ENTITIES["transactioncurrencies"]
         for iso, name, symbol in SEED_CURRENCIES:
@@ -733,23 +826,47 @@ class DataverseSimulator(Simulator):
                 raise _unknown_property(ent, name)
         return names
 
-    def _parse_expand(self, ent: EntityDef, value: str) -> list[tuple[str, list[str] | None]]:
-        result: list[tuple[str, list[str] | None]] = []
+    def _parse_expand(self, ent: EntityDef, value: str) -> list[_Expand]:
+        """Comma-separated items, split at top level only (commas inside ``(...)`` belong to the item).
+
+        Single-valued (lookup) navigation properties take ``$select``; collection-valued ones
+        (``ent.collections``) also take ``$filter``, ``$orderby`` and ``$top``. Nested ``$expand`` is
+        not simulated. Unknown (or wrongly cased) navigation properties are a 400, as on the service.
+        """
+        result: list[_Expand] = []
         for item in _split_top(value, ","):
             match = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?", item, re.DOTALL)
             if not match:
                 raise _bad(f"Syntax error in $expand: '{item}'.", CODE_QUERY)
             nav, options = match.group(1), match.group(2)
-            if nav not in ent.lookups:
+            collection = ent.collections.get(nav)
+            if collection is None and nav not in ent.lookups:
                 raise _unknown_property(ent, nav)
-            target = ENTITIES[ent.lookups[nav].target]
-            select: list[str] | None = None
+            target = ENTITIES[collection.target if collection else ent.lookups[nav].target]
+            expand = _Expand(nav, collection=collection)
             for option in _split_top(options or "", ";"):
                 opt_name, _, opt_value = option.partition("=")
-                if opt_name.strip() != "$select":
-                    raise _bad(f"The simulator supports only $select inside $expand, not '{opt_name}'.", CODE_QUERY)
-                select = self._parse_select(target, opt_value)
-            result.append((nav, select))
+                opt_name, opt_value = opt_name.strip(), opt_value.strip()
+                expand.raw_options.append(f"{opt_name}={opt_value}")
+                if opt_name == "$select":
+                    expand.select = self._parse_select(target, opt_value)
+                elif collection is not None and opt_name == "$filter":
+                    expand.predicate, expand.filter_navs = self._compile_filter(target, opt_value)
+                elif collection is not None and opt_name == "$orderby":
+                    expand.orderby = self._parse_orderby(target, opt_value)
+                elif collection is not None and opt_name == "$top":
+                    if not opt_value.isdigit() or int(opt_value) <= 0:
+                        raise _bad(f"Invalid value '{opt_value}' for $top query option found.", CODE_QUERY)
+                    expand.top = int(opt_value)
+                elif opt_name in ("$orderby", "$top"):
+                    raise _bad(_SINGLE_VALUED_EXPAND_ONLY, CODE_QUERY)
+                else:
+                    raise _bad(
+                        f"The simulator supports only $select (and $filter, $orderby, $top on collection-valued "
+                        f"navigation properties) inside $expand, not '{opt_name}'.",
+                        CODE_QUERY,
+                    )
+            result.append(expand)
         return result
 
     @staticmethod
@@ -849,7 +966,7 @@ class DataverseSimulator(Simulator):
                 )
             elif key in _SYSTEM_COLUMNS or key in ent.computed:
                 if raw and key in ("createdon", "modifiedon") and isinstance(value, str):
-                    changes.system[key] = value
+                    changes.system[key] = _normalise_stamp(value)
                 # read-only on the service: silently ignored there too
             else:
                 raise _bad(
@@ -870,6 +987,12 @@ class DataverseSimulator(Simulator):
         lookup = ent.lookups.get(nav)
         if lookup is None:  # case-sensitive, as on the service
             raise self._undeclared(ent, nav)
+        if nav == "ownerid" and value is None:  # a user-owned record always has an owner
+            raise _bad(
+                f"ownerid cannot be cleared on {ent.logical}: assign another owner with "
+                "'ownerid@odata.bind': '/systemusers(<id>)'.",
+                CODE_INVALID_ARGUMENT,
+            )
         if lookup.column in bound_by:
             raise _bad(f"'{nav}' and '{bound_by[lookup.column]}' both set {lookup.column}; bind only one of them.")
         bound_by[lookup.column] = nav
@@ -972,7 +1095,13 @@ class DataverseSimulator(Simulator):
             raise _duplicate_key()
 
     def _write(self, ent: EntityDef, row: Record, changes: _Changes, *, creating: bool) -> Record:
-        """Apply validated changes to ``row`` (a fresh dict when creating), bump version, keep indexes."""
+        """Apply validated changes to ``row`` (a fresh dict when creating), bump version, keep indexes.
+
+        Every write of a row stamps its ``modifiedon`` (see :meth:`_stamp`) and a new ``versionnumber``.
+        Only the written row changes: creating, updating or deleting a child row (a ``cosell_solution``
+        bound to an opportunity) leaves the parent's ``modifiedon``/``versionnumber`` alone, as in
+        Dataverse, so a ``modifiedon`` watermark on opportunities does not notice solution changes.
+        """
         table = self._data[ent.set_name]
         old = table.get(row[ent.pk])
         if ent.alt_key and ent.alt_key in changes.values:
@@ -987,7 +1116,7 @@ class DataverseSimulator(Simulator):
                 row[f"{column}@{_LOOKUP_NAV}"] = ref[2]
         if "fullname" in ent.computed:
             row["fullname"] = " ".join(p for p in (row.get("firstname"), row.get("lastname")) if p) or None
-        now = _now()
+        now = self._stamp()
         if creating:
             row["createdon"] = changes.system.get("createdon", now)
         row["modifiedon"] = changes.system.get("modifiedon", now)
@@ -1007,6 +1136,9 @@ class DataverseSimulator(Simulator):
         if record_id in self._data[ent.set_name]:
             raise DataverseError(412, CODE_DUPLICATE_ID, "Cannot insert duplicate key.")
         row: Record = {ent.pk: record_id}
+        owner = ent.lookups.get("ownerid")
+        if owner and owner.column not in changes.refs and self.user_id in self._data["systemusers"]:
+            changes.refs[owner.column] = ("systemusers", self.user_id, "ownerid")  # the caller owns what it creates
         currency = ent.lookups.get("transactioncurrencyid")
         if currency and currency.column not in changes.refs and DEFAULT_CURRENCY in self._currency_ids:
             currency_id = self._currency_ids[DEFAULT_CURRENCY]
@@ -1037,13 +1169,19 @@ class DataverseSimulator(Simulator):
         ent: EntityDef,
         row: Record,
         select: list[str] | None,
-        expand: list[tuple[str, list[str] | None]],
+        expand: list[_Expand],
         wanted: Callable[[str], bool],
+        *,
+        base_url: str = "",
+        also: tuple[str, ...] = (),
     ) -> Record:
+        """The wire shape of one row; ``also`` adds columns the service returns unasked (the back-reference
+        lookup of rows in an expanded collection)."""
         out: Record = {"@odata.etag": _etag(row)}
-        columns = list(select) if select else ent.readable
-        if ent.pk not in columns:
-            columns.append(ent.pk)
+        columns = list(select) if select else list(ent.readable)
+        for extra in (*also, ent.pk):
+            if extra not in columns:
+                columns.append(extra)
         lookup_columns = ent.lookup_columns
         for column in columns:
             out[column] = row.get(column)
@@ -1051,11 +1189,41 @@ class DataverseSimulator(Simulator):
                 for annotation in (_LOOKUP_TARGET, _LOOKUP_NAV):
                     if wanted(annotation) and f"{column}@{annotation}" in row:
                         out[f"{column}@{annotation}"] = row[f"{column}@{annotation}"]
-        for nav, sub_select in expand:
-            target_row = self._follow(ent, row, nav)
-            target = ENTITIES[ent.lookups[nav].target]
-            out[nav] = None if target_row is None else self._project(target, target_row, sub_select, [], wanted)
+        if ent.logical == "systemuser":
+            out["ownerid"] = row[ent.pk]  # systemuser inherits principal's key, so the service returns both
+        for item in expand:
+            if item.collection is None:
+                target_row = self._follow(ent, row, item.nav)
+                target = ENTITIES[ent.lookups[item.nav].target]
+                out[item.nav] = (
+                    None if target_row is None else self._project(target, target_row, item.select, [], wanted)
+                )
+                continue
+            target = ENTITIES[item.collection.target]
+            out[item.nav] = [
+                self._project(target, child, item.select, [], wanted, also=(item.collection.column,))
+                for child in self._related_rows(ent, row, item)
+            ]
+            # Single-level expands are not paged; the link is the filtered collection with the same options.
+            options = "&".join(quote(o, safe="$=,'()/") for o in item.raw_options)
+            link = f"{base_url}/{ent.set_name}({row[ent.pk]})/{item.nav}"
+            out[f"{item.nav}@odata.nextLink"] = f"{link}?{options}" if options else link
         return out
+
+    def _related_rows(self, ent: EntityDef, row: Record, item: _Expand) -> list[Record]:
+        """Rows of a collection-valued navigation property: filtered, ordered (then by key), capped."""
+        assert item.collection is not None
+        target = ENTITIES[item.collection.target]
+        column = item.collection.column
+        rows = [r for r in self._data[target.set_name].values() if r.get(column) == row[ent.pk]]
+        if item.predicate is not None:
+            try:
+                rows = [r for r in rows if item.predicate(self._filter_view(target, r, item.filter_navs))]
+            except FilterError as exc:
+                raise _bad(str(exc), CODE_QUERY) from exc
+        clauses = [*item.orderby, (target.pk, False)]
+        rows = sort_records(rows, ",".join(f"{c} {'desc' if d else 'asc'}" for c, d in clauses))
+        return rows[: min(item.top or MAX_PAGE_SIZE, MAX_PAGE_SIZE)]
 
     def _follow(self, ent: EntityDef, row: Record, nav: str) -> Record | None:
         """The row a lookup points at, if it points at this nav's table (customerid is polymorphic)."""
@@ -1084,6 +1252,26 @@ class DataverseSimulator(Simulator):
             return self._patch(request, ent, parsed)
         return self._delete(request, ent, parsed)
 
+    def _related(self, request: Request, set_name: str, key: str, nav: str) -> Response:
+        """``GET /opportunities(<id>)/cosell_opportunity_cosell_solutions``: the filtered collection a
+        collection-valued ``$expand`` links to (``<nav>@odata.nextLink``), with the usual query options."""
+        ent = ENTITIES[set_name]
+        collection = ent.collections.get(nav)
+        if collection is None:
+            if nav in ent.lookups:
+                raise _bad(f"The simulator serves only collection-valued navigation properties, not '{nav}'.")
+            raise DataverseError(404, CODE_QUERY, f"Resource not found for the segment '{nav}'.")
+        parsed = self._parse_key(ent, key)
+        with self._db:
+            parent = self._find(ent, parsed)
+            if parent is None:
+                raise _not_found(ent, parsed)
+            parent_id = parent[ent.pk]
+        target = ENTITIES[collection.target]
+        return self._get_many(
+            request, target, scope=(collection.column, parent_id), path=f"{set_name}({parent_id})/{nav}"
+        )
+
     def _base_url(self, request: Request) -> str:
         return request.host_url.rstrip("/") + API
 
@@ -1094,7 +1282,10 @@ class DataverseSimulator(Simulator):
         selection = f"({','.join(query.select)})" if query.select else ""
         return f"{self._base_url(request)}/$metadata#{ent.set_name}{selection}{'/$entity' if single else ''}"
 
-    def _get_many(self, request: Request, ent: EntityDef) -> Response:
+    def _get_many(
+        self, request: Request, ent: EntityDef, *, scope: tuple[str, str] | None = None, path: str | None = None
+    ) -> Response:
+        """A collection query; ``scope`` = (column, id) restricts it to a record's related rows served at ``path``."""
         query = self._parse_query(request, ent)
         prefs = self._preferences(request)
         wanted = self._annotations_wanted(prefs)
@@ -1108,7 +1299,11 @@ class DataverseSimulator(Simulator):
         clauses = [*query.orderby, (ent.pk, False)]
         with self._db:
             try:
-                rows = [r for r in self._data[ent.set_name].values() if predicate(self._filter_view(ent, r, navs))]
+                rows = [
+                    r
+                    for r in self._data[ent.set_name].values()
+                    if (scope is None or r.get(scope[0]) == scope[1]) and predicate(self._filter_view(ent, r, navs))
+                ]
             except FilterError as exc:
                 raise _bad(str(exc), CODE_QUERY) from exc
             rows = sort_records(rows, ",".join(f"{c} {'desc' if d else 'asc'}" for c, d in clauses))
@@ -1127,7 +1322,8 @@ class DataverseSimulator(Simulator):
                 start = bisect.bisect_right(rows, _SortKey(after, descending), key=key_of)
             page = rows[start : start + page_size]
             more = start + page_size < len(rows)
-            value = [self._project(ent, r, query.select, query.expand, wanted) for r in page]
+            base_url = self._base_url(request)
+            value = [self._project(ent, r, query.select, query.expand, wanted, base_url=base_url) for r in page]
             last = [page[-1].get(c) for c, _ in clauses] if page else None
         body: Record = {"@odata.context": self._context(request, ent, query, single=False)}
         if query.count:
@@ -1136,7 +1332,7 @@ class DataverseSimulator(Simulator):
         if more and last is not None:
             token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode().rstrip("=")
             raw = "&".join([*query.raw_parts, f"$skiptoken={token}"])
-            body["@odata.nextLink"] = f"{self._base_url(request)}/{ent.set_name}?{raw}"
+            body["@odata.nextLink"] = f"{self._base_url(request)}/{path or ent.set_name}?{raw}"
         return _odata_response(body, 200, applied)
 
     @staticmethod
@@ -1208,7 +1404,7 @@ class DataverseSimulator(Simulator):
             if_none_match = request.headers.get("If-None-Match", "")
             if if_none_match and not query.expand and _etag_matches(if_none_match, row):
                 return _empty_response(304, {"ETag": etag})
-            body = self._project(ent, row, query.select, query.expand, wanted)
+            body = self._project(ent, row, query.select, query.expand, wanted, base_url=self._base_url(request))
         return _odata_response(
             {"@odata.context": self._context(request, ent, query, single=True), **body}, 200, {"ETag": etag}
         )
@@ -1219,7 +1415,14 @@ class DataverseSimulator(Simulator):
         with self._db:
             changes = self._parse_payload(ent, self._body(request))
             row = self._create(ent, changes)
-            body = self._project(ent, row, query.select, query.expand, self._annotations_wanted(prefs))
+            body = self._project(
+                ent,
+                row,
+                query.select,
+                query.expand,
+                self._annotations_wanted(prefs),
+                base_url=self._base_url(request),
+            )
             etag = _etag(row)
             record_id = row[ent.pk]
         if prefs.get("return") == "representation":
@@ -1258,7 +1461,14 @@ class DataverseSimulator(Simulator):
                     changes.values.pop(ent.alt_key, None)  # key values in the body are discarded
                 changes.pk = None
                 row = self._update(ent, current, changes)
-            body = self._project(ent, row, query.select, query.expand, self._annotations_wanted(prefs))
+            body = self._project(
+                ent,
+                row,
+                query.select,
+                query.expand,
+                self._annotations_wanted(prefs),
+                base_url=self._base_url(request),
+            )
             etag = _etag(row)
             record_id = row[ent.pk]
         if prefs.get("return") == "representation":
@@ -1364,6 +1574,20 @@ def _etag_matches(header: str, row: Record) -> bool:
         if tag.strip('"') == version:
             return True
     return False
+
+
+def _normalise_stamp(value: str) -> str:
+    """A seeded ``createdon``/``modifiedon`` the way the service returns it: UTC, whole seconds, ``Z``."""
+    match = re.fullmatch(
+        r"(\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?)?)(?:\.\d+)?(Z|[+-]\d{2}:\d{2})?", value.strip()
+    )
+    try:
+        if not match:
+            raise ValueError(value)
+        parsed = dt.datetime.fromisoformat(match.group(1) + (match.group(2) or "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(f"Cannot convert the literal '{value}' to the expected type 'Edm.DateTimeOffset'.") from None
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _valid_date(value: str) -> bool:

@@ -38,21 +38,28 @@ class DataverseClient:
     def __init__(self, http: ServiceClient) -> None:
         self._http = http
 
-    def get(self, path: str, *, select: list[str] | None = None) -> dict[str, Any] | None:
+    def get(self, path: str, *, select: list[str] | None = None, expand: str | None = None) -> dict[str, Any] | None:
         """One record by key; None when it does not exist."""
-        params = {"$select": ",".join(select)} if select else None
-        response = self._http.request("GET", path, params=params, headers=_BASE_HEADERS, expected=(404,))
+        params = {"$select": ",".join(select)} if select else {}
+        if expand:
+            params["$expand"] = expand
+        response = self._http.request("GET", path, params=params or None, headers=_BASE_HEADERS, expected=(404,))
         return None if response.status_code == 404 else response.json()
 
     def query(
-        self, entity_set: str, *, select: list[str], filter: str | None = None, orderby: str | None = None
+        self,
+        entity_set: str,
+        *,
+        select: list[str],
+        filter: str | None = None,
+        orderby: str | None = None,
+        expand: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """All matching rows, page by page; nextLink followed verbatim with the same page size."""
         params: dict[str, str] | None = {"$select": ",".join(select)}
-        if filter:
-            params["$filter"] = filter
-        if orderby:
-            params["$orderby"] = orderby
+        for option, value in (("$filter", filter), ("$orderby", orderby), ("$expand", expand)):
+            if value:
+                params[option] = value
         headers = {**_BASE_HEADERS, "Prefer": f"odata.maxpagesize={PAGE_SIZE}"}
         url: str | None = entity_set
         while url:

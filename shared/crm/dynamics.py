@@ -13,17 +13,26 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id, odata_string
+from shared.crm.dynamics_deals import DynamicsDeals
 from shared.crm.port import CrmRejected, InboundResult
 from shared.http import ApiError
 from shared.mapping.fields import DYNAMICS_HELP_NEEDED, FieldMap
-from shared.mapping.model import AccountData, ContactData, CrmPlan, DealData, DealState, SolutionData
+from shared.mapping.model import AccountData, ContactData, CrmDeal, CrmPlan, DealData, DealState, SolutionData
 from shared.mapping.status import DYNAMICS_LEAD_CODES, DYNAMICS_OPPORTUNITY_CODES
-from shared.mapping.text import CROSS, audit_line, normalise_company, normalise_postal_code, prepend_audit, with_mark
+from shared.mapping.text import (
+    CHECK,
+    CROSS,
+    audit_line,
+    normalise_company,
+    normalise_postal_code,
+    prepend_audit,
+    with_mark,
+)
 from shared.store.state import SyncState
 
 log = logging.getLogger("cosell.crm.dynamics")
@@ -57,6 +66,38 @@ class DynamicsCrm:
         self._clock = clock
         self._currency_ids: dict[str, str] = {}
         self._currency_lock = threading.Lock()
+        self._deals = DynamicsDeals(client, fields)
+
+    # ------------------------------------------------------------------ outbound (CRM -> Partner Center)
+    def changed_deals(self, since: str | None) -> Iterator[CrmDeal]:
+        return self._deals.changed_since(since)
+
+    def get_deal(self, entity: str, crm_id: str) -> CrmDeal | None:
+        return self._deals.get(entity, crm_id)
+
+    def write_back(
+        self, deal: CrmDeal, *, message: str, ok: bool, referral_id: str | None = None, link: str | None = None
+    ) -> bool:
+        """Referral id and link (after a create), ✔ or ✖, and an audit line: one PATCH.
+
+        A closed opportunity is read-only in Dynamics 365, so it gets nothing; the audit table has it.
+        """
+        if deal.entity == "opportunity" and deal.state != DealState.OPEN:
+            return False
+        entity_set, col = (LEADS, self._col_lead) if deal.entity == "lead" else (OPPORTUNITIES, self._col_opportunity)
+        line = audit_line(self._clock(), message)
+        body: dict[str, Any] = {col("audit"): prepend_audit(deal.audit, line, self._audit_max)}
+        if referral_id:
+            body[col("referral_id")] = referral_id
+            body[col("referral_link")] = link
+        if self._checkmark:
+            body[col("name")] = with_mark(deal.title, CHECK if ok else CROSS, True)
+        self._dv.update(key_by_id(entity_set, deal.crm_id), body)
+        return True
+
+    def wire_fields(self, plan: CrmPlan) -> dict[str, Any]:
+        """The columns an inbound sync of ``plan`` would write (kept in state to diff the next one)."""
+        return self._lead_fields(plan) if plan.kind == "lead" else self._opportunity_fields(_deal_of(plan))
 
     # ------------------------------------------------------------------ inbound
     def apply_inbound(self, plan: CrmPlan, previous: SyncState | None, audit_message: str) -> InboundResult:
@@ -77,6 +118,10 @@ class DynamicsCrm:
             if existing_id
             else self._dv.get(key_by_alternate(OPPORTUNITIES, col("referral_id"), plan.referral_id), select=select)
         )
+        if current is None and plan.external_id and _is_guid(plan.external_id):
+            # A referral shared from this CRM names its opportunity in externalReferenceId: link to
+            # it, even if Partner Center's webhook for our own create overtakes our write-back.
+            current = self._dv.get(key_by_id(OPPORTUNITIES, plan.external_id), select=select)
         fields = self._opportunity_fields(deal)
         if current is None:
             return self._create_opportunity(plan, previous, fields, line)
@@ -392,6 +437,14 @@ class DynamicsCrm:
 
 
 _MISSING = object()
+
+
+def _is_guid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _deal_of(plan: CrmPlan) -> DealData:

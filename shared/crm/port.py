@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.mapping.model import CrmPlan
+from shared.mapping.model import CrmDeal, CrmPlan
 from shared.store.state import SyncState
 
 
@@ -32,4 +33,20 @@ class CrmPort(Protocol):
 
     def mark_failed(self, entity: str, crm_id: str, message: str) -> bool:
         """Put ✖ on the record's name and the failure in its audit field; False if it cannot."""
+        ...
+
+    def wire_fields(self, plan: CrmPlan) -> dict[str, Any]:
+        """The CRM columns an inbound sync of ``plan`` writes."""
+        ...
+
+    def changed_deals(self, since: str | None) -> Iterator[CrmDeal]:
+        """Deals shared with Partner Center modified at or after ``since``, oldest first."""
+        ...
+
+    def get_deal(self, entity: str, crm_id: str) -> CrmDeal | None: ...
+
+    def write_back(
+        self, deal: CrmDeal, *, message: str, ok: bool, referral_id: str | None = None, link: str | None = None
+    ) -> bool:
+        """After sharing: referral id and link, ✔ or ✖, and an audit line on the record."""
         ...

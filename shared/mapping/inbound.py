@@ -56,6 +56,7 @@ def plan_for(referral: Referral, options: InboundOptions) -> CrmPlan:
         referral_id=referral.id,
         pc_status=pc_status,
         reason=referral.status_reason or "",
+        external_id=(referral.external_reference_id or "").strip() or None,
         deal=_deal(referral, options),
         account=_account(referral),
         contacts=_contacts(referral),

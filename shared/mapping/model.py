@@ -76,6 +76,7 @@ class CrmPlan:
     referral_id: str
     pc_status: str
     reason: str = ""
+    external_id: str | None = None  # externalReferenceId: the CRM record a referral was created from
     deal: DealData | None = None
     account: AccountData | None = None
     contacts: tuple[ContactData, ...] = field(default_factory=tuple)
@@ -119,3 +120,27 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return str(value)
+
+
+@dataclass(frozen=True)
+class CrmDeal:
+    """What the CRM says about a deal it shares with Partner Center, read from an opportunity or lead."""
+
+    entity: str  # "opportunity" | "lead"
+    crm_id: str
+    modified_on: str
+    referral_id: str | None
+    title: str  # the name without the ✔/✖ mark
+    deal_value: Decimal | None
+    currency: str | None
+    close_date: dt.date | None
+    description: str | None
+    # opportunity: open / won / lost; lead: open / won (qualified) / lost (disqualified)
+    state: DealState
+    help_needed: str | None
+    visible: bool
+    account: AccountData | None = None
+    contact: ContactData | None = None
+    owner: ContactData | None = None
+    solutions: tuple[SolutionData, ...] = field(default_factory=tuple)
+    audit: str | None = None  # the audit text on the record now, to prepend to

@@ -1,8 +1,11 @@
-"""Per-referral sync state: which CRM record it is, what was last synced, and content hashes.
+"""Sync state in Table Storage: per referral, per CRM record, and the poll watermarks.
 
-One row per referral (PartitionKey ``referral``, RowKey = referral id), plus an index row per
-CRM record (PartitionKey ``crm``, RowKey ``<entity>_<id>``) so the CRM → Partner Center direction
-can find the referral of a CRM record.
+- PartitionKey ``referral``, RowKey = referral id: which CRM record it is, the last referral
+  version synced, and hashes of what was written.
+- PartitionKey ``crm``, RowKey ``<entity>_<id>``: the CRM record's referral, the hash of the
+  content both sides last agreed on (the no-ping-pong key), its last rejection, and a create
+  intent recorded before POSTing a new referral.
+- PartitionKey ``watermark``: how far each poll has read.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 REFERRAL_PARTITION = "referral"
 CRM_INDEX_PARTITION = "crm"
+WATERMARK_PARTITION = "watermark"
 
 
 @dataclass
@@ -30,7 +34,6 @@ class SyncState:
     pc_hash: str = ""  # hash of the last inbound plan applied
     part_hashes: dict[str, str] = field(default_factory=dict)
     crm_fields: dict[str, Any] = field(default_factory=dict)  # wire fields last written to the CRM
-    crm_hash: str = ""  # outbound: hash of the CRM content last pushed to Partner Center
     last_outcome: str = ""
     last_error: str = ""
     last_synced_at: str = ""
@@ -38,6 +41,17 @@ class SyncState:
     @property
     def pc_updated_at(self) -> dt.datetime | None:
         return dt.datetime.fromisoformat(self.pc_updated) if self.pc_updated else None
+
+
+@dataclass
+class CrmRecordState:
+    entity: str
+    crm_id: str
+    referral_id: str = ""
+    content_hash: str = ""  # the shared content both sides last agreed on
+    rejected_hash: str = ""  # content last refused by validation (so it is not re-marked every poll)
+    last_error: str = ""
+    create_intent: str = ""  # ISO time a create was attempted and not yet confirmed
 
 
 _JSON_FIELDS = ("part_hashes", "crm_fields")
@@ -68,18 +82,53 @@ class StateStore:
             entity[name] = json.dumps(value, sort_keys=True) if name in _JSON_FIELDS else value
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
         if state.crm_id:
+            # MERGE: the CRM row's own fields (content hash, rejections, intents) are kept.
             self._table.upsert_entity(
                 {
                     "PartitionKey": CRM_INDEX_PARTITION,
                     "RowKey": f"{state.crm_entity}_{state.crm_id}",
+                    "entity": state.crm_entity,
+                    "crm_id": state.crm_id,
                     "referral_id": state.referral_id,
                 },
-                mode=UpdateMode.REPLACE,
+                mode=UpdateMode.MERGE,
             )
 
     def referral_for_crm(self, entity: str, crm_id: str) -> str | None:
+        record = self.get_crm(entity, crm_id)
+        return record.referral_id or None if record else None
+
+    def get_crm(self, entity: str, crm_id: str) -> CrmRecordState | None:
         try:
             row = self._table.get_entity(CRM_INDEX_PARTITION, f"{entity}_{crm_id}")
         except ResourceNotFoundError:
             return None
-        return str(row["referral_id"])
+        fields = CrmRecordState.__dataclass_fields__
+        return CrmRecordState(
+            **{k: row[k] for k in fields if k in row and k not in ("entity", "crm_id")}, entity=entity, crm_id=crm_id
+        )
+
+    def save_crm(self, record: CrmRecordState) -> None:
+        self._table.upsert_entity(
+            {"PartitionKey": CRM_INDEX_PARTITION, "RowKey": f"{record.entity}_{record.crm_id}", **asdict(record)},
+            mode=UpdateMode.REPLACE,
+        )
+
+    def watermark(self, name: str) -> str | None:
+        try:
+            return str(self._table.get_entity(WATERMARK_PARTITION, name)["value"]) or None
+        except ResourceNotFoundError:
+            return None
+
+    def save_watermark(self, name: str, value: str | None, **last_run: object) -> None:
+        """The watermark, plus what the last run did (for operators: when, outcomes, API calls)."""
+        entity: dict[str, object] = {"PartitionKey": WATERMARK_PARTITION, "RowKey": name, "value": value or ""}
+        entity.update({k: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in last_run.items()})
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def last_run(self, name: str) -> dict[str, object]:
+        try:
+            row = self._table.get_entity(WATERMARK_PARTITION, name)
+        except ResourceNotFoundError:
+            return {}
+        return {k: v for k, v in row.items() if k not in ("PartitionKey", "RowKey")}

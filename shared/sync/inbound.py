@@ -17,11 +17,12 @@ from shared.crm.port import CrmPort, CrmRejected, InboundResult
 from shared.http import ApiError, ApiUnavailable, CallStats, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.model import CrmPlan
+from shared.mapping.outbound import content_hash_of_plan
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.models import Referral
 from shared.store.audit import AuditEntry, AuditLog
 from shared.store.leases import LeaseStore
-from shared.store.state import StateStore, SyncState
+from shared.store.state import CrmRecordState, StateStore, SyncState
 
 log = logging.getLogger("cosell.sync.inbound")
 
@@ -143,6 +144,11 @@ class InboundSync:
             raise
 
         self._state.save(self._next_state(previous, referral, plan, content_hash, result))
+        # What the CRM now holds is what Partner Center has: the next CRM poll must not send it back.
+        record = self._state.get_crm(result.entity, result.crm_id) or CrmRecordState(result.entity, result.crm_id)
+        record.referral_id, record.content_hash = referral.id, content_hash_of_plan(plan)
+        record.last_error = record.create_intent = record.rejected_hash = ""
+        self._state.save_crm(record)
         outcome = "created" if result.created else "updated"
         what = f"{outcome} {result.entity} from referral ({plan.pc_status})"
         if result.notes:

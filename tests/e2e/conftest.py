@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
@@ -46,8 +47,14 @@ def fresh(referral: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack")
     # Retry failed messages at once (host.json says 10 s) so the poison-queue test is quick.
-    fast_retries = {"AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00"}
-    with Stack(data_dir, seed=7, log_path=data_dir / "host.log", extra_settings=fast_retries) as running:
+    # Timers run only when a test fires them (POST /admin/functions/<name>), never on their own.
+    settings = {
+        "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
+        "CRM_POLL_SCHEDULE": "0 0 0 1 1 *",
+        "RECONCILE_SCHEDULE": "0 0 0 1 1 *",
+        "HTTP_TIMEOUT_SECONDS": "2",
+    }
+    with Stack(data_dir, seed=7, log_path=data_dir / "host.log", extra_settings=settings) as running:
         running.register_webhook()
         yield running
 
@@ -103,3 +110,16 @@ def wait_for_audit(audit_table: TableClient, host_log: Path) -> Callable[..., li
         raise AssertionError(f"referral {referral_id}: expected {count} audit row(s), got {rows}")
 
     return wait
+
+
+def fire(host: HostProcess, function: str, timeout: float = 60) -> None:
+    """Run a timer function now through the host admin API and wait until that run has finished."""
+    marker = f"Executed 'Functions.{function}' ("
+    before = host.output().count(marker)
+    response = httpx.post(host.url(f"/admin/functions/{function}"), json={"input": ""}, timeout=15)
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + timeout
+    while host.output().count(marker) <= before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{function} did not finish within {timeout}s")
+        time.sleep(0.1)

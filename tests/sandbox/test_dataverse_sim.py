@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from werkzeug.test import Client
 
+from sandbox.sims import dataverse
 from sandbox.sims.base import ServerThread
 from sandbox.sims.dataverse import DataverseSimulator
 
@@ -232,6 +234,398 @@ def test_bad_bind_is_rejected(client: httpx.Client, sim: DataverseSimulator, bod
     assert response.status_code == status
     error_of(response)
     assert sim.records("opportunities") == []
+
+
+# ----------------------------------------------------------------------------- users and owners
+
+
+def test_whoami_user_is_the_seeded_systemuser(client: httpx.Client, sim: DataverseSimulator):
+    who = client.get("/WhoAmI").json()
+    assert who["UserId"] == sim.user_id
+
+    response = client.get(
+        f"/systemusers({who['UserId']})",
+        params={"$select": "fullname,firstname,lastname,internalemailaddress,domainname"},
+    )
+
+    assert response.status_code == 200
+    user = response.json()
+    assert user["fullname"] == "Sandbox Seller"
+    assert (user["firstname"], user["lastname"]) == ("Sandbox", "Seller")
+    assert user["internalemailaddress"] == "seller@partner.example"
+    assert user["domainname"] == "seller@partner.example"
+    assert user["systemuserid"] == user["ownerid"] == sim.user_id  # principal inheritance: both keys
+    assert [u["systemuserid"] for u in sim.records("systemusers")] == [sim.user_id]  # back after clear()
+
+
+@pytest.mark.parametrize(
+    ("entity_set", "body"),
+    [
+        ("accounts", {"name": "A"}),
+        ("contacts", {"lastname": "C"}),
+        ("opportunities", {"name": "O"}),
+        ("leads", {"subject": "L"}),
+    ],
+)
+def test_new_rows_are_owned_by_the_caller(
+    client: httpx.Client, sim: DataverseSimulator, entity_set: str, body: dict[str, Any]
+):
+    response = client.post(
+        f"/{entity_set}",
+        json=body,
+        headers={"Prefer": 'return=representation,odata.include-annotations="Microsoft.Dynamics.CRM.*"'},
+    )
+
+    assert response.status_code == 201
+    row = response.json()
+    assert row["_ownerid_value"] == sim.user_id
+    assert row["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "systemuser"
+    assert row["_ownerid_value@Microsoft.Dynamics.CRM.associatednavigationproperty"] == "ownerid"
+    seeded = sim.get(entity_set, sim.insert(entity_set, body))
+    assert seeded is not None
+    assert seeded["_ownerid_value"] == sim.user_id  # direct inserts too
+
+
+def test_ownerid_bind_assigns_another_user_and_expands(client: httpx.Client, sim: DataverseSimulator):
+    created = client.post(
+        "/systemusers",
+        json={"firstname": "Other", "lastname": "Seller", "internalemailaddress": "other@partner.example"},
+    )
+    assert created.status_code == 204
+    other = created.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+    opportunity_id = make_opportunity(client, **{"ownerid@odata.bind": f"/systemusers({other})"})
+    mine = make_opportunity(client)
+
+    expanded = client.get(
+        f"/opportunities({opportunity_id})",
+        params={"$select": "name,_ownerid_value", "$expand": "ownerid($select=fullname,internalemailaddress)"},
+    ).json()
+    assert expanded["_ownerid_value"] == other
+    assert expanded["ownerid"]["fullname"] == "Other Seller"
+    assert expanded["ownerid"]["internalemailaddress"] == "other@partner.example"
+    assert expanded["ownerid"]["systemuserid"] == other
+
+    by_owner = client.get("/opportunities", params={"$filter": f"_ownerid_value eq {other}", "$select": "name"})
+    assert [r["opportunityid"] for r in by_owner.json()["value"]] == [opportunity_id]
+    by_name = client.get("/opportunities", params={"$filter": "ownerid/fullname eq 'Sandbox Seller'"}).json()
+    assert [r["opportunityid"] for r in by_name["value"]] == [mine]
+
+    reassigned = client.patch(
+        f"/opportunities({opportunity_id})", json={"ownerid@odata.bind": f"/systemusers({sim.user_id})"}
+    )
+    assert reassigned.status_code == 204
+    assert sim.get("opportunities", opportunity_id)["_ownerid_value"] == sim.user_id  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("entity_set", "body", "status"),
+    [
+        ("opportunities", {"name": "x", "ownerid@odata.bind": "/accounts(ACCOUNT)"}, 400),  # not a user
+        ("opportunities", {"name": "x", "ownerid@odata.bind": f"/systemusers({GUID_A})"}, 404),
+        ("opportunities", {"name": "x", "ownerid@odata.bind": None}, 400),  # an owner is required
+        ("opportunities", {"name": "x", "OwnerId@odata.bind": "/systemusers(USER)"}, 400),  # case-sensitive
+        ("opportunities", {"name": "x", "_ownerid_value": "USER"}, 400),  # lookups are set by bind
+        ("cosell_solutions", {"cosell_name": "x", "ownerid@odata.bind": "/systemusers(USER)"}, 400),
+    ],
+)
+def test_bad_owner_is_rejected(
+    client: httpx.Client, sim: DataverseSimulator, entity_set: str, body: dict[str, Any], status: int
+):
+    account = sim.insert("accounts", {"name": "A"})
+    payload = {
+        k: v.replace("ACCOUNT", account).replace("USER", sim.user_id) if isinstance(v, str) else v
+        for k, v in body.items()
+    }
+
+    response = client.post(f"/{entity_set}", json=payload)
+
+    assert response.status_code == status
+    error_of(response)
+    assert sim.records(entity_set) == []
+
+
+# ----------------------------------------------------------------------------- collection-valued $expand
+
+SOLUTIONS = "cosell_opportunity_cosell_solutions"
+
+
+def _solution(sim: DataverseSimulator, opportunity_id: str, identifier: str, name: str) -> str:
+    return sim.insert(
+        "cosell_solutions",
+        {
+            "cosell_solutionidentifier": identifier,
+            "cosell_name": name,
+            "cosell_opportunityid@odata.bind": f"/opportunities({opportunity_id})",
+        },
+    )
+
+
+def test_collection_valued_expand_returns_each_opportunitys_solutions(
+    client: httpx.Client, sim: DataverseSimulator, server: ServerThread
+):
+    first = sim.insert("opportunities", {"name": "A first"})
+    second = sim.insert("opportunities", {"name": "B second"})
+    elsewhere = sim.insert("opportunities", {"name": "C elsewhere"})
+    solution_ids = {_solution(sim, first, "SOL-1", "Azure Migrate"), _solution(sim, first, "SOL-2", "Defender")}
+    _solution(sim, elsewhere, "SOL-3", "Other")
+
+    response = client.get(
+        "/opportunities",
+        params={
+            "$select": "name",
+            "$filter": "name ne 'C elsewhere'",
+            "$orderby": "name asc",
+            "$expand": f"{SOLUTIONS}($select=cosell_solutionidentifier,cosell_name)",
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    rows = response.json()["value"]
+    assert [r["name"] for r in rows] == ["A first", "B second"]
+    solutions = rows[0][SOLUTIONS]
+    assert {s["cosell_solutionid"] for s in solutions} == solution_ids
+    assert [s["cosell_solutionid"] for s in solutions] == sorted(solution_ids)  # by key when no $orderby
+    assert {s["cosell_solutionidentifier"]: s["cosell_name"] for s in solutions} == {
+        "SOL-1": "Azure Migrate",
+        "SOL-2": "Defender",
+    }
+    assert all(
+        set(s)
+        == {
+            "@odata.etag",
+            "cosell_solutionidentifier",
+            "cosell_name",
+            "_cosell_opportunityid_value",
+            "cosell_solutionid",
+        }
+        for s in solutions
+    )
+    assert all(s["_cosell_opportunityid_value"] == first for s in solutions)  # the back-reference comes unasked
+    assert rows[1][SOLUTIONS] == []
+
+    link = rows[0][f"{SOLUTIONS}@odata.nextLink"]
+    assert link.startswith(f"{server.url}{API}/opportunities({first})/{SOLUTIONS}?$select=")
+    followed = client.get(link)
+    assert followed.status_code == 200
+    assert [s["cosell_solutionid"] for s in followed.json()["value"]] == [s["cosell_solutionid"] for s in solutions]
+    assert rows[1][f"{SOLUTIONS}@odata.nextLink"].endswith(
+        f"/opportunities({second})/{SOLUTIONS}?$select=cosell_solutionidentifier,cosell_name"
+    )
+
+
+def test_combined_single_and_collection_valued_expand(client: httpx.Client, sim: DataverseSimulator):
+    account = sim.insert("accounts", {"name": "Fabrikam", "address1_country": "DE"})
+    contact = sim.insert("contacts", {"firstname": "Ada", "lastname": "Lovelace", "emailaddress1": "ada@x.example"})
+    opportunity = make_opportunity(
+        client,
+        **{
+            "parentaccountid@odata.bind": f"/accounts({account})",
+            "parentcontactid@odata.bind": f"/contacts({contact})",
+            "cosell_syncwithpartnercenter": True,
+        },
+    )
+    _solution(sim, opportunity, "SOL-9", "Sentinel")
+    expand = (
+        "parentaccountid($select=name,address1_country),parentcontactid($select=emailaddress1),"
+        f"ownerid($select=fullname,internalemailaddress),{SOLUTIONS}($select=cosell_solutionidentifier,cosell_name)"
+    )
+
+    listed = client.get("/opportunities", params={"$select": "name", "$expand": expand})
+    single = client.get(f"/opportunities({opportunity})", params={"$select": "name", "$expand": expand})
+
+    assert listed.status_code == 200, listed.text
+    assert single.status_code == 200, single.text
+    for row in (listed.json()["value"][0], single.json()):
+        assert row["parentaccountid"] == {
+            "@odata.etag": row["parentaccountid"]["@odata.etag"],
+            "name": "Fabrikam",
+            "address1_country": "DE",
+            "accountid": account,
+        }
+        assert row["parentcontactid"]["emailaddress1"] == "ada@x.example"
+        assert row["ownerid"]["fullname"] == "Sandbox Seller"
+        assert row["ownerid"]["internalemailaddress"] == "seller@partner.example"
+        assert [(s["cosell_solutionidentifier"], s["cosell_name"]) for s in row[SOLUTIONS]] == [("SOL-9", "Sentinel")]
+
+
+def test_collection_valued_expand_options_filter_orderby_top(client: httpx.Client, sim: DataverseSimulator):
+    opportunity = sim.insert("opportunities", {"name": "Deal"})
+    for identifier, name in [("S1", "b, with comma"), ("S2", "a"), ("S3", "c"), ("S4", "skip me")]:
+        _solution(sim, opportunity, identifier, name)
+
+    response = client.get(
+        f"/opportunities({opportunity})",
+        params={
+            "$select": "name",
+            "$expand": (
+                f"{SOLUTIONS}($select=cosell_name;$filter=cosell_name ne 'skip me';$orderby=cosell_name desc;$top=2)"
+            ),
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    assert [s["cosell_name"] for s in response.json()[SOLUTIONS]] == ["c", "b, with comma"]
+    link = response.json()[f"{SOLUTIONS}@odata.nextLink"]
+    assert "$filter=cosell_name%20ne%20'skip%20me'" in link
+    followed = client.get(link)  # the same options, so the same rows
+    assert followed.status_code == 200, followed.text
+    assert [s["cosell_name"] for s in followed.json()["value"]] == ["c", "b, with comma"]
+    assert client.get(f"/opportunities({GUID_A})/{SOLUTIONS}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "expand",
+    [
+        "cosell_solutions",  # the entity set is not a navigation property
+        "Cosell_opportunity_cosell_solutions",  # case-sensitive
+        f"{SOLUTIONS}($select=nosuchcolumn)",
+        f"{SOLUTIONS}($filter=nosuchcolumn eq 1)",
+        f"{SOLUTIONS}($expand=cosell_opportunityid)",  # nested $expand is not simulated
+        "parentaccountid($orderby=name)",  # $orderby/$top only on collection-valued
+        "parentaccountid($top=1)",
+        f"parentaccountid($select=name),{SOLUTIONS}($select=cosell_name",  # unbalanced
+    ],
+)
+def test_bad_expand_is_400(client: httpx.Client, sim: DataverseSimulator, expand: str):
+    sim.insert("opportunities", {"name": "x"})
+
+    response = client.get("/opportunities", params={"$expand": expand})
+
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "0x80060888"
+
+
+def test_collection_expand_is_only_on_opportunities(client: httpx.Client):
+    response = client.get("/accounts", params={"$expand": SOLUTIONS})
+
+    assert response.status_code == 400
+    assert "Could not find a property named" in error_of(response)["message"]
+
+
+# ----------------------------------------------------------------------------- modifiedon watermarks
+
+
+def test_modifiedon_watermark_query_with_sync_flag_pages_in_order(client: httpx.Client, sim: DataverseSimulator):
+    seeded = [
+        ("before", "2026-11-21T09:59:59Z", True),
+        ("tie-1", "2026-11-21T10:00:00Z", True),
+        ("tie-2", "2026-11-21T10:00:00.900Z", True),  # second precision: stored as 10:00:00Z
+        ("not synced", "2026-11-21T10:00:00Z", False),
+        ("offset", "2026-11-21T11:00:01+01:00", True),  # 10:00:01Z
+        ("later", "2026-11-22T08:00:00Z", True),
+        ("unset flag", "2026-11-22T08:00:00Z", None),
+    ]
+    ids = {}
+    for name, modified, sync in seeded:
+        ids[name] = sim.insert(
+            "opportunities", {"name": name, "modifiedon": modified, "cosell_syncwithpartnercenter": sync}
+        )
+    assert sim.get("opportunities", ids["tie-2"])["modifiedon"] == "2026-11-21T10:00:00Z"  # type: ignore[index]
+    assert sim.get("opportunities", ids["offset"])["modifiedon"] == "2026-11-21T10:00:01Z"  # type: ignore[index]
+    params = {
+        "$select": "name,modifiedon",
+        "$filter": "modifiedon ge 2026-11-21T10:00:00Z and cosell_syncwithpartnercenter eq true",
+        "$orderby": "modifiedon asc,opportunityid asc",
+    }
+
+    pages = _follow_pages(client, "/opportunities", params, 2)
+
+    got = [(r["modifiedon"], r["opportunityid"]) for page in pages for r in page]
+    expected = sorted(
+        (sim.get("opportunities", ids[n])["modifiedon"], ids[n])  # type: ignore[index]
+        for n in ("tie-1", "tie-2", "offset", "later")
+    )
+    assert got == expected
+    assert [len(p) for p in pages] == [2, 2]
+
+
+def test_every_write_bumps_modifiedon_and_versionnumber_but_child_rows_leave_the_parent_alone(
+    client: httpx.Client, sim: DataverseSimulator
+):
+    old = "2020-01-01T00:00:00Z"
+    names = ("patched", "upserted", "won", "parent")
+    ids = {n: sim.insert("opportunities", {"name": n, "cosell_referralid": f"R-{n}", "modifiedon": old}) for n in names}
+    before = {n: sim.get("opportunities", i) for n, i in ids.items()}
+
+    assert (
+        client.patch(f"/opportunities({ids['patched']})", json={"name": "p2"}, headers={"If-Match": "*"}).status_code
+        == 204
+    )
+    assert client.patch("/opportunities(cosell_referralid='R-upserted')", json={"name": "u2"}).status_code == 204
+    won = client.post(
+        "/WinOpportunity",
+        json={"Status": 3, "OpportunityClose": {"opportunityid@odata.bind": f"/opportunities({ids['won']})"}},
+    )
+    assert won.status_code == 204
+    # Child rows: create, update and delete a solution of "parent".
+    solution = (
+        client.post(
+            "/cosell_solutions",
+            json={"cosell_name": "S", "cosell_opportunityid@odata.bind": f"/opportunities({ids['parent']})"},
+        )
+        .headers["OData-EntityId"]
+        .rsplit("(", 1)[1]
+        .rstrip(")")
+    )
+    assert client.patch(f"/cosell_solutions({solution})", json={"cosell_name": "S2"}).status_code == 204
+    assert client.delete(f"/cosell_solutions({solution})").status_code == 204
+
+    after = {n: sim.get("opportunities", i) for n, i in ids.items()}
+    for name in ("patched", "upserted", "won"):
+        assert after[name]["modifiedon"] > old, name  # type: ignore[index]
+        assert after[name]["versionnumber"] > before[name]["versionnumber"], name  # type: ignore[index]
+        assert after[name]["createdon"] == before[name]["createdon"], name  # type: ignore[index]
+    assert after["parent"] == before["parent"]
+
+    since = client.get(
+        "/opportunities",
+        params={"$select": "name", "$filter": "modifiedon ge 2020-01-01T00:00:01Z", "$orderby": "modifiedon asc"},
+    ).json()
+    assert {r["opportunityid"] for r in since["value"]} == {ids["patched"], ids["upserted"], ids["won"]}
+
+
+def test_two_writes_in_one_second_are_both_found_by_ge_the_earlier_value(client: httpx.Client, sim: DataverseSimulator):
+    first_id, second_id = sim.insert("accounts", {"name": "one"}), sim.insert("accounts", {"name": "two"})
+    client.patch(f"/accounts({first_id})", json={"name": "one!"})
+    client.patch(f"/accounts({second_id})", json={"name": "two!"})
+    first = sim.get("accounts", first_id)["modifiedon"]  # type: ignore[index]
+    second = sim.get("accounts", second_id)["modifiedon"]  # type: ignore[index]
+
+    found = client.get("/accounts", params={"$filter": f"modifiedon ge {first}", "$select": "name"}).json()
+
+    assert second >= first
+    assert {r["accountid"] for r in found["value"]} == {first_id, second_id}
+
+
+def test_modifiedon_does_not_go_backwards_when_the_clock_does(monkeypatch: pytest.MonkeyPatch):
+    sim = DataverseSimulator()  # its own clock state, so the shared simulator is not affected
+    app = Client(sim)
+    clock = iter(["2099-01-01T10:00:05Z", "2099-01-01T10:00:03Z", "2099-01-01T10:00:04Z", "2099-01-01T10:00:07Z"])
+    monkeypatch.setattr(dataverse, "_now", lambda: next(clock))
+
+    first = sim.insert("accounts", {"name": "first"})  # 10:00:05
+    second = sim.insert("accounts", {"name": "second"})  # the clock steps back to 10:00:03
+    patched = app.patch(f"{API}/accounts({first})", json={"name": "first!"})  # 10:00:04
+    third = sim.insert("accounts", {"name": "third"})  # 10:00:07
+
+    assert patched.status_code == 204
+    stamps = [sim.get("accounts", i)["modifiedon"] for i in (second, first, third)]  # type: ignore[index]
+    assert stamps == ["2099-01-01T10:00:05Z", "2099-01-01T10:00:05Z", "2099-01-01T10:00:07Z"]
+    listed = app.get(f"{API}/accounts", query_string={"$filter": "modifiedon ge 2099-01-01T10:00:05Z"}).get_json()
+    assert len(listed["value"]) == 3
+
+
+def test_commit_timeout_then_retried_upsert_leaves_one_record(server: ServerThread, sim: DataverseSimulator):
+    sim.set_faults({"commit_timeout_rate": 1.0, "timeout_seconds": 1, "max_faults": 1, "routes": ["PATCH"]})
+    url = f"{server.url}{API}/opportunities(cosell_referralid='LOST')"
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.patch(url, json={"name": "first try"}, timeout=0.3)
+    retry = httpx.patch(url, json={"name": "retry"}, headers={"Prefer": "return=representation"}, timeout=10)
+
+    assert retry.status_code == 200  # an update: the first attempt had been committed
+    rows = sim.records("opportunities")
+    assert [(r["cosell_referralid"], r["name"]) for r in rows] == [("LOST", "retry")]
 
 
 # ----------------------------------------------------------------------------- queries

@@ -216,6 +216,51 @@ def test_filter_updated_since_and_by_external_reference(pc: Sandbox) -> None:
     assert len(by_status["value"]) == 5
 
 
+def test_filter_by_external_reference_id_matches_that_value_only(pc: Sandbox) -> None:
+    created = pc.http.post(REFERRALS, json=_referral(externalReferenceId="abc"))
+    assert created.status_code == 200
+    assert created.json()["externalReferenceId"] == "abc"
+    for other in ("abcd", "xabc", None):
+        pc.sim.seed_referral(_referral(externalReferenceId=other), fire=False)
+
+    response = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'abc'"})
+
+    assert response.status_code == 200
+    assert [r["id"] for r in response.json()["value"]] == [created.json()["id"]]
+    assert "@odata.nextLink" not in response.json()
+    none = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'nothing'"}).json()
+    assert none["value"] == []
+
+
+def test_updated_since_ascending_with_paging_returns_each_change_once_in_order(pc: Sandbox) -> None:
+    ids = [pc.sim.seed_referral(_referral(name=f"r{i}"), fire=False)["id"] for i in range(7)]
+    watermark = pc.sim.get_referral(ids[2])["updatedDateTime"]  # type: ignore[index]
+    pc.sim.update_referral(ids[0], {"notes": "touched"}, fire=False)  # moves after the watermark
+    patched = pc.http.patch(f"{REFERRALS}/{ids[3]}", json=[{"op": "replace", "path": "/name", "value": "renamed"}])
+    assert patched.status_code == 204
+    expected = sorted(
+        (r for r in pc.sim.referrals() if r["updatedDateTime"] >= watermark), key=lambda r: r["updatedDateTime"]
+    )
+    assert [r["id"] for r in expected] == [ids[2], ids[4], ids[5], ids[6], ids[0], ids[3]]
+
+    params = {"$filter": f"updatedDateTime ge {watermark}", "$orderby": "updatedDateTime asc", "$top": "4"}
+    body = pc.http.get(REFERRALS, params=params).json()
+    pages = [body["value"]]
+    while "@odata.nextLink" in body:
+        next_link = body["@odata.nextLink"]
+        assert "$filter=" in next_link
+        assert "$orderby=" in next_link
+        body = pc.http.get(next_link).json()
+        pages.append(body["value"])
+
+    assert [len(page) for page in pages] == [4, 2]
+    got = [r for page in pages for r in page]
+    assert [r["id"] for r in got] == [r["id"] for r in expected]  # ge keeps the watermark's own record
+    stamps = [r["updatedDateTime"] for r in got]
+    assert stamps == sorted(stamps)
+    assert len(set(stamps)) == len(stamps)
+
+
 def test_filter_errors_are_400_invalid_request(pc: Sandbox) -> None:
     quoted = pc.http.get(REFERRALS, params={"$filter": "updatedDateTime gt '2024-01-01T00:00:00Z'"})
     assert quoted.status_code == 400
@@ -358,6 +403,34 @@ def test_status_transitions_follow_the_table_and_closed_is_terminal(pc: Sandbox)
     )
     assert back.status_code == 400
     assert "Active -> New" in back.json()["error"]["message"]
+
+
+def test_closing_won_by_the_api_bumps_updated_date_time_then_the_referral_is_terminal(pc: Sandbox) -> None:
+    seeded = pc.sim.seed_referral(_referral(status="Active", substatus="Accepted"), fire=False)
+    url = f"{REFERRALS}/{seeded['id']}"
+    won = pc.http.patch(
+        url,
+        json=[
+            {"op": "replace", "path": "/status", "value": "Closed"},
+            {"op": "replace", "path": "/substatus", "value": "Won"},
+        ],
+        headers={"If-Match": seeded["eTag"], "Prefer": "return=representation"},
+    )
+    assert won.status_code == 200
+    closed = won.json()
+    assert (closed["status"], closed["substatus"]) == ("Closed", "Won")
+    assert closed["updatedDateTime"] > seeded["updatedDateTime"]
+    since = pc.http.get(REFERRALS, params={"$filter": f"updatedDateTime gt {seeded['updatedDateTime']}"}).json()
+    assert [r["id"] for r in since["value"]] == [seeded["id"]]
+
+    again = pc.http.patch(url, json=[{"op": "replace", "path": "/details/notes", "value": "after close"}])
+
+    assert again.status_code == 400
+    assert again.json()["error"]["code"] == "invalidRequest"
+    after = pc.sim.get_referral(seeded["id"])
+    assert after is not None
+    assert (after["eTag"], after["updatedDateTime"]) == (closed["eTag"], closed["updatedDateTime"])
+    assert after["details"]["notes"] == "n"
 
 
 def test_patch_coerces_deal_value_appends_team_and_rejects_other_ops(pc: Sandbox) -> None:
@@ -637,6 +710,36 @@ def test_injected_429_keeps_retry_after_and_the_partner_center_error_body(pc: Sa
     assert cert.content == pc.sim.pki.cert_der
     assert pc.sim.cert_downloads == 1
     assert pc.sim.count(path="/cert") == 0
+
+
+def test_commit_timeout_on_create_loses_the_answer_but_the_referral_exists(pc: Sandbox) -> None:
+    pc.sim.set_faults({"commit_timeout_rate": 1.0, "timeout_seconds": 2, "routes": [f"POST {REFERRALS}"]})
+
+    with pytest.raises(httpx.TimeoutException):
+        pc.http.post(REFERRALS, json=_referral(externalReferenceId="crm-opp-7"), timeout=0.5)
+
+    stored = pc.sim.referrals()
+    assert [r["externalReferenceId"] for r in stored] == ["crm-opp-7"]
+    assert stored[0]["direction"] == "Outgoing"
+    assert pc.sim.recorded("POST", REFERRALS)[0].fault == "commit_timeout"
+    # The recovery a client needs: look the referral up by its external reference before creating again.
+    found = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'crm-opp-7'"}).json()["value"]
+    assert [r["id"] for r in found] == [stored[0]["id"]]
+
+
+def test_max_faults_fails_exactly_the_first_create(pc: Sandbox) -> None:
+    pc.sim.set_faults({"rate": 1.0, "statuses": [503], "routes": [f"POST {REFERRALS}"], "max_faults": 1})
+
+    first = pc.http.post(REFERRALS, json=_referral())
+    listed = pc.http.get(REFERRALS)
+    second = pc.http.post(REFERRALS, json=_referral())
+
+    assert first.status_code == 503
+    assert first.json()["error"]["code"] == "serviceNotAvailable"
+    assert listed.status_code == 200
+    assert second.status_code == 200
+    assert len(pc.sim.referrals()) == 1
+    assert pc.sim.faults_injected == 1
 
 
 # ---------------------------------------------------------------------------------------------- fixtures / control

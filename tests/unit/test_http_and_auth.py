@@ -159,3 +159,16 @@ def test_missing_refresh_token_is_a_configuration_error() -> None:
     grant = RefreshTokenGrant(AUTHORITY, "t", "app", "s", "scope", MemoryRefreshTokenStore(None))
     with pytest.raises(AuthError, match="PARTNER_CENTER_REFRESH_TOKEN"):
         grant()
+
+
+@respx.mock
+def test_call_counters_nest() -> None:
+    respx.get(f"{BASE}/x").mock(return_value=httpx.Response(200, json={}))
+    respx.patch(f"{BASE}/x").mock(return_value=httpx.Response(204))
+    api = client([])
+    with count_calls() as outer:
+        api.request("GET", "x")
+        with count_calls() as inner:
+            api.request("PATCH", "x", json=[])
+    assert (inner.calls, inner.writes) == ({"partner-center": 1}, {"partner-center": 1})
+    assert (outer.calls, outer.writes) == ({"partner-center": 2}, {"partner-center": 1})

@@ -1,0 +1,51 @@
+"""Admin: re-sync one record now, both ways as needed, and say what happened.
+
+``{"referralId": "..."}`` syncs the referral into the CRM, then pushes the CRM record's
+differences back; ``{"crmId": "..."}`` starts from the CRM record (opportunity, else lead).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+import azure.functions as func
+
+from functions.responses import json_body, json_response, problem
+from shared import services
+from shared.http import ApiError, ApiUnavailable
+from shared.sync.inbound import PermanentSyncError
+
+log = logging.getLogger("cosell.functions.resync")
+
+bp = func.Blueprint()
+
+
+@bp.route(route="admin/resync", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def resync(req: func.HttpRequest) -> func.HttpResponse:
+    body = json_body(req)
+    if body is None:
+        return problem(400, "Body must be a JSON object.")
+    referral_id, crm_id = body.get("referralId"), body.get("crmId")
+    if bool(referral_id) == bool(crm_id) or not isinstance(referral_id or crm_id, str):
+        return problem(400, 'Send exactly one of "referralId" or "crmId" (a string).')
+    result: dict[str, Any] = {}
+    try:
+        if crm_id:
+            entity = next((e for e in ("opportunity", "lead") if services.crm().get_deal(e, crm_id)), None)
+            if entity is None:
+                return problem(404, f"No opportunity or lead {crm_id} in the CRM.")
+            result["crmToPartnerCenter"] = asdict(services.outbound_sync().sync_record(entity, crm_id))
+            referral_id = result["crmToPartnerCenter"]["referral_id"] or None
+        if referral_id:
+            outcome = services.inbound_sync().sync(referral_id, source="resync")
+            result["partnerCenterToCrm"] = asdict(outcome)
+            if not crm_id and outcome.crm_id:
+                synced = services.outbound_sync().sync_record(outcome.crm_entity, outcome.crm_id)
+                result["crmToPartnerCenter"] = asdict(synced)
+    except PermanentSyncError as exc:
+        return problem(422, str(exc), partial=result)
+    except (ApiError, ApiUnavailable) as exc:
+        return problem(502, f"A remote call failed; try again: {exc}", partial=result)
+    return json_response(result)

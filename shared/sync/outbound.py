@@ -1,0 +1,302 @@
+"""CRM → Partner Center: share new deals, push changes, accept or decline from leads.
+
+A poll holds a lease (one run at a time across instances), reads the deals changed since its
+watermark, and handles each one; the watermark only moves past records that were handled
+(shared, updated, unchanged or rejected with a reason), so a crash or a failing call loses
+nothing. A deal whose shared content equals what both sides last agreed on costs no Partner
+Center call: that is how our own write-backs and the other direction's writes stop echoing.
+
+Creating a referral is not idempotent, so an intent is recorded before the POST; if the answer
+is lost, the next attempt first looks for a referral whose ``externalReferenceId`` is the CRM id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.auth import AuthError
+from shared.crm.port import CrmPort
+from shared.http import ApiError, ApiUnavailable, CallStats, count_calls
+from shared.mapping.inbound import InboundOptions, plan_for
+from shared.mapping.model import CrmDeal
+from shared.mapping.outbound import (
+    OutboundOptions,
+    content_hash_of_deal,
+    create_body,
+    patch_ops,
+    problems,
+    rejection_message,
+    terminal_reason,
+)
+from shared.partner_center.client import ReferralsClient
+from shared.partner_center.models import Referral
+from shared.store.audit import AuditEntry, AuditLog
+from shared.store.leases import LeaseStore, LeaseUnavailable
+from shared.store.state import CrmRecordState, StateStore, SyncState
+from shared.sync.inbound import is_permanent, readable
+
+log = logging.getLogger("cosell.sync.outbound")
+
+DIRECTION = "crm-to-pc"
+POLL_LEASE_SECONDS = 600  # as long as the function timeout: a crashed run's lease frees itself
+TRANSIENT = (ApiError, ApiUnavailable, AuthError, LeaseUnavailable)
+
+
+@dataclass
+class RecordOutcome:
+    entity: str
+    crm_id: str
+    referral_id: str
+    outcome: str  # created | updated | unchanged | skipped | rejected | failed | retry
+    message: str
+
+
+@dataclass
+class PollReport:
+    ran: bool
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    api_calls: dict[str, int] = field(default_factory=dict)
+    records: list[RecordOutcome] = field(default_factory=list)
+
+
+def _odata_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class OutboundSync:
+    def __init__(
+        self,
+        *,
+        referrals: ReferralsClient,
+        crm: CrmPort,
+        state: StateStore,
+        audit: AuditLog,
+        leases: LeaseStore,
+        inbound_options: InboundOptions,
+        options: OutboundOptions | None = None,
+        lease_seconds: int = 60,
+        lease_wait: float = 20.0,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._referrals = referrals
+        self._crm = crm
+        self._state = state
+        self._audit = audit
+        self._leases = leases
+        self._inbound_options = inbound_options
+        self._options = options or OutboundOptions()
+        self._lease_seconds = lease_seconds
+        self._lease_wait = lease_wait
+        self._clock = clock
+
+    @property
+    def _watermark_name(self) -> str:
+        return f"crm-{self._crm.kind}"
+
+    # ------------------------------------------------------------------ poll
+    def poll(self) -> PollReport:
+        try:
+            with self._leases.hold(f"poll_{self._crm.kind}", seconds=POLL_LEASE_SECONDS, wait=0):
+                return self._poll_held()
+        except LeaseUnavailable:
+            log.info("CRM poll skipped: another run holds the lease")
+            return PollReport(ran=False)
+
+    def _poll_held(self) -> PollReport:
+        before = self._state.watermark(self._watermark_name)
+        report = PollReport(ran=True, watermark_before=before, watermark_after=before)
+        blocked = False
+        with count_calls() as stats:
+            for deal in self._crm.changed_deals(before):
+                outcome = self._handle(deal, source="poll")
+                report.records.append(outcome)
+                report.outcomes[outcome.outcome] += 1
+                if outcome.outcome == "retry":
+                    blocked = True  # the watermark must not pass a record that still needs work
+                elif not blocked:
+                    report.watermark_after = deal.modified_on
+        report.api_calls = dict(stats.calls)
+        self._state.save_watermark(
+            self._watermark_name,
+            report.watermark_after,
+            last_run_at=self._clock().isoformat(),
+            last_outcomes=dict(report.outcomes),
+            last_api_calls=report.api_calls,
+        )
+        log.info(
+            "CRM poll: %s; watermark %s -> %s; calls %s",
+            dict(report.outcomes) or "nothing changed",
+            before or "-",
+            report.watermark_after or "-",
+            report.api_calls,
+        )
+        return report
+
+    def sync_record(self, entity: str, crm_id: str, *, source: str = "resync") -> RecordOutcome:
+        """Re-sync one CRM record now, whatever its hashes say (the resync route)."""
+        deal = self._crm.get_deal(entity, crm_id)
+        if deal is None:
+            return RecordOutcome(entity, crm_id, "", "skipped", f"No {entity} {crm_id} in the CRM.")
+        return self._handle(deal, source=source, force=True)
+
+    # ------------------------------------------------------------------ one record
+    def _handle(self, deal: CrmDeal, *, source: str, force: bool = False) -> RecordOutcome:
+        with count_calls() as stats:
+            try:
+                outcome = self._sync_deal(deal, force=force)
+            except TRANSIENT as exc:
+                # A permanent error is recorded and passed (a later change retries it); anything
+                # else stops the watermark here so the next poll tries this record again.
+                kind, text = ("failed", "Failed") if is_permanent(exc) else ("retry", "Transient failure, will retry")
+                outcome = RecordOutcome(
+                    deal.entity, deal.crm_id, deal.referral_id or "", kind, f"{text}: {readable(exc)}"
+                )
+        if outcome.outcome != "unchanged":
+            self._record(outcome, stats, source)
+        return outcome
+
+    def _sync_deal(self, deal: CrmDeal, *, force: bool) -> RecordOutcome:
+        record = self._state.get_crm(deal.entity, deal.crm_id) or CrmRecordState(deal.entity, deal.crm_id)
+        content = content_hash_of_deal(deal)
+        referral_id = deal.referral_id or record.referral_id
+        if not force and record.content_hash == content and referral_id:
+            return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Nothing to send.")
+        if not referral_id:
+            if deal.entity == "lead":
+                return RecordOutcome(
+                    deal.entity, deal.crm_id, "", "skipped", "Leads are shared from Partner Center only."
+                )
+            return self._share(deal, record, content, force=force)
+        with self._leases.hold(f"referral_{referral_id}", seconds=self._lease_seconds, wait=self._lease_wait):
+            return self._update(deal, record, content, referral_id)
+
+    def _share(self, deal: CrmDeal, record: CrmRecordState, content: str, *, force: bool) -> RecordOutcome:
+        found = problems(deal)
+        if found:
+            message = rejection_message(found)
+            if not force and record.rejected_hash == content and record.last_error == message:
+                return RecordOutcome(deal.entity, deal.crm_id, "", "unchanged", "Still not shareable.")
+            return self._reject(deal, record, content, message)
+        referral = self._find_lost_create(deal) if record.create_intent else None
+        if referral is None:
+            record.create_intent = self._clock().isoformat()
+            self._state.save_crm(record)
+            try:
+                referral = self._referrals.create(create_body(deal, self._options))
+            except ApiError as exc:
+                if not is_permanent(exc):
+                    raise
+                return self._reject(deal, record, content, f"Not shared: Partner Center refused it: {readable(exc)}")
+        link = self._inbound_options.referral_link_template.format(id=referral.id)
+        self._crm.write_back(
+            deal,
+            message=f"Shared with Partner Center as referral {referral.id} ({referral.status}/{referral.substatus}).",
+            ok=True,
+            referral_id=referral.id,
+            link=link,
+        )
+        self._remember(deal, record, content, referral)
+        return RecordOutcome(
+            deal.entity,
+            deal.crm_id,
+            referral.id,
+            "created",
+            f"Shared as referral {referral.id} ({referral.status}/{referral.substatus}).",
+        )
+
+    def _find_lost_create(self, deal: CrmDeal) -> Referral | None:
+        """A create was attempted before and its answer lost: did Partner Center commit it?"""
+        query = f"externalReferenceId eq {_odata_string(deal.crm_id)}"
+        for referral in self._referrals.list(filter=query):
+            log.warning(
+                "Adopting referral %s created for %s %s by an interrupted attempt",
+                referral.id,
+                deal.entity,
+                deal.crm_id,
+            )
+            return referral
+        return None
+
+    def _update(self, deal: CrmDeal, record: CrmRecordState, content: str, referral_id: str) -> RecordOutcome:
+        referral = self._referrals.get(referral_id)
+        terminal = terminal_reason(referral)
+        if terminal:
+            record.referral_id, record.content_hash = referral_id, content
+            self._state.save_crm(record)
+            return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal}.")
+        ops = patch_ops(deal, referral)
+        if not ops:
+            self._remember(deal, record, content, referral)
+            return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already equal in Partner Center.")
+        try:
+            updated = self._referrals.patch(referral_id, ops, etag=referral.e_tag)
+        except ApiError as exc:
+            if exc.status != 412:
+                if is_permanent(exc):
+                    return self._reject(
+                        deal, record, content, f"Not updated: Partner Center refused it: {readable(exc)}"
+                    )
+                raise
+            # Someone changed the referral since we read it: re-read, re-diff, try once more.
+            referral = self._referrals.get(referral_id)
+            if referral.is_terminal:
+                return RecordOutcome(
+                    deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal_reason(referral)}."
+                )
+            ops = patch_ops(deal, referral)
+            updated = self._referrals.patch(referral_id, ops, etag=referral.e_tag) if ops else referral
+        updated = updated or self._referrals.get(referral_id)
+        changed = ", ".join(sorted({op["path"] for op in ops}))
+        message = f"Partner Center referral updated from the CRM: {changed}."
+        self._crm.write_back(deal, message=message, ok=True)
+        self._remember(deal, record, content, updated)
+        return RecordOutcome(deal.entity, deal.crm_id, referral_id, "updated", message)
+
+    def _reject(self, deal: CrmDeal, record: CrmRecordState, content: str, message: str) -> RecordOutcome:
+        self._crm.write_back(deal, message=message, ok=False)
+        record.rejected_hash, record.last_error = content, message
+        self._state.save_crm(record)
+        return RecordOutcome(deal.entity, deal.crm_id, record.referral_id, "rejected", message)
+
+    def _remember(self, deal: CrmDeal, record: CrmRecordState, content: str, referral: Referral) -> None:
+        """Both sides now agree: store it, so neither our write-back nor the echoing webhook syncs again."""
+        record.referral_id, record.content_hash = referral.id, content
+        record.create_intent = record.last_error = record.rejected_hash = ""
+        self._state.save_crm(record)
+        state = self._state.get(referral.id) or SyncState(referral_id=referral.id)
+        plan = plan_for(referral, self._inbound_options)
+        state.crm_kind, state.crm_entity, state.crm_id = self._crm.kind, deal.entity, deal.crm_id
+        state.pc_updated = referral.updated_date_time.isoformat() if referral.updated_date_time else state.pc_updated
+        if plan.kind == deal.entity:
+            # Same record kind: the webhook for this write has nothing new for the CRM. (A lead whose
+            # referral we just accepted is left to the inbound sync, which makes its opportunity.)
+            state.pc_hash = plan.content_hash()
+            state.part_hashes = plan.part_hashes()
+            state.crm_fields = self._crm.wire_fields(plan)
+        state.last_outcome, state.last_error = "shared", ""
+        state.last_synced_at = self._clock().isoformat()
+        self._state.save(state)
+
+    def _record(self, outcome: RecordOutcome, stats: CallStats, source: str) -> None:
+        self._audit.append(
+            AuditEntry(
+                direction=DIRECTION,
+                referral_id=outcome.referral_id,
+                crm_id=outcome.crm_id,
+                outcome=outcome.outcome,
+                message=outcome.message,
+                api_calls=stats.total,
+                api_calls_by_service=dict(stats.calls),
+                writes_by_service=dict(stats.writes),
+                source=source,
+            ),
+            now=self._clock(),
+        )
+        level = logging.WARNING if outcome.outcome in ("rejected", "retry") else logging.INFO
+        log.log(level, "%s %s: %s (%s)", outcome.entity, outcome.crm_id, outcome.outcome, outcome.message)

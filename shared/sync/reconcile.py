@@ -1,0 +1,90 @@
+"""Heal missed webhooks: list referrals Partner Center changed since the last run, queue the ones we lack.
+
+Partner Center gives up on a callback after 10 failed deliveries and the events carry no data,
+so a referral can change without us hearing of it. This finds those by ``updatedDateTime`` and
+hands them to the same queue the webhook uses; the worker then syncs them as usual.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.messages import ReferralMessage
+from shared.partner_center.client import ReferralsClient
+from shared.store.leases import LeaseStore, LeaseUnavailable
+from shared.store.state import StateStore
+
+log = logging.getLogger("cosell.sync.reconcile")
+
+WATERMARK = "reconcile-partner-center"
+
+
+@dataclass
+class ReconcileReport:
+    ran: bool
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    seen: int = 0
+    queued: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        referrals: ReferralsClient,
+        state: StateStore,
+        leases: LeaseStore,
+        enqueue: Callable[[ReferralMessage], None],
+        first_run_lookback: dt.timedelta = dt.timedelta(hours=24),
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._referrals = referrals
+        self._state = state
+        self._leases = leases
+        self._enqueue = enqueue
+        self._lookback = first_run_lookback
+        self._clock = clock
+
+    def run(self) -> ReconcileReport:
+        try:
+            with self._leases.hold("reconcile", seconds=600, wait=0):
+                return self._run_held()
+        except LeaseUnavailable:
+            log.info("Reconcile skipped: another run holds the lease")
+            return ReconcileReport(ran=False)
+
+    def _run_held(self) -> ReconcileReport:
+        before = self._state.watermark(WATERMARK)
+        since = dt.datetime.fromisoformat(before) if before else self._clock() - self._lookback
+        report = ReconcileReport(ran=True, watermark_before=before)
+        newest = since
+        # ge, not gt: the referral at the watermark is seen again and skipped, never missed.
+        query = f"updatedDateTime ge {since.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+        for referral in self._referrals.list(filter=query, orderby="updatedDateTime asc"):
+            report.seen += 1
+            updated = referral.updated_date_time
+            if updated is None:
+                continue
+            state = self._state.get(referral.id)
+            if state is None or state.pc_updated_at is None or updated > state.pc_updated_at:
+                self._enqueue(
+                    ReferralMessage(referral_id=referral.id, event_name="referral-updated", source="reconcile")
+                )
+                report.queued.append(referral.id)
+            newest = max(newest, updated)
+        report.watermark_after = newest.isoformat()
+        self._state.save_watermark(
+            WATERMARK,
+            report.watermark_after,
+            last_run_at=self._clock().isoformat(),
+            last_seen=report.seen,
+            last_queued=len(report.queued),
+        )
+        log.info(
+            "Reconcile: %d referral(s) changed since %s, %d queued", report.seen, since.isoformat(), len(report.queued)
+        )
+        return report
