@@ -17,6 +17,7 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
+from sandbox.demo import ON_DEMAND
 from sandbox.run import sample_referrals
 from sandbox.stack import Stack
 
@@ -53,11 +54,51 @@ def _wait_for(condition: Any, timeout: float = 30) -> float:
     raise TimeoutError
 
 
+def _poll(stack: Stack) -> dict[str, int]:
+    import json
+
+    stack.host.fire("crm_to_partner_center")
+    table = TableClient.from_connection_string(stack.azurite.connection_string, "SyncState")
+    return json.loads(table.get_entity("watermark", "crm-dynamics")["last_api_calls"])
+
+
+def measure_outbound(stack: Stack) -> dict[str, list[tuple[str, Any]]]:
+    from sandbox.crm_user import CrmUser
+
+    crm = CrmUser(stack.sandbox)
+    polls: list[tuple[str, Any]] = []
+    records: list[tuple[str, Any]] = []
+    first = crm.opportunity(name="Bench create")
+    polls.append(("1 new opportunity", _poll(stack)))
+    referral_id = stack.sandbox.dataverse.get("opportunities", first)["cosell_referralid"]
+    create = next(r for r in _audit(stack, referral_id, 1) if r["direction"] == "crm-to-pc")
+    records.append(("create a referral (validate, POST, write back)", create))
+    crm.update("opportunities", first, {"estimatedvalue": 61000})
+    polls.append(("1 changed opportunity", _poll(stack)))
+    update = next(
+        r for r in _audit(stack, referral_id, 2) if r["direction"] == "crm-to-pc" and r["outcome"] == "updated"
+    )
+    records.append(("update (GET, one JSON Patch, audit line)", update))
+    polls.append(("nothing changed", _poll(stack)))
+    many = [crm.opportunity(name=f"Bench {n}") for n in range(40)]
+    polls.append(("40 new opportunities", _poll(stack)))
+    for opportunity in many[:10]:
+        crm.update("opportunities", opportunity, {"description": "changed"})
+    polls.append(("10 changed of 41", _poll(stack)))
+    for opportunity in many:
+        crm.update("opportunities", opportunity, {"closeprobability": 40})  # not a shared field
+    polls.append(("40 touched, shared content unchanged", _poll(stack)))
+    return {"records": records, "polls": polls}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency-samples", type=int, default=20)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp, Stack(Path(tmp), seed=3) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp,
+        Stack(Path(tmp), seed=3, extra_settings=ON_DEMAND) as stack,
+    ):
         stack.register_webhook()
         pc, dv = stack.sandbox.partner_center, stack.sandbox.dataverse
         _lead, shared, _won = sample_referrals()
@@ -86,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         latencies.sort()
 
+        outbound = measure_outbound(stack)
+
     print("API calls per Partner Center → Dynamics 365 sync (co-sell referral, 2 contacts, 1 solution)")
     print(f"  new referral, cold instance (tokens fetched) : {_calls(cold)}")
     print(f"  new referral, warm instance                  : {_calls(warm)}")
@@ -96,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         latencies[max(0, int(len(latencies) * 0.95) - 1)] * 1000,
         latencies[-1] * 1000,
     )
+    print("API calls, Dynamics 365 → Partner Center (per record, from the audit rows)")
+    for label, row in outbound["records"]:
+        print(f"  {label:<45}: {_calls(row)}")
+    print("CRM poll cost (all calls of one poll run, by service)")
+    for label, calls in outbound["polls"]:
+        print(f"  {label:<45}: {calls}")
     print(f"Latency, Partner Center change → opportunity in Dynamics 365 ({len(latencies)} referrals):")
     print(f"  median {median:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms")
     return 0

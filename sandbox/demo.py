@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.crm_user import CrmUser
 from sandbox.run import sample_referrals
 from sandbox.stack import Stack
 
 TIMEOUT = 30.0
+POLL = "crm_to_partner_center"
+# The demo fires the timers itself, so each step's effect is attributable.
+ON_DEMAND = {"CRM_POLL_SCHEDULE": "0 0 0 1 1 *", "RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
 
 
 @dataclass
@@ -105,7 +109,77 @@ def scenario(stack: Stack) -> list[Step]:
             0.0,
         )
     )
+    steps += crm_to_partner_center(stack)
+    steps += missed_webhook(stack)
     return steps
+
+
+def crm_to_partner_center(stack: Stack) -> list[Step]:
+    pc, host, crm = stack.sandbox.partner_center, stack.host, CrmUser(stack.sandbox)
+    steps: list[Step] = []
+    opportunity_id = crm.opportunity(name="Demo co-sell from Dynamics")
+    started = time.monotonic()
+    host.fire(POLL)
+    shared = [r for r in pc.referrals() if r.get("externalReferenceId") == opportunity_id]
+    record = stack.sandbox.dataverse.get("opportunities", opportunity_id) or {}
+    ok = len(shared) == 1 and record.get("cosell_referralid") == shared[0]["id"] and record["name"].startswith("✔")
+    referral = shared[0]["id"][:8] if shared else "-"
+    detail = f"referral {referral}; CRM name '{record.get('name')}'"
+    steps.append(Step("A seller shares an opportunity from Dynamics 365", ok, detail, time.monotonic() - started))
+
+    patches = len(pc.recorded("PATCH"))
+    crm.update("opportunities", opportunity_id, {"estimatedvalue": 88000})
+    started = time.monotonic()
+    host.fire(POLL)
+    value = pc.get_referral(shared[0]["id"])["details"]["dealValue"] if shared else None
+    sent = [r.body for r in pc.recorded("PATCH")[patches:]]
+    ok = value == 88000 and len(sent) == 1
+    detail = f"{len(sent)} PATCH: {sent[0] if sent else '-'}"
+    steps.append(Step("The seller changes the estimated value to 88,000", ok, detail, time.monotonic() - started))
+
+    calls = len(pc.recorded())
+    host.fire(POLL)
+    made = len(pc.recorded()) - calls
+    steps.append(Step("The next poll, with nothing changed", made == 0, f"{made} Partner Center call(s)", 0.0))
+
+    bad = crm.opportunity(country="United States", name="Demo deal with a bad country")
+    posts = len(pc.recorded("POST"))
+    host.fire(POLL)
+    record = stack.sandbox.dataverse.get("opportunities", bad) or {}
+    audit = (record.get("cosell_audit") or "-").splitlines()[0]
+    ok = record.get("name", "").startswith("✖") and len(pc.recorded("POST")) == posts
+    steps.append(Step("A deal whose account country is 'United States'", ok, audit, 0.0))
+
+    crm.win(opportunity_id, 88000)
+    host.fire(POLL)
+    closed = pc.get_referral(shared[0]["id"]) if shared else {}
+    state = (closed.get("status"), closed.get("substatus"))
+    steps.append(
+        Step(
+            "The seller closes the opportunity as won",
+            state == ("Closed", "Won"),
+            f"referral {state[0]}/{state[1]}",
+            0.0,
+        )
+    )
+    return steps
+
+
+def missed_webhook(stack: Stack) -> list[Step]:
+    pc = stack.sandbox.partner_center
+    referral = sample_referrals()[1]
+    referral["name"] = "Demo missed webhook"
+    pc.seed_referral(referral)
+    _wait(lambda: _records(stack, "opportunities", referral["id"]))
+    pc.delivery_enabled = False
+    pc.update_referral(referral["id"], {"details": {"dealValue": 64000}})
+    pc.delivery_enabled = True
+    stack.host.fire("referral_reconcile")
+    found, seconds = _wait(
+        lambda: [r for r in _records(stack, "opportunities", referral["id"]) if r.get("estimatedvalue") == 64000]
+    )
+    detail = "healed: deal value 64,000 in Dynamics 365" if found else "not healed"
+    return [Step("Partner Center changes a referral while webhooks are down", bool(found), detail, seconds)]
 
 
 def report(steps: list[Step]) -> bool:
@@ -128,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cosell-demo-") as tmp:
         data_dir = args.keep or Path(tmp)
-        with Stack(data_dir, seed=42) as stack:
+        with Stack(data_dir, seed=42, extra_settings=ON_DEMAND) as stack:
             steps = scenario(stack)
         ok = report(steps)
         if not ok:

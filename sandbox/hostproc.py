@@ -69,6 +69,25 @@ class HostProcess:
             time.sleep(0.05)
         return output
 
+    def fire(self, function: str, timeout: float = 60.0) -> None:
+        """Run a non-HTTP function now (``POST /admin/functions/<name>``) and wait until that run ends."""
+        marker = f"Executed 'Functions.{function}' ("
+        before = self.output().count(marker)
+        request = urllib.request.Request(  # noqa: S310 - loopback URL we built
+            self.url(f"/admin/functions/{function}"),
+            data=b'{"input": ""}',
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+            if response.status != 202:
+                raise HostStartError(f"admin call for {function} answered {response.status}")
+        deadline = time.monotonic() + timeout
+        while self.output().count(marker) <= before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{function} did not finish within {timeout:.0f}s")
+            time.sleep(0.1)
+
     def signal(self, signum: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signum)

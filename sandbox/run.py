@@ -60,6 +60,18 @@ def sample_referrals() -> list[dict[str, Any]]:
     return referrals
 
 
+def show_missed_webhook_heal(stack: Stack, referral: dict[str, Any]) -> None:
+    """Partner Center changes a referral while webhook delivery is down; one reconcile run heals it."""
+    time.sleep(4)  # let the first syncs finish, so the log reads in order
+    pc = stack.sandbox.partner_center
+    print(f"\n>>> Webhooks OFF; Partner Center changes referral {referral['id']} (deal value 64,000)", flush=True)
+    pc.delivery_enabled = False
+    pc.update_referral(referral["id"], {"details": {"dealValue": 64000}})
+    pc.delivery_enabled = True
+    print(">>> Webhooks back ON (that change's event was lost); running referral_reconcile now\n", flush=True)
+    stack.host.fire("referral_reconcile")
+
+
 def _wait_for_ctrl_c() -> None:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -86,8 +98,10 @@ def run_sandbox(data_dir: Path, port: int) -> int:
         follower = threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True)
         follower.start()
         registration = stack.register_webhook()
-        for referral in sample_referrals():
+        samples = sample_referrals()
+        for referral in samples:
             stack.sandbox.partner_center.seed_referral(referral)
+        threading.Thread(target=show_missed_webhook_heal, args=(stack, samples[1]), daemon=True).start()
         pc, dv = stack.sandbox.partner_center_url, stack.sandbox.dataverse_url
         print(
             f"""
@@ -100,6 +114,8 @@ def run_sandbox(data_dir: Path, port: int) -> int:
    Azurite (queues, tables) {stack.azurite.queue_endpoint} / {stack.azurite.table_endpoint}
 
  Three Microsoft sample referrals were just created in Partner Center; watch them sync below.
+ In a few seconds one of them changes while webhook delivery is off, and a reconcile run heals it.
+ Every 10 s the CRM poll shares opportunities marked "Sync with Partner Center" (see the README).
  Create another one:
    curl -s -X POST {pc}/_sim/referrals -H 'Content-Type: application/json' \\
         -d @sandbox/fixtures/fixture_b_shared_accepted.json

@@ -27,6 +27,7 @@ class OutboundOptions:
 # ----------------------------------------------------------------------------- shared content
 def content_hash_of_deal(deal: CrmDeal) -> str:
     return _content_hash(
+        lead=deal.entity == "lead",
         title=deal.title,
         deal_value=deal.deal_value,
         currency=deal.currency,
@@ -46,6 +47,7 @@ def content_hash_of_plan(plan: CrmPlan) -> str:
     if deal is None:
         return ""
     return _content_hash(
+        lead=plan.kind == "lead",
         title=deal.title,
         deal_value=deal.deal_value,
         currency=deal.currency,
@@ -59,7 +61,11 @@ def content_hash_of_plan(plan: CrmPlan) -> str:
     )
 
 
-def _content_hash(**fields: Any) -> str:
+def _content_hash(*, lead: bool, **fields: Any) -> str:
+    if lead:
+        # A CRM lead carries no solutions, help or visibility, and its contact is inline: compare what it holds.
+        for name in ("solutions", "help_needed", "visible", "contact"):
+            fields[name] = None if name != "solutions" else []
     fields["solutions"] = sorted(fields["solutions"])
     fields["description"] = (fields["description"] or "").strip() or None
     fields["contact"] = (fields["contact"] or "").lower() or None

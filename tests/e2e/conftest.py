@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
@@ -113,13 +112,4 @@ def wait_for_audit(audit_table: TableClient, host_log: Path) -> Callable[..., li
 
 
 def fire(host: HostProcess, function: str, timeout: float = 60) -> None:
-    """Run a timer function now through the host admin API and wait until that run has finished."""
-    marker = f"Executed 'Functions.{function}' ("
-    before = host.output().count(marker)
-    response = httpx.post(host.url(f"/admin/functions/{function}"), json={"input": ""}, timeout=15)
-    assert response.status_code == 202, response.text
-    deadline = time.monotonic() + timeout
-    while host.output().count(marker) <= before:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{function} did not finish within {timeout}s")
-        time.sleep(0.1)
+    host.fire(function, timeout)

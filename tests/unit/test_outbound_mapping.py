@@ -55,10 +55,14 @@ def test_a_complete_deal_has_no_problems() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"account": AccountData("Contoso", country="United States")},
-         'the account\'s country "United States" is not an ISO 3166 two-letter code'),
-        ({"account": AccountData("Contoso", country=None)},
-         'the account has no country (an ISO 3166 two-letter code such as "US" is required)'),
+        (
+            {"account": AccountData("Contoso", country="United States")},
+            'the account\'s country "United States" is not an ISO 3166 two-letter code',
+        ),
+        (
+            {"account": AccountData("Contoso", country=None)},
+            'the account has no country (an ISO 3166 two-letter code such as "US" is required)',
+        ),
         ({"contact": None}, "a customer contact with an email is required when Microsoft's help is requested"),
         ({"solutions": ()}, "at least one Microsoft solution is required to share the deal with Microsoft"),
         ({"deal_value": Decimal(0)}, "the deal value must be greater than 0"),
@@ -66,7 +70,7 @@ def test_a_complete_deal_has_no_problems() -> None:
         ({"close_date": None}, "the deal has no estimated close date"),
         ({"account": None}, "the opportunity has no customer account"),
     ],
-)  # fmt: skip
+)
 def test_each_validation_rule_has_a_readable_reason(changes: dict, expected: str) -> None:
     assert problems(deal(**changes)) == [expected]
 
@@ -91,9 +95,12 @@ def test_create_body_for_a_co_sell_deal() -> None:
     ]
     assert body["team"][0]["email"] == "sam@partner.example"
     assert body["details"] | {"requirements": None} == {
-        "notes": "Move to Dynamics 365", "dealValue": 50000.0, "currency": "USD",
-        "closingDateTime": "2026-12-31T00:00:00Z", "requirements": None,
-    }  # fmt: skip
+        "notes": "Move to Dynamics 365",
+        "dealValue": 50000.0,
+        "currency": "USD",
+        "closingDateTime": "2026-12-31T00:00:00Z",
+        "requirements": None,
+    }
     assert body["details"]["requirements"]["solutions"] == [{"id": "SOL-1", "name": "Contoso-Ale", "type": "3P"}]
 
 
@@ -148,9 +155,12 @@ def test_new_customer_contact_is_added_not_replaced() -> None:
     current = referral_for(deal())
     ops = patch_ops(deal(contact=ContactData("Bo", "New", "bo@contoso.example")), current)
     assert ops == [
-        {"op": "add", "path": "/customerProfile/team/-",
-         "value": {"firstName": "Bo", "lastName": "New", "email": "bo@contoso.example", "phoneNumber": ""}}
-    ]  # fmt: skip
+        {
+            "op": "add",
+            "path": "/customerProfile/team/-",
+            "value": {"firstName": "Bo", "lastName": "New", "email": "bo@contoso.example", "phoneNumber": ""},
+        }
+    ]
 
 
 def test_a_lead_only_moves_its_referral_status() -> None:
@@ -193,3 +203,26 @@ def test_content_hash_is_equal_from_either_side() -> None:
     )
     assert content_hash_of_deal(read_back) == content_hash_of_plan(plan)
     assert content_hash_of_deal(dataclasses.replace(read_back, deal_value=Decimal(1))) != content_hash_of_plan(plan)
+
+
+def test_lead_content_hash_ignores_what_a_crm_lead_cannot_hold() -> None:
+    referral = Referral.model_validate(json.loads((FIXTURES / "fixture_a_list.json").read_text())["value"][0])
+    plan = plan_for(referral, InboundOptions())
+    assert plan.kind == "lead"
+    assert plan.deal is not None
+    read_back = CrmDeal(
+        entity="lead",
+        crm_id="l",
+        modified_on="",
+        referral_id=referral.id,
+        title=plan.deal.title,
+        deal_value=Decimal("10000.0"),
+        currency="USD",
+        close_date=plan.deal.close_date,
+        description=referral.details.notes,
+        state=DealState.OPEN,
+        help_needed=None,
+        visible=False,
+        contact=ContactData(None, None, None),
+    )
+    assert content_hash_of_deal(read_back) == content_hash_of_plan(plan)  # although the referral lists a solution
