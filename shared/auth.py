@@ -83,8 +83,26 @@ def _entra_error(response: httpx.Response) -> tuple[str, str]:
     return str(body.get("error", "")), description.splitlines()[0] if description else ""
 
 
-class ClientCredentialsToken:
-    """App-only token (Dataverse application user), cached until shortly before expiry."""
+class _CachedToken:
+    """An access token kept until shortly before it expires; subclasses say how to redeem one."""
+
+    def __init__(self) -> None:
+        self._cached: _Cached | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._cached and self._cached.expires_at > time.time():
+                return self._cached.value
+            self._cached = _cache_entry(self._redeem_new())
+            return self._cached.value
+
+    def _redeem_new(self) -> dict[str, object]:
+        raise NotImplementedError
+
+
+class ClientCredentialsToken(_CachedToken):
+    """App-only token (Dataverse application user)."""
 
     def __init__(
         self,
@@ -97,6 +115,7 @@ class ClientCredentialsToken:
         timeout: float = 15.0,
         max_attempts: int = 4,
     ) -> None:
+        super().__init__()
         self._endpoint = _TokenEndpoint(authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts)
         self._form = {
             "grant_type": "client_credentials",
@@ -104,19 +123,12 @@ class ClientCredentialsToken:
             "client_secret": client_secret,
             "scope": scope,
         }
-        self._cached: _Cached | None = None
-        self._lock = threading.Lock()
 
-    def __call__(self) -> str:
-        with self._lock:
-            if self._cached and self._cached.expires_at > time.time():
-                return self._cached.value
-            body = _redeem(self._endpoint, self._form, "client credentials")
-            self._cached = _cache_entry(body)
-            return self._cached.value
+    def _redeem_new(self) -> dict[str, object]:
+        return _redeem(self._endpoint, self._form, "client credentials")
 
 
-class RefreshTokenGrant:
+class RefreshTokenGrant(_CachedToken):
     """App+user tokens from a stored refresh token; one instance per scope shares one store."""
 
     def __init__(
@@ -131,22 +143,16 @@ class RefreshTokenGrant:
         timeout: float = 15.0,
         max_attempts: int = 4,
     ) -> None:
+        super().__init__()
         self._endpoint = _TokenEndpoint(authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts)
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope
         self._store = store
-        self._cached: _Cached | None = None
-        self._lock = threading.Lock()
 
-    def __call__(self) -> str:
-        with self._lock:
-            if self._cached and self._cached.expires_at > time.time():
-                return self._cached.value
-            with self._store.lock:
-                body = self._redeem_with_store()
-            self._cached = _cache_entry(body)
-            return self._cached.value
+    def _redeem_new(self) -> dict[str, object]:
+        with self._store.lock:
+            return self._redeem_with_store()
 
     def _redeem_with_store(self) -> dict[str, object]:
         used = self._store.load()

@@ -111,13 +111,8 @@ class DynamicsCrm:
     def _apply_opportunity(self, plan: CrmPlan, previous: SyncState | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_opportunity
-        existing_id = previous.crm_id if previous and previous.crm_entity == "opportunity" else ""
         select = ["opportunityid", "statecode", "statuscode", col("name"), col("audit")]
-        current = (
-            self._dv.get(key_by_id(OPPORTUNITIES, existing_id), select=select)
-            if existing_id
-            else self._dv.get(key_by_alternate(OPPORTUNITIES, col("referral_id"), plan.referral_id), select=select)
-        )
+        current = self._current("opportunity", plan, previous, select)
         if current is None and plan.external_id and _is_guid(plan.external_id):
             # A referral shared from this CRM names its opportunity in externalReferenceId: link to
             # it, even if Partner Center's webhook for our own create overtakes our write-back.
@@ -159,6 +154,16 @@ class DynamicsCrm:
             self._sync_solutions(crm_id, plan.solutions, existing=True)
         return InboundResult("opportunity", crm_id, False, fields, notes=notes)
 
+    def _current(
+        self, entity: str, plan: CrmPlan, previous: SyncState | None, select: list[str]
+    ) -> dict[str, Any] | None:
+        """The record this referral already has: by the id we stored, else by its referral id key."""
+        entity_set = OPPORTUNITIES if entity == "opportunity" else LEADS
+        if previous and previous.crm_entity == entity and previous.crm_id:
+            return self._dv.get(key_by_id(entity_set, previous.crm_id), select=select)
+        column = self._fields.column(entity, "referral_id")
+        return self._dv.get(key_by_alternate(entity_set, column, plan.referral_id), select=select)
+
     def _create_opportunity(
         self, plan: CrmPlan, previous: SyncState | None, fields: dict[str, Any], line: str
     ) -> InboundResult:
@@ -192,13 +197,8 @@ class DynamicsCrm:
     def _apply_lead(self, plan: CrmPlan, previous: SyncState | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_lead
-        existing_id = previous.crm_id if previous and previous.crm_entity == "lead" else ""
         select = ["leadid", "statecode", "statuscode", col("name"), col("audit")]
-        current = (
-            self._dv.get(key_by_id(LEADS, existing_id), select=select)
-            if existing_id
-            else self._dv.get(key_by_alternate(LEADS, col("referral_id"), plan.referral_id), select=select)
-        )
+        current = self._current("lead", plan, previous, select)
         fields = self._lead_fields(plan)
         state, status = DYNAMICS_LEAD_CODES[deal.status_reason]
         if current is None:

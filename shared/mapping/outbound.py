@@ -43,11 +43,21 @@ def content_hash_of_deal(deal: CrmDeal) -> str:
 
 def content_hash_of_plan(plan: CrmPlan) -> str:
     """The same hash, from what the inbound direction just wrote to the CRM."""
+    if plan.deal is None:
+        return ""
+    return content_hash_of_deal(deal_written_by(plan))
+
+
+def deal_written_by(plan: CrmPlan) -> CrmDeal:
+    """The CRM deal an inbound sync of ``plan`` leaves behind, as the CRM poll will read it."""
     deal = plan.deal
     if deal is None:
-        return ""
-    return _content_hash(
-        lead=plan.kind == "lead",
+        raise ValueError(f"plan for referral {plan.referral_id} has no deal")
+    return CrmDeal(
+        entity=plan.kind,
+        crm_id="",
+        modified_on="",
+        referral_id=plan.referral_id,
         title=deal.title,
         deal_value=deal.deal_value,
         currency=deal.currency,
@@ -56,8 +66,9 @@ def content_hash_of_plan(plan: CrmPlan) -> str:
         state=deal.state,
         help_needed=deal.help_needed,
         visible=deal.visible,
-        solutions=[s.id for s in plan.solutions],
-        contact=plan.contacts[0].email if plan.contacts else None,
+        account=plan.account,
+        contact=plan.contacts[0] if plan.contacts else None,
+        solutions=plan.solutions,
     )
 
 
