@@ -172,7 +172,15 @@ class OutboundSync:
                 return RecordOutcome(
                     deal.entity, deal.crm_id, "", "skipped", "Leads are shared from Partner Center only."
                 )
-            return self._share(deal, record, content, force=force)
+            # One sharer per record (a poll and a resync may meet here): re-read its state inside the lease.
+            lease = f"crm_{deal.entity}_{deal.crm_id}"
+            with self._leases.hold(lease, seconds=self._lease_seconds, wait=self._lease_wait):
+                record = self._state.get_crm(deal.entity, deal.crm_id) or record
+                if not record.referral_id:
+                    return self._share(deal, record, content, force=force)
+                referral_id = record.referral_id
+                if record.content_hash == content and not force:
+                    return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already shared.")
         with self._leases.hold(f"referral_{referral_id}", seconds=self._lease_seconds, wait=self._lease_wait):
             return self._update(deal, record, content, referral_id)
 

@@ -254,3 +254,22 @@ def test_qualifying_a_lead_accepts_its_referral(
         o for o in sandbox.dataverse.records("opportunities") if o.get("cosell_referralid") == referral["id"]
     )
     assert opportunity["_originatingleadid_value"] == lead["leadid"]
+
+
+def test_resync_and_poll_racing_on_a_new_record_share_it_once(
+    host: HostProcess, sandbox: Sandbox, crm: CrmUser
+) -> None:
+    opportunity_id = crm.opportunity()
+    answers: list[int] = []
+
+    def resync() -> None:
+        answers.append(
+            httpx.post(host.url("/api/admin/resync"), json={"crmId": opportunity_id}, timeout=60).status_code
+        )
+
+    racer = threading.Thread(target=resync)
+    racer.start()
+    fire(host, POLL)
+    racer.join()
+    assert answers == [200]
+    assert len(referrals_for(sandbox, opportunity_id)) == 1
