@@ -11,6 +11,7 @@ import logging
 import azure.functions as func
 
 from functions.responses import json_body, json_response, problem
+from functions.routes import admin_route
 from shared.config import get_settings
 from shared.messages import REFERRAL_EVENTS_QUEUE, BadMessage, parse
 from shared.store.clients import POISON_SUFFIX, queue_client
@@ -20,7 +21,7 @@ log = logging.getLogger("cosell.functions.replay")
 bp = func.Blueprint()
 
 
-@bp.route(route="admin/replay-poison", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=admin_route("replay-poison"), methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def replay_poison(req: func.HttpRequest) -> func.HttpResponse:
     body = json_body(req)
     if body is None:

@@ -13,6 +13,7 @@ from typing import Any
 import azure.functions as func
 
 from functions.responses import json_body, json_response, problem
+from functions.routes import admin_route
 from shared import services
 from shared.http import ApiError, ApiUnavailable
 from shared.sync.inbound import PermanentSyncError
@@ -22,7 +23,7 @@ log = logging.getLogger("cosell.functions.resync")
 bp = func.Blueprint()
 
 
-@bp.route(route="admin/resync", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=admin_route("resync"), methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def resync(req: func.HttpRequest) -> func.HttpResponse:
     body = json_body(req)
     if body is None:

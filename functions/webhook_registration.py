@@ -7,6 +7,7 @@ import logging
 import azure.functions as func
 
 from functions.responses import json_body, json_response, problem
+from functions.routes import admin_route
 from shared import services
 from shared.config import get_settings
 from shared.http import ApiError, ApiUnavailable
@@ -30,7 +31,7 @@ def events_url(req: func.HttpRequest, body: dict[str, object]) -> str:
     return f"{url}?code={key}" if isinstance(key, str) and key else url
 
 
-@bp.route(route="admin/webhook-registration", methods=["GET", "PUT"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=admin_route("webhook-registration"), methods=["GET", "PUT"], auth_level=func.AuthLevel.FUNCTION)
 def webhook_registration(req: func.HttpRequest) -> func.HttpResponse:
     body = json_body(req) if req.method == "PUT" else {}
     if body is None:

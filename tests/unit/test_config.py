@@ -105,3 +105,34 @@ def test_empty_values_mean_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.deal_value_field == "estimatedvalue"
     assert settings.audit_max_chars == 4000
+
+
+def test_admin_route_prefix_moves_the_admin_routes(tmp_path) -> None:
+    """Routes are fixed at indexing, so index the app in a fresh interpreter with the setting."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import json, function_app\n"
+        "print(json.dumps(sorted(f.get_trigger().route for f in function_app.app.get_functions()"
+        " if f.get_trigger().get_binding_name() == 'httpTrigger')))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+
+    def routes(prefix: str | None) -> list[str]:
+        env = {k: v for k, v in os.environ.items() if k != "ADMIN_ROUTE_PREFIX"}
+        if prefix:
+            env["ADMIN_ROUTE_PREFIX"] = prefix
+        out = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True)  # noqa: S603
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.splitlines()[-1])
+
+    assert "admin/resync" in routes(None)
+    manage = routes("manage")
+    assert {"manage/resync", "manage/webhook-registration", "manage/replay-poison"} <= set(manage)
+    assert not [r for r in manage if r.startswith("admin")]
+    with pytest.raises(ValueError, match="ADMIN_ROUTE_PREFIX"):
+        Settings(ADMIN_ROUTE_PREFIX="../x")
