@@ -25,19 +25,16 @@ class OutboundOptions:
 
 
 # ----------------------------------------------------------------------------- shared content
+# The fields both directions sync, compared to tell a real change from an echo.
+_SHARED_FIELDS = ("title", "deal_value", "currency", "close_date", "description", "state", "help_needed", "visible")
+
+
 def content_hash_of_deal(deal: CrmDeal) -> str:
     return _content_hash(
         lead=deal.entity == "lead",
-        title=deal.title,
-        deal_value=deal.deal_value,
-        currency=deal.currency,
-        close_date=deal.close_date,
-        description=deal.description,
-        state=deal.state,
-        help_needed=deal.help_needed,
-        visible=deal.visible,
         solutions=[s.id for s in deal.solutions],
         contact=deal.contact.email if deal.contact else None,
+        **{name: getattr(deal, name) for name in _SHARED_FIELDS},
     )
 
 
