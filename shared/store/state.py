@@ -81,22 +81,26 @@ class StateStore:
                 continue
             entity[name] = json.dumps(value, sort_keys=True) if name in _JSON_FIELDS else value
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
-        if state.crm_id:
-            # MERGE: the CRM row's own fields (content hash, rejections, intents) are kept.
-            self._table.upsert_entity(
-                {
-                    "PartitionKey": CRM_INDEX_PARTITION,
-                    "RowKey": f"{state.crm_entity}_{state.crm_id}",
-                    "entity": state.crm_entity,
-                    "crm_id": state.crm_id,
-                    "referral_id": state.referral_id,
-                },
-                mode=UpdateMode.MERGE,
-            )
 
-    def referral_for_crm(self, entity: str, crm_id: str) -> str | None:
-        record = self.get_crm(entity, crm_id)
-        return record.referral_id or None if record else None
+    def agree(self, entity: str, crm_id: str, referral_id: str, content_hash: str) -> None:
+        """Both sides now hold the same content: link the CRM record to its referral, in one MERGE.
+
+        The hash is what the next poll compares against; a rejection or create intent no longer applies.
+        """
+        self._table.upsert_entity(
+            {
+                "PartitionKey": CRM_INDEX_PARTITION,
+                "RowKey": f"{entity}_{crm_id}",
+                "entity": entity,
+                "crm_id": crm_id,
+                "referral_id": referral_id,
+                "content_hash": content_hash,
+                "rejected_hash": "",
+                "last_error": "",
+                "create_intent": "",
+            },
+            mode=UpdateMode.MERGE,
+        )
 
     def get_crm(self, entity: str, crm_id: str) -> CrmRecordState | None:
         try:

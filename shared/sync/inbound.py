@@ -22,7 +22,7 @@ from shared.partner_center.client import ReferralsClient
 from shared.partner_center.models import Referral
 from shared.store.audit import AuditEntry, AuditLog
 from shared.store.leases import LeaseStore
-from shared.store.state import CrmRecordState, StateStore, SyncState
+from shared.store.state import StateStore, SyncState
 
 log = logging.getLogger("cosell.sync.inbound")
 
@@ -145,10 +145,7 @@ class InboundSync:
 
         self._state.save(self._next_state(previous, referral, plan, content_hash, result))
         # What the CRM now holds is what Partner Center has: the next CRM poll must not send it back.
-        record = self._state.get_crm(result.entity, result.crm_id) or CrmRecordState(result.entity, result.crm_id)
-        record.referral_id, record.content_hash = referral.id, content_hash_of_plan(plan)
-        record.last_error = record.create_intent = record.rejected_hash = ""
-        self._state.save_crm(record)
+        self._state.agree(result.entity, result.crm_id, referral.id, content_hash_of_plan(plan))
         outcome = "created" if result.created else "updated"
         what = f"{outcome} {result.entity} from referral ({plan.pc_status})"
         if result.notes:

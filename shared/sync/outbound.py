@@ -209,7 +209,7 @@ class OutboundSync:
             referral_id=referral.id,
             link=link,
         )
-        self._remember(deal, record, content, referral)
+        self._remember(deal, content, referral)
         return RecordOutcome(
             deal.entity,
             deal.crm_id,
@@ -235,12 +235,11 @@ class OutboundSync:
         referral = self._referrals.get(referral_id)
         terminal = terminal_reason(referral)
         if terminal:
-            record.referral_id, record.content_hash = referral_id, content
-            self._state.save_crm(record)
+            self._state.agree(deal.entity, deal.crm_id, referral_id, content)
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal}.")
         ops = patch_ops(deal, referral)
         if not ops:
-            self._remember(deal, record, content, referral)
+            self._remember(deal, content, referral)
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already equal in Partner Center.")
         try:
             updated = self._referrals.patch(referral_id, ops, etag=referral.e_tag)
@@ -263,7 +262,7 @@ class OutboundSync:
         changed = ", ".join(sorted({op["path"] for op in ops}))
         message = f"Partner Center referral updated from the CRM: {changed}."
         self._crm.write_back(deal, message=message, ok=True)
-        self._remember(deal, record, content, updated)
+        self._remember(deal, content, updated)
         return RecordOutcome(deal.entity, deal.crm_id, referral_id, "updated", message)
 
     def _reject(self, deal: CrmDeal, record: CrmRecordState, content: str, message: str) -> RecordOutcome:
@@ -272,11 +271,9 @@ class OutboundSync:
         self._state.save_crm(record)
         return RecordOutcome(deal.entity, deal.crm_id, record.referral_id, "rejected", message)
 
-    def _remember(self, deal: CrmDeal, record: CrmRecordState, content: str, referral: Referral) -> None:
+    def _remember(self, deal: CrmDeal, content: str, referral: Referral) -> None:
         """Both sides now agree: store it, so neither our write-back nor the echoing webhook syncs again."""
-        record.referral_id, record.content_hash = referral.id, content
-        record.create_intent = record.last_error = record.rejected_hash = ""
-        self._state.save_crm(record)
+        self._state.agree(deal.entity, deal.crm_id, referral.id, content)
         state = self._state.get(referral.id) or SyncState(referral_id=referral.id)
         plan = plan_for(referral, self._inbound_options)
         state.crm_kind, state.crm_entity, state.crm_id = self._crm.kind, deal.entity, deal.crm_id

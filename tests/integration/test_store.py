@@ -14,7 +14,7 @@ from shared.config import Settings
 from shared.store.audit import AuditEntry, AuditLog
 from shared.store.clients import AUDIT_TABLE, LEASE_TABLE, SYNC_STATE_TABLE, TOKEN_TABLE, table_client
 from shared.store.leases import LeaseStore, LeaseUnavailable
-from shared.store.state import StateStore, SyncState
+from shared.store.state import CrmRecordState, StateStore, SyncState
 from shared.store.tokens import TableRefreshTokenStore
 
 
@@ -39,7 +39,18 @@ def test_state_round_trips_and_indexes_the_crm_record(settings: Settings) -> Non
     loaded = store.get(referral_id)
     assert loaded == state
     assert loaded.pc_updated_at == dt.datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=dt.UTC)
-    assert store.referral_for_crm("opportunity", crm_id) == referral_id
+    assert store.get_crm("opportunity", crm_id) is None  # linked only once both sides agree
+    store.save_crm(
+        CrmRecordState(
+            "opportunity",
+            crm_id,
+            rejected_hash="h0",
+            last_error="Not shared: x",
+            create_intent="2026-11-21T10:00:00+00:00",
+        )
+    )
+    store.agree("opportunity", crm_id, referral_id, "h1")
+    assert store.get_crm("opportunity", crm_id) == CrmRecordState("opportunity", crm_id, referral_id, "h1")
 
 
 def test_audit_history_is_newest_first(settings: Settings) -> None:
