@@ -9,16 +9,12 @@ from urllib.parse import quote
 import httpx
 
 from shared.http import ServiceClient
+from shared.odata import odata_string
 
 API_PATH = "api/data/v9.2/"
 PAGE_SIZE = 500
 
 _BASE_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
-
-
-def odata_string(value: str) -> str:
-    """An OData string literal: single quotes doubled, so hostile names stay data."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def key_by_id(entity_set: str, record_id: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id, odata_string
+from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id
 from shared.crm.dynamics_deals import DynamicsDeals
 from shared.crm.port import CrmRejected, InboundResult
 from shared.http import ApiError
@@ -33,6 +33,7 @@ from shared.mapping.text import (
     prepend_audit,
     with_mark,
 )
+from shared.odata import odata_string
 from shared.store.state import SyncState
 
 log = logging.getLogger("cosell.crm.dynamics")

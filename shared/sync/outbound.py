@@ -32,6 +32,7 @@ from shared.mapping.outbound import (
     rejection_message,
     terminal_reason,
 )
+from shared.odata import odata_string
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.models import Referral
 from shared.store.audit import AuditEntry, AuditLog
@@ -63,10 +64,6 @@ class PollReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     api_calls: dict[str, int] = field(default_factory=dict)
     records: list[RecordOutcome] = field(default_factory=list)
-
-
-def _odata_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class OutboundSync:
@@ -220,7 +217,7 @@ class OutboundSync:
 
     def _find_lost_create(self, deal: CrmDeal) -> Referral | None:
         """A create was attempted before and its answer lost: did Partner Center commit it?"""
-        query = f"externalReferenceId eq {_odata_string(deal.crm_id)}"
+        query = f"externalReferenceId eq {odata_string(deal.crm_id)}"
         for referral in self._referrals.list(filter=query):
             log.warning(
                 "Adopting referral %s created for %s %s by an interrupted attempt",
