@@ -34,17 +34,18 @@ def resync(req: func.HttpRequest) -> func.HttpResponse:
     result: dict[str, Any] = {}
     try:
         if crm_id:
-            entity = next((e for e in ("opportunity", "lead") if services.crm().get_deal(e, crm_id)), None)
-            if entity is None:
+            shared = services.outbound_sync().sync_record(crm_id)
+            if shared is None:
                 return problem(404, f"No opportunity or lead {crm_id} in the CRM.")
-            result["crmToPartnerCenter"] = asdict(services.outbound_sync().sync_record(entity, crm_id))
-            referral_id = result["crmToPartnerCenter"]["referral_id"] or None
+            result["crmToPartnerCenter"] = asdict(shared)
+            referral_id = shared.referral_id or None
         if referral_id:
             outcome = services.inbound_sync().sync(referral_id, source="resync")
             result["partnerCenterToCrm"] = asdict(outcome)
             if not crm_id and outcome.crm_id:
-                synced = services.outbound_sync().sync_record(outcome.crm_entity, outcome.crm_id)
-                result["crmToPartnerCenter"] = asdict(synced)
+                synced = services.outbound_sync().sync_record(outcome.crm_id, entity=outcome.crm_entity)
+                if synced is not None:
+                    result["crmToPartnerCenter"] = asdict(synced)
     except PermanentSyncError as exc:
         return problem(422, str(exc), partial=result)
     except (ApiError, ApiUnavailable) as exc:

@@ -135,12 +135,16 @@ class OutboundSync:
         )
         return report
 
-    def sync_record(self, entity: str, crm_id: str, *, source: str = "resync") -> RecordOutcome:
-        """Re-sync one CRM record now, whatever its hashes say (the resync route)."""
-        deal = self._crm.get_deal(entity, crm_id)
-        if deal is None:
-            return RecordOutcome(entity, crm_id, "", "skipped", f"No {entity} {crm_id} in the CRM.")
-        return self._handle(deal, source=source, force=True)
+    def sync_record(self, crm_id: str, *, entity: str | None = None, source: str = "resync") -> RecordOutcome | None:
+        """Re-sync one CRM record now, whatever its hashes say (the resync route); None if it does not exist.
+
+        Without ``entity`` the id is looked up as an opportunity, then as a lead.
+        """
+        for kind in (entity,) if entity else ("opportunity", "lead"):
+            deal = self._crm.get_deal(kind, crm_id)
+            if deal is not None:
+                return self._handle(deal, source=source, force=True)
+        return None
 
     # ------------------------------------------------------------------ one record
     def _handle(self, deal: CrmDeal, *, source: str, force: bool = False) -> RecordOutcome:
