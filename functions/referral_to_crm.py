@@ -1,7 +1,7 @@
 """Queue worker: sync one referral from Partner Center into the CRM.
 
 Failures raise, so the Functions host retries the message (host.json ``maxDequeueCount``) and then
-moves it to ``referral-events-poison``; ``POST /api/admin/replay-poison`` puts it back.
+moves it to ``referral-events-poison``; ``POST /api/manage/replay-poison`` puts it back.
 """
 
 from __future__ import annotations

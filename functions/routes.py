@@ -1,8 +1,8 @@
 """Where the admin HTTP functions live: ``/api/<ADMIN_ROUTE_PREFIX>/...``.
 
 Routes are fixed when the app is indexed, so the prefix is read from the settings then. The
-default, ``admin``, is the documented contract; the Azure Functions host reserves routes that start
-with ``admin`` (azure-functions-host #1781), so the Bicep deploys with ``manage``.
+default, ``manage``, is the documented contract: the Azure Functions host reserves routes that
+start with ``admin`` (azure-functions-host #1781), so what runs locally is what deploys.
 """
 
 from __future__ import annotations

@@ -253,7 +253,8 @@ var appSettings = {
 
   WEBHOOK_CERT_URL_PREFIXES: 'https://3psostorageacct.blob.core.windows.net/cert/'
   WEBHOOK_CERT_ORGANIZATION: 'Microsoft Corporation'
-  // The Functions host refuses HTTP routes starting with "admin": the admin routes live under /api/manage.
+  // The Functions host refuses HTTP routes starting with "admin": the admin routes live under /api/manage
+  // (the app's default too; set here so the deployed value is visible in the portal).
   ADMIN_ROUTE_PREFIX: 'manage'
 
   DATAVERSE_URL: dataverseUrl

@@ -68,7 +68,7 @@ class Stack:
         """What an operator does once after deploying: PUT the events URL to Partner Center."""
         host = self.host
         response = httpx.put(
-            host.url("/api/admin/webhook-registration"),
+            host.url("/api/manage/webhook-registration"),
             json={"webhookUrl": host.url("/api/partner-center/events"), "overwrite": True},
             timeout=30,
         )

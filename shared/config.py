@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     webhook_ca_bundle: str | None = Field(None, validation_alias="WEBHOOK_CA_BUNDLE")
     webhook_callback_url: str | None = Field(None, validation_alias="WEBHOOK_CALLBACK_URL")
     # The Azure Functions host refuses HTTP routes that start with "admin" (azure-functions-host
-    # #1781); the Bicep sets "manage". "admin" keeps the documented routes under the local host.
-    admin_route_prefix: str = Field("admin", pattern=r"^[a-z][a-z0-9-]{0,30}$", validation_alias="ADMIN_ROUTE_PREFIX")
+    # #1781), so the admin routes live under /api/manage everywhere (DESIGN.md contract).
+    admin_route_prefix: str = Field("manage", pattern=r"^[a-z][a-z0-9-]{0,30}$", validation_alias="ADMIN_ROUTE_PREFIX")
 
     # --- Dynamics 365 / Dataverse ---
     dataverse_url: str | None = Field(None, validation_alias="DATAVERSE_URL")

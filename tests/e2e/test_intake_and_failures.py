@@ -150,7 +150,7 @@ def test_unhealable_failure_is_marked_poisoned_then_replayed(
 
     # Fix the cause in the CRM, then replay: the referral syncs and the ✔ comes back.
     xyz = dv.insert("transactioncurrencies", {"isocurrencycode": "XYZ", "currencyname": "Test currency"})
-    response = httpx.post(host.url("/api/admin/replay-poison"), json={}, timeout=30)
+    response = httpx.post(host.url("/api/manage/replay-poison"), json={}, timeout=30)
     assert response.status_code == 200
     assert referral["id"] in response.json()["referralIds"]
     rows = wait_for_audit(referral["id"], outcome="updated")
@@ -162,15 +162,15 @@ def test_unhealable_failure_is_marked_poisoned_then_replayed(
 
 
 def test_replay_refuses_bad_input(host: HostProcess) -> None:
-    response = httpx.post(host.url("/api/admin/replay-poison"), content=b"[1, 2]", timeout=15)
+    response = httpx.post(host.url("/api/manage/replay-poison"), content=b"[1, 2]", timeout=15)
     assert (response.status_code, response.json()["error"]["reason"]) == (400, "Body must be a JSON object.")
-    response = httpx.post(host.url("/api/admin/replay-poison"), json={"max": 0}, timeout=15)
+    response = httpx.post(host.url("/api/manage/replay-poison"), json={"max": 0}, timeout=15)
     assert response.status_code == 400
 
 
 def test_registration_does_not_take_over_another_url_unless_asked(host: HostProcess, sandbox: Sandbox) -> None:
     ours = host.url("/api/partner-center/events")
-    url = host.url("/api/admin/webhook-registration")
+    url = host.url("/api/manage/webhook-registration")
     current = httpx.get(url, timeout=15).json()
     assert current["registeredHere"] is True
 

@@ -223,18 +223,18 @@ def test_our_own_patch_echoing_back_as_a_webhook_writes_nothing_to_the_crm(
 
 def test_resync_by_crm_id_and_by_referral_id(host: HostProcess, sandbox: Sandbox, crm: CrmUser) -> None:
     opportunity_id = crm.opportunity()
-    response = httpx.post(host.url("/api/admin/resync"), json={"crmId": opportunity_id}, timeout=30)
+    response = httpx.post(host.url("/api/manage/resync"), json={"crmId": opportunity_id}, timeout=30)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["crmToPartnerCenter"]["outcome"] == "created"
     referral_id = body["crmToPartnerCenter"]["referral_id"]
     assert body["partnerCenterToCrm"]["outcome"] in ("unchanged", "updated")
-    response = httpx.post(host.url("/api/admin/resync"), json={"referralId": referral_id}, timeout=30)
+    response = httpx.post(host.url("/api/manage/resync"), json={"referralId": referral_id}, timeout=30)
     assert response.status_code == 200
     assert response.json()["partnerCenterToCrm"]["crm_id"] == opportunity_id
-    bad = httpx.post(host.url("/api/admin/resync"), json={"referralId": "a", "crmId": "b"}, timeout=10)
+    bad = httpx.post(host.url("/api/manage/resync"), json={"referralId": "a", "crmId": "b"}, timeout=10)
     assert bad.status_code == 400
-    missing = httpx.post(host.url("/api/admin/resync"), json={"crmId": str(uuid.uuid4())}, timeout=10)
+    missing = httpx.post(host.url("/api/manage/resync"), json={"crmId": str(uuid.uuid4())}, timeout=10)
     assert missing.status_code == 404
 
 
@@ -264,7 +264,7 @@ def test_resync_and_poll_racing_on_a_new_record_share_it_once(
 
     def resync() -> None:
         answers.append(
-            httpx.post(host.url("/api/admin/resync"), json={"crmId": opportunity_id}, timeout=60).status_code
+            httpx.post(host.url("/api/manage/resync"), json={"crmId": opportunity_id}, timeout=60).status_code
         )
 
     racer = threading.Thread(target=resync)

@@ -89,10 +89,7 @@ def _env_value(value: Any) -> str | None:
 
 
 # Deliberate differences from the code's default, each with its reason.
-DELIBERATE = {
-    # The Azure Functions host refuses routes starting with "admin" (azure-functions-host #1781).
-    "ADMIN_ROUTE_PREFIX": "manage",
-}
+DELIBERATE: dict[str, str] = {}
 
 
 def test_bicep_values_give_the_code_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

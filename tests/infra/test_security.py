@@ -252,10 +252,11 @@ def test_function_app_is_hardened() -> None:
     expected = {
         ("properties", "httpsOnly"): True,
         ("properties", "siteConfig", "minTlsVersion"): "1.2",
-        ("properties", "siteConfig", "ftpsState"): "Disabled",
     }
     wrong = {"/".join(k): site.get(*k) for k, v in expected.items() if site.get(*k) != v}
     assert not wrong, f"{site.where}: {wrong}"
+    # Flex Consumption refuses siteConfig.ftpsState (FTP is off through the publishing credentials policy).
+    assert site.get("properties", "siteConfig", "ftpsState") is None, f"{site.where}: ftpsState is set"
     scm_tls = site.get("properties", "siteConfig", "scmMinTlsVersion")
     assert scm_tls in (None, "1.2"), f"{site.where}: scmMinTlsVersion {scm_tls}"
     policies = {
