@@ -67,7 +67,8 @@ def partner_center_events(req: func.HttpRequest, out: func.Out[str]) -> func.Htt
     )
     out.set(message.to_json())
     log.info("Queued %s for referral %s", name, referral_id)
-    return json_response({"status": "queued", "referralId": referral_id, "event": name}, 202)
+    # 200, as Microsoft's webhook receiver samples answer; the body says it was queued.
+    return json_response({"status": "queued", "referralId": referral_id, "event": name})
 
 
 def _first_line(exc: Exception) -> str:

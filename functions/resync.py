@@ -15,7 +15,7 @@ import azure.functions as func
 from functions.responses import json_body, json_response, problem
 from functions.routes import admin_route
 from shared import services
-from shared.http import ApiError, ApiUnavailable
+from shared.http import ApiError, ApiUnavailable, Throttled
 from shared.sync.inbound import PermanentSyncError
 
 log = logging.getLogger("cosell.functions.resync")
@@ -48,6 +48,9 @@ def resync(req: func.HttpRequest) -> func.HttpResponse:
                     result["crmToPartnerCenter"] = asdict(synced)
     except PermanentSyncError as exc:
         return problem(422, str(exc), partial=result)
+    except Throttled as exc:
+        wait = round(exc.retry_after)
+        return problem(503, f"{exc.service} is throttling this app; try again in {wait} s.", retryAfter=wait)
     except (ApiError, ApiUnavailable) as exc:
         return problem(502, f"A remote call failed; try again: {exc}", partial=result)
     return json_response(result)

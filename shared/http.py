@@ -2,8 +2,14 @@
 
 Retries follow what Partner Center, Dataverse and Salesforce document: 429 and 5xx are retried
 with exponential backoff, waiting what ``Retry-After`` asks for when the service says so; other
-4xx are final and surface the service's own error text. Each attempt is counted per service in a
-context-local counter, so a sync can report (and tests can assert) how many calls it made.
+4xx are final and surface the service's own error text. A wait longer than an in-call retry should
+take (Dataverse service protection asks for up to five minutes) is not shortened: the call raises
+:class:`Throttled` so the caller can come back later, as Microsoft asks ("Retry-After ... wait the
+full duration", Dataverse "Service protection API limits"). Each attempt is counted per service in
+a context-local counter, so a sync can report (and tests can assert) how many calls it made.
+
+Absolute URLs (``@odata.nextLink``, ``nextRecordsUrl``) are followed only to the configured origin:
+the bearer token must never travel to another host, nor over plain HTTP.
 """
 
 from __future__ import annotations
@@ -84,6 +90,25 @@ class ApiError(Exception):
         return self.status in RETRYABLE_STATUSES
 
 
+class Throttled(ApiError):
+    """The service asked us to wait longer than an in-call retry may: come back after ``retry_after`` seconds."""
+
+    def __init__(self, service: str, method: str, path: str, status: int, retry_after: float) -> None:
+        super().__init__(service, method, path, status, "Throttled", f"asked to wait {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+class UntrustedLink(ApiError):
+    """A paging link pointed away from the configured service; it is not followed."""
+
+    def __init__(self, service: str, host: str) -> None:
+        super().__init__(service, "GET", "", 502, "UntrustedLink", f"refused to follow a link to {host}")
+
+
 class ApiUnavailable(Exception):
     """The remote could not be reached or did not answer in time (after retries)."""
 
@@ -150,6 +175,7 @@ class ServiceClient:
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff
         self._error_parser = error_parser
+        self._origin = httpx.URL(base_url.rstrip("/") + "/")
         self._client = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             timeout=httpx.Timeout(timeout),
@@ -176,9 +202,11 @@ class ServiceClient:
         have been carried out, so only answers that prove it was not (429/503...) are retried.
         """
 
+        url = self._same_origin(url)
+
         def should_retry(exc: BaseException) -> bool:
             if isinstance(exc, _RetryableResponse):
-                return True
+                return not self._too_long(exc.response)
             if isinstance(exc, httpx.TimeoutException | httpx.RemoteProtocolError | httpx.ReadError):
                 return retry_on_timeout
             return isinstance(exc, httpx.ConnectError)
@@ -194,6 +222,10 @@ class ServiceClient:
             response = retrying(self._send_once, method, url, kwargs)
         except _RetryableResponse as exc:
             response = exc.response
+            if self._too_long(response):
+                raise Throttled(
+                    self.service, method, _path_of(url), response.status_code, retry_after_seconds(response) or 0.0
+                ) from None
         except httpx.HTTPError as exc:
             raise ApiUnavailable(f"{self.service} {method} {_path_of(url)} failed: {type(exc).__name__}") from exc
         if response.status_code >= 400 and response.status_code not in expected:
@@ -223,12 +255,29 @@ class ServiceClient:
             raise _RetryableResponse(response)
         return response
 
+    def _too_long(self, response: httpx.Response) -> bool:
+        hinted = retry_after_seconds(response)
+        return hinted is not None and hinted > self._max_backoff
+
+    def _same_origin(self, url: str) -> str:
+        """Relative URLs join the base; absolute ones must point at the configured host (HTTPS kept)."""
+        target = httpx.URL(url)
+        if not target.is_absolute_url:
+            return url
+        base = self._origin
+        if (target.host, target.port) != (base.host, base.port) or target.scheme not in (base.scheme, "http"):
+            raise UntrustedLink(self.service, target.host or "?")
+        if target.scheme != base.scheme:
+            # Partner Center's documented nextLink sample says http://; the token only travels over HTTPS.
+            target = target.copy_with(scheme=base.scheme)
+        return str(target)
+
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _RetryableResponse):
             hinted = retry_after_seconds(exc.response)
             if hinted is not None:
-                return min(hinted, self._max_backoff)
+                return hinted
         return wait_random_exponential(multiplier=0.5, max=self._max_backoff)(state)
 
 

@@ -20,6 +20,8 @@ class ReferralMessage(BaseModel):
     source: str = "webhook"  # webhook | reconcile | resync | replay
     resource_change_utc_date: str | None = None
     received_at: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    # How many times a throttled remote sent this message back to wait (see functions/referral_to_crm.py).
+    deferrals: int = Field(0, ge=0)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)

@@ -8,9 +8,12 @@ tokens, connection pools and the certificate cache survive across invocations.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
+
+from azure.storage.queue import QueueClient
 
 from shared.auth import ClientCredentialsToken, RefreshTokenGrant
 from shared.config import Settings, get_settings
@@ -34,6 +37,8 @@ from shared.sync.outbound import OutboundSync
 from shared.sync.reconcile import Reconciler
 
 T = TypeVar("T")
+
+MAX_VISIBILITY_DELAY = 7 * 24 * 3600  # Azure Queue Storage's longest visibility timeout
 
 
 class Once(Generic[T]):
@@ -218,13 +223,19 @@ def outbound_sync() -> OutboundSync:
 
 
 @Once
+def referral_queue() -> QueueClient:
+    return queue_client(get_settings(), REFERRAL_EVENTS_QUEUE)
+
+
+def enqueue(message: ReferralMessage, *, delay_seconds: float = 0) -> None:
+    """Queue a referral for the worker; ``delay_seconds`` keeps it invisible that long (a throttled remote)."""
+    delay = min(math.ceil(delay_seconds), MAX_VISIBILITY_DELAY) if delay_seconds > 0 else None
+    referral_queue().send_message(message.to_json(), visibility_timeout=delay)
+
+
+@Once
 def reconciler() -> Reconciler:
     settings = get_settings()
-    queue = queue_client(settings, REFERRAL_EVENTS_QUEUE)
-
-    def enqueue(message: ReferralMessage) -> None:
-        queue.send_message(message.to_json())
-
     return Reconciler(
         referrals=referrals_client(),
         state=state_store(),
@@ -246,6 +257,7 @@ def reset() -> None:
         state_store,
         audit_log,
         lease_store,
+        referral_queue,
         inbound_sync,
         outbound_sync,
         reconciler,

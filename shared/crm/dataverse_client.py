@@ -15,6 +15,10 @@ API_PATH = "api/data/v9.2/"
 PAGE_SIZE = 500
 
 _BASE_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
+# "If-None-Match: null" asks for current data: results of a $expand on collection-valued navigation
+# properties may otherwise come from a cache (Microsoft Learn, "Retrieve related table rows with a
+# query" / "Join tables using FetchXml or OData"). Sent with every $expand read, so none is stale.
+_FRESH = {"If-None-Match": "null"}
 
 
 def key_by_id(entity_set: str, record_id: str) -> str:
@@ -37,9 +41,11 @@ class DataverseClient:
     def get(self, path: str, *, select: list[str] | None = None, expand: str | None = None) -> dict[str, Any] | None:
         """One record by key; None when it does not exist."""
         params = {"$select": ",".join(select)} if select else {}
+        headers = dict(_BASE_HEADERS)
         if expand:
             params["$expand"] = expand
-        response = self._http.request("GET", path, params=params or None, headers=_BASE_HEADERS, expected=(404,))
+            headers.update(_FRESH)
+        response = self._http.request("GET", path, params=params or None, headers=headers, expected=(404,))
         return None if response.status_code == 404 else response.json()
 
     def query(
@@ -50,13 +56,21 @@ class DataverseClient:
         filter: str | None = None,
         orderby: str | None = None,
         expand: str | None = None,
+        page_size: int | None = PAGE_SIZE,
     ) -> Iterator[dict[str, Any]]:
-        """All matching rows, page by page; nextLink followed verbatim with the same page size."""
+        """All matching rows, page by page; nextLink followed verbatim with the same page size.
+
+        ``page_size=None`` for metadata collections, which are not paged.
+        """
         params: dict[str, str] | None = {"$select": ",".join(select)}
         for option, value in (("$filter", filter), ("$orderby", orderby), ("$expand", expand)):
             if value:
                 params[option] = value
-        headers = {**_BASE_HEADERS, "Prefer": f"odata.maxpagesize={PAGE_SIZE}"}
+        headers = dict(_BASE_HEADERS)
+        if page_size:
+            headers["Prefer"] = f"odata.maxpagesize={page_size}"
+        if expand:
+            headers.update(_FRESH)
         url: str | None = entity_set
         while url:
             body = self._http.request("GET", url, params=params, headers=headers).json()

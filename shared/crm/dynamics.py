@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id
+from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.crm.dynamics_deals import DynamicsDeals
 from shared.crm.port import CrmRejected, InboundResult
 from shared.http import ApiError
@@ -67,7 +68,8 @@ class DynamicsCrm:
         self._clock = clock
         self._currency_ids: dict[str, str] = {}
         self._currency_lock = threading.Lock()
-        self._deals = DynamicsDeals(client, fields)
+        self._nav = DataverseNavigation(client)
+        self._deals = DynamicsDeals(client, fields, self._nav)
 
     # ------------------------------------------------------------------ outbound (CRM -> Partner Center)
     def changed_deals(self, since: str | None) -> Iterator[CrmDeal]:
@@ -290,7 +292,7 @@ class DynamicsCrm:
         }
         currency_bind = self._currency_bind(deal.currency)
         if currency_bind:
-            values[f"{col('currency')}@odata.bind"] = currency_bind
+            values[f"{self._nav.single(record, col('currency'))}@odata.bind"] = currency_bind
         return values
 
     def _opportunity_fields(self, deal: DealData) -> dict[str, Any]:
@@ -428,7 +430,7 @@ class DynamicsCrm:
                     col["id"]: solution.id,
                     col["name"]: solution.name or solution.id,
                     col["type"]: solution.type,
-                    f"{col['parent']}@odata.bind": bind(OPPORTUNITIES, opportunity_id),
+                    f"{self._nav.single(col['table'], col['parent'])}@odata.bind": bind(OPPORTUNITIES, opportunity_id),
                 }
             )
             self._dv.upsert(key_by_id(entity_set, row_id), body, select=key)

@@ -14,18 +14,24 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.crm.dataverse_client import DataverseClient, key_by_id
+from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.mapping.fields import DYNAMICS_HELP_NEEDED, FieldMap
 from shared.mapping.model import AccountData, ContactData, CrmDeal, DealState, SolutionData
 from shared.mapping.text import strip_mark
 
-SOLUTIONS_NAV = "cosell_opportunity_cosell_solutions"
+# The owner: ``ownerid`` is typed ``principal`` (user or team), which has no name columns, so the
+# user is read through ``owninguser`` (Microsoft Learn, opportunity entity reference; a team-owned
+# record has none and is shared without a partner seller).
+OWNER_NAV = "owninguser"
+_OWNER_COLUMNS = "fullname,firstname,lastname,internalemailaddress"
 _HELP_BY_VALUE = {value: code for code, value in DYNAMICS_HELP_NEEDED.items()}
 
 
 class DynamicsDeals:
-    def __init__(self, client: DataverseClient, fields: FieldMap) -> None:
+    def __init__(self, client: DataverseClient, fields: FieldMap, navigation: DataverseNavigation) -> None:
         self._dv = client
         self._fields = fields
+        self._nav = navigation
 
     def changed_since(self, since: str | None) -> Iterator[CrmDeal]:
         """Shared opportunities and referral-carrying leads modified at or after ``since``, oldest first."""
@@ -90,8 +96,8 @@ class DynamicsDeals:
         contact = self._fields.tables["contact"]
         solution = self._fields.tables["solution"]
         parts = [
-            f"{self._col(entity)('currency')}($select=isocurrencycode)",
-            "ownerid($select=fullname,firstname,lastname,internalemailaddress)",
+            f"{self._currency_nav(entity)}($select=isocurrencycode)",
+            f"{OWNER_NAV}($select={_OWNER_COLUMNS})",
         ]
         if entity == "opportunity":
             account_columns = ",".join(
@@ -101,16 +107,23 @@ class DynamicsDeals:
             parts += [
                 f"parentaccountid($select={account_columns})",
                 f"parentcontactid($select={','.join(contact.values())})",
-                f"{SOLUTIONS_NAV}($select={solution['id']},{solution['name']},{solution['type']})",
+                f"{self._solutions_nav()}($select={solution['id']},{solution['name']},{solution['type']})",
             ]
         return ",".join(parts)
+
+    def _currency_nav(self, entity: str) -> str:
+        return self._nav.single(entity, self._col(entity)("currency"))
+
+    def _solutions_nav(self) -> str:
+        solution = self._fields.tables["solution"]
+        return self._nav.lookup(solution["table"], solution["parent"]).collection
 
     # ------------------------------------------------------------------ parsing
     def _deal(self, entity: str, row: dict[str, Any]) -> CrmDeal:
         col = self._col(entity)
         state = _state(entity, int(row.get("statecode") or 0))
-        currency = (row.get(col("currency")) or {}).get("isocurrencycode")
-        owner = row.get("ownerid") or {}
+        currency = (row.get(self._currency_nav(entity)) or {}).get("isocurrencycode")
+        owner = row.get(OWNER_NAV) or {}
         help_value = row.get(col("help_needed"))
         return CrmDeal(
             entity=entity,
@@ -179,7 +192,7 @@ class DynamicsDeals:
 
     def _solutions(self, row: dict[str, Any]) -> tuple[SolutionData, ...]:
         col = self._fields.tables["solution"]
-        items = row.get(SOLUTIONS_NAV) or []
+        items = row.get(self._solutions_nav()) or []
         found = [SolutionData(id=i[col["id"]], name=i.get(col["name"]), type=i.get(col["type"])) for i in items]
         return tuple(sorted((s for s in found if s.id), key=lambda s: s.id))
 

@@ -68,6 +68,7 @@ DYNAMICS_DEFAULTS: dict[str, dict[str, str]] = {
         "phone": "telephone1",
     },
     "solution": {
+        "table": "cosell_solution",
         "entity_set": "cosell_solutions",
         "key": "cosell_solutionid",
         "id": "cosell_solutionidentifier",

@@ -15,8 +15,7 @@ from typing import Any
 from shared.mapping.countries import ISO_3166_ALPHA2
 from shared.mapping.model import CrmDeal, CrmPlan, DealState, stable_hash
 from shared.partner_center.models import Referral
-
-JsonPatch = list[dict[str, Any]]
+from shared.partner_center.patch import PatchOperation, add, replace
 
 
 @dataclass(frozen=True)
@@ -165,46 +164,60 @@ def terminal_reason(referral: Referral) -> str:
     return ""
 
 
-def patch_ops(deal: CrmDeal, referral: Referral) -> JsonPatch:
-    """One JSON Patch carrying only the mapped fields that differ (``replace``/``add``, as the API allows).
+@dataclass(frozen=True)
+class ReferralUpdate:
+    """What one CRM deal changes on its referral: the patch, and what cannot be sent (said in the audit)."""
+
+    ops: tuple[PatchOperation, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> list[str]:
+        return sorted({op.path for op in self.ops})
+
+
+HELP_NOT_PATCHABLE = (
+    "Microsoft's help can only be requested when a referral is created: the referral is now visible to "
+    "Microsoft sellers; ask for help on it in Partner Center"
+)
+
+
+def referral_update(deal: CrmDeal, referral: Referral) -> ReferralUpdate:
+    """One JSON Patch carrying only the mapped fields that differ, on documented paths only.
 
     For a lead only its status travels: qualifying accepts the referral, disqualifying declines it.
+    The name is not among the patchable paths, so a referral keeps the name it was shared with.
     """
     if deal.entity == "lead":
-        return _status_ops(deal, referral)
-    ops: JsonPatch = []
+        return ReferralUpdate(tuple(_status_ops(deal, referral)))
+    ops: list[PatchOperation] = []
+    notes: list[str] = []
     details = referral.details
-
-    def replace(path: str, value: Any) -> None:
-        ops.append({"op": "replace", "path": path, "value": value})
-
-    if deal.title and deal.title != (referral.name or ""):
-        replace("/name", deal.title)
     if deal.deal_value is not None and (details.deal_value is None or Decimal(details.deal_value) != deal.deal_value):
-        replace("/details/dealValue", float(deal.deal_value))
+        ops.append(replace("/details/dealValue", float(deal.deal_value)))
     if deal.currency and deal.currency.upper() != (details.currency or "").upper():
-        replace("/details/currency", deal.currency.upper())
+        ops.append(replace("/details/currency", deal.currency.upper()))
     if deal.close_date and (details.closing_date_time is None or details.closing_date_time.date() != deal.close_date):
-        replace("/details/closingDateTime", _closing(deal.close_date))
+        ops.append(replace("/details/closingDateTime", _closing(deal.close_date)))
     if (deal.description or "").strip() != (details.notes or "").strip():
-        replace("/details/notes", deal.description or "")
+        ops.append(replace("/details/notes", deal.description or ""))
     ops.extend(_status_ops(deal, referral))
     invite = referral.invite_context
     if deal.help_needed and not (invite and invite.assistance_request_code):
-        ops.append({"op": "add", "path": "/inviteContext/assistanceRequestCode", "value": deal.help_needed})
+        notes.append(HELP_NOT_PATCHABLE)
     # Visibility only ever goes false -> true.
     if (deal.visible or deal.help_needed) and not referral.consent.consent_to_share_referral_with_microsoft_sellers:
-        replace("/consent/consentToShareReferralWithMicrosoftSellers", True)
+        ops.append(replace("/consent/consentToShareReferralWithMicrosoftSellers", True))
     current_solutions = {s.id for s in (details.requirements.solutions if details.requirements else [])}
     if deal.solutions and {s.id for s in deal.solutions} != current_solutions:
-        replace("/details/requirements/solutions", [_solution(s) for s in deal.solutions])
+        ops.append(replace("/details/requirements/solutions", [_solution(s) for s in deal.solutions]))
     team_emails = {(m.email or "").lower() for m in referral.customer_profile.team}
     if deal.contact and deal.contact.email and deal.contact.email.lower() not in team_emails:
-        ops.append({"op": "add", "path": "/customerProfile/team/-", "value": _member(deal.contact)})
-    return ops
+        ops.append(add("/customerProfile/team/-", _member(deal.contact)))
+    return ReferralUpdate(tuple(ops), tuple(notes))
 
 
-def _status_ops(deal: CrmDeal, referral: Referral) -> JsonPatch:
+def _status_ops(deal: CrmDeal, referral: Referral) -> list[PatchOperation]:
     """Won/lost close the referral; a lead qualified in the CRM accepts it, disqualified declines it."""
     status = (referral.status or "").lower()
     target: tuple[str, str] | None = None
@@ -221,10 +234,7 @@ def _status_ops(deal: CrmDeal, referral: Referral) -> JsonPatch:
             target = ("Closed", "Declined")
     if target is None or (status, (referral.substatus or "").lower()) == (target[0].lower(), target[1].lower()):
         return []
-    return [
-        {"op": "replace", "path": "/status", "value": target[0]},
-        {"op": "replace", "path": "/substatus", "value": target[1]},
-    ]
+    return [replace("/status", target[0]), replace("/substatus", target[1])]
 
 
 def _member(contact: Any) -> dict[str, Any]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from shared.http import ServiceClient
 from shared.partner_center.models import Referral
-
-JsonPatch = list[dict[str, Any]]
+from shared.partner_center.patch import PatchOperation
 
 
 class ReferralsClient:
@@ -52,21 +52,46 @@ class ReferralsClient:
             url = body.get("@odata.nextLink")
             params = {}
 
+    def changed_since(self, since: dt.datetime) -> Iterator[Referral]:
+        """Referrals updated at or after ``since``, oldest first (``updatedDateTime`` is a documented filter)."""
+        return self.list(filter=f"updatedDateTime ge {odata_datetime(since)}", orderby="updatedDateTime asc")
+
+    def find_by_external_reference(self, external_id: str, *, updated_since: dt.datetime) -> Referral | None:
+        """The referral created for ``external_id`` at or after ``updated_since``, if Partner Center has one.
+
+        ``externalReferenceId`` is not among the documented list filters, and a service may ignore an
+        undocumented filter and return everything: so the list is narrowed by a documented filter
+        (updated since the create was attempted) and the id is compared here, exactly.
+        """
+        for referral in self.changed_since(updated_since):
+            if referral.external_reference_id == external_id:
+                return referral
+        return None
+
     def create(self, body: dict[str, Any]) -> Referral:
         # A create whose answer is lost may have been carried out: never blindly retry it.
         response = self._http.request("POST", "referrals", json=body, headers=self._headers(), retry_on_timeout=False)
         return Referral.model_validate(response.json())
 
-    def patch(self, referral_id: str, operations: JsonPatch, *, etag: str | None = None) -> Referral | None:
-        """Apply a JSON Patch (``replace``/``add`` only, per the API) and return the updated referral."""
+    def patch(
+        self, referral_id: str, operations: Sequence[PatchOperation], *, etag: str | None = None
+    ) -> Referral | None:
+        """Apply a JSON Patch (documented paths, ``replace``/``add``) and return the updated referral."""
         headers = self._headers(Prefer="return=representation")
         headers["Content-Type"] = "application/json"
         if etag:
             headers["If-Match"] = etag
-        response = self._http.request("PATCH", f"referrals/{_segment(referral_id)}", json=operations, headers=headers)
+        response = self._http.request(
+            "PATCH", f"referrals/{_segment(referral_id)}", json=[op.to_wire() for op in operations], headers=headers
+        )
         if response.status_code == 204 or not response.content:
             return None
         return Referral.model_validate(response.json())
+
+
+def odata_datetime(value: dt.datetime) -> str:
+    """An unquoted OData DateTimeOffset literal in UTC, as the Referrals API's filter samples write it."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _segment(value: str) -> str:

@@ -20,19 +20,18 @@ from dataclasses import dataclass, field
 
 from shared.auth import AuthError
 from shared.crm.port import CrmPort
-from shared.http import ApiError, ApiUnavailable, CallStats, count_calls
+from shared.http import ApiError, ApiUnavailable, CallStats, Throttled, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.model import CrmDeal
 from shared.mapping.outbound import (
     OutboundOptions,
     content_hash_of_deal,
     create_body,
-    patch_ops,
     problems,
+    referral_update,
     rejection_message,
     terminal_reason,
 )
-from shared.odata import odata_string
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.models import Referral
 from shared.store.audit import AuditEntry, AuditLog
@@ -44,6 +43,7 @@ log = logging.getLogger("cosell.sync.outbound")
 
 DIRECTION = "crm-to-pc"
 POLL_LEASE_SECONDS = 600  # as long as the function timeout: a crashed run's lease frees itself
+LOST_CREATE_CLOCK_SKEW = dt.timedelta(minutes=10)
 TRANSIENT = (ApiError, ApiUnavailable, AuthError, LeaseUnavailable)
 
 
@@ -52,7 +52,7 @@ class RecordOutcome:
     entity: str
     crm_id: str
     referral_id: str
-    outcome: str  # created | updated | unchanged | skipped | rejected | failed | retry
+    outcome: str  # created | updated | unchanged | skipped | rejected | failed | retry | throttled
     message: str
 
 
@@ -114,6 +114,8 @@ class OutboundSync:
                 outcome = self._handle(deal, source="poll")
                 report.records.append(outcome)
                 report.outcomes[outcome.outcome] += 1
+                if outcome.outcome == "throttled":
+                    break  # the remote asked us to wait: every further call would be refused too
                 if outcome.outcome == "retry":
                     blocked = True  # the watermark must not pass a record that still needs work
                 elif not blocked:
@@ -151,6 +153,10 @@ class OutboundSync:
         with count_calls() as stats:
             try:
                 outcome = self._sync_deal(deal, force=force)
+            except Throttled as exc:
+                outcome = RecordOutcome(
+                    deal.entity, deal.crm_id, deal.referral_id or "", "throttled", f"Will retry: {readable(exc)}"
+                )
             except TRANSIENT as exc:
                 # A permanent error is recorded and passed (a later change retries it); anything
                 # else stops the watermark here so the next poll tries this record again.
@@ -192,7 +198,7 @@ class OutboundSync:
             if not force and record.rejected_hash == content and record.last_error == message:
                 return RecordOutcome(deal.entity, deal.crm_id, "", "unchanged", "Still not shareable.")
             return self._reject(deal, record, content, message)
-        referral = self._find_lost_create(deal) if record.create_intent else None
+        referral = self._find_lost_create(deal, record.create_intent) if record.create_intent else None
         if referral is None:
             record.create_intent = self._clock().isoformat()
             self._state.save_crm(record)
@@ -219,18 +225,19 @@ class OutboundSync:
             f"Shared as referral {referral.id} ({referral.status}/{referral.substatus}).",
         )
 
-    def _find_lost_create(self, deal: CrmDeal) -> Referral | None:
-        """A create was attempted before and its answer lost: did Partner Center commit it?"""
-        query = f"externalReferenceId eq {odata_string(deal.crm_id)}"
-        for referral in self._referrals.list(filter=query):
+    def _find_lost_create(self, deal: CrmDeal, intent: str) -> Referral | None:
+        """A create was attempted at ``intent`` and its answer lost: did Partner Center commit it?"""
+        # Clocks differ: look a little before our own record of the attempt.
+        since = dt.datetime.fromisoformat(intent) - LOST_CREATE_CLOCK_SKEW
+        referral = self._referrals.find_by_external_reference(deal.crm_id, updated_since=since)
+        if referral is not None:
             log.warning(
                 "Adopting referral %s created for %s %s by an interrupted attempt",
                 referral.id,
                 deal.entity,
                 deal.crm_id,
             )
-            return referral
-        return None
+        return referral
 
     def _update(self, deal: CrmDeal, record: CrmRecordState, content: str, referral_id: str) -> RecordOutcome:
         referral = self._referrals.get(referral_id)
@@ -238,12 +245,16 @@ class OutboundSync:
         if terminal:
             self._state.agree(deal.entity, deal.crm_id, referral_id, content)
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal}.")
-        ops = patch_ops(deal, referral)
-        if not ops:
+        update = referral_update(deal, referral)
+        if not update.ops:
             self._remember(deal, content, referral)
+            if update.notes:
+                message = "Nothing sent to Partner Center: " + "; ".join(update.notes) + "."
+                self._crm.write_back(deal, message=message, ok=True)
+                return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", message)
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already equal in Partner Center.")
         try:
-            updated = self._referrals.patch(referral_id, ops, etag=referral.e_tag)
+            updated = self._referrals.patch(referral_id, update.ops, etag=referral.e_tag)
         except ApiError as exc:
             if exc.status != 412:
                 if is_permanent(exc):
@@ -257,11 +268,12 @@ class OutboundSync:
                 return RecordOutcome(
                     deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal_reason(referral)}."
                 )
-            ops = patch_ops(deal, referral)
-            updated = self._referrals.patch(referral_id, ops, etag=referral.e_tag) if ops else referral
+            update = referral_update(deal, referral)
+            updated = self._referrals.patch(referral_id, update.ops, etag=referral.e_tag) if update.ops else referral
         updated = updated or self._referrals.get(referral_id)
-        changed = ", ".join(sorted({op["path"] for op in ops}))
-        message = f"Partner Center referral updated from the CRM: {changed}."
+        message = f"Partner Center referral updated from the CRM: {', '.join(update.paths)}."
+        if update.notes:
+            message += " " + "; ".join(update.notes) + "."
         self._crm.write_back(deal, message=message, ok=True)
         self._remember(deal, content, updated)
         return RecordOutcome(deal.entity, deal.crm_id, referral_id, "updated", message)
@@ -304,5 +316,5 @@ class OutboundSync:
             ),
             now=self._clock(),
         )
-        level = logging.WARNING if outcome.outcome in ("rejected", "retry") else logging.INFO
+        level = logging.WARNING if outcome.outcome in ("rejected", "retry", "throttled") else logging.INFO
         log.log(level, "%s %s: %s (%s)", outcome.entity, outcome.crm_id, outcome.outcome, outcome.message)

@@ -63,8 +63,7 @@ class Reconciler:
         report = ReconcileReport(ran=True, watermark_before=before)
         newest = since
         # ge, not gt: the referral at the watermark is seen again and skipped, never missed.
-        query = f"updatedDateTime ge {since.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
-        for referral in self._referrals.list(filter=query, orderby="updatedDateTime asc"):
+        for referral in self._referrals.changed_since(since):
             report.seen += 1
             updated = referral.updated_date_time
             if updated is None:

@@ -100,7 +100,9 @@ def test_refused_webhooks_answer_the_right_status_and_queue_nothing(
     sentinel = fresh(sample("fixture_b_shared_accepted.json"), name="Sentinel")
     pc.seed_referral(sentinel, fire=False)
     valid = event(sentinel["id"], "referral-created")
-    assert post(host, valid, pc.sign_event(valid)).status_code == 202
+    # 200, as Microsoft's webhook samples answer (some senders treat other 2xx as unexpected).
+    accepted = post(host, valid, pc.sign_event(valid))
+    assert (accepted.status_code, accepted.json()["status"]) == (200, "queued")
     wait_for_audit(sentinel["id"], outcome="created")
     time.sleep(1.0)
     for victim in victims.values():
@@ -197,4 +199,9 @@ def test_registration_does_not_take_over_another_url_unless_asked(host: HostProc
         "related-referral-created",
         "related-referral-updated",
     }
+    # Nothing new: GET answers only WebhookUrl and WebhookEvents, so a second PUT must change nothing.
+    before = len(sandbox.partner_center.recorded("PUT", "/webhooks/v1/registration"))
+    again = httpx.put(url, json={"webhookUrl": ours}, timeout=15)
+    assert (again.status_code, again.json()["action"]) == (200, "unchanged")
+    assert len(sandbox.partner_center.recorded("PUT", "/webhooks/v1/registration")) == before
     assert httpx.put(url, json={"overwrite": "yes"}, timeout=15).status_code == 400

@@ -133,6 +133,11 @@ def test_won_closes_the_referral_and_later_edits_leave_it_alone(
 
 def test_create_whose_answer_was_lost_is_not_duplicated(host: HostProcess, sandbox: Sandbox, crm: CrmUser) -> None:
     pc = sandbox.partner_center
+    # A stranger, changed after our attempt: Partner Center ignores an undocumented externalReferenceId
+    # filter, so the recovery must compare the id itself rather than adopt whatever the list returns.
+    stranger = fresh(sample("fixture_b_shared_accepted.json"), externalReferenceId=str(uuid.uuid4()))
+    for stamp in ("createdDateTime", "updatedDateTime"):
+        stranger.pop(stamp, None)  # seeded now: inside the window the recovery lists
     opportunity_id = crm.opportunity()
     # Webhooks off: the referral-created echo would also link the records; this checks the intent alone.
     pc.delivery_enabled = False
@@ -151,6 +156,7 @@ def test_create_whose_answer_was_lost_is_not_duplicated(host: HostProcess, sandb
     try:
         assert len(referrals_for(sandbox, opportunity_id)) == 1
         assert not sandbox.dataverse.get("opportunities", opportunity_id).get("cosell_referralid")
+        pc.seed_referral(stranger, fire=False)
         posts = len(pc.recorded("POST"))
         fire(host, POLL)  # the retry finds the committed referral instead of creating another
         assert len(pc.recorded("POST")) == posts
@@ -158,6 +164,7 @@ def test_create_whose_answer_was_lost_is_not_duplicated(host: HostProcess, sandb
         pc.delivery_enabled = True
     [referral] = referrals_for(sandbox, opportunity_id)
     assert sandbox.dataverse.get("opportunities", opportunity_id)["cosell_referralid"] == referral["id"]
+    assert referral["id"] != stranger["id"]
     linked = [o for o in sandbox.dataverse.records("opportunities") if o.get("cosell_referralid") == referral["id"]]
     assert [o["opportunityid"] for o in linked] == [opportunity_id]  # the echoing webhook created no twin
 

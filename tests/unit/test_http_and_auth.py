@@ -7,7 +7,7 @@ import pytest
 import respx
 
 from shared.auth import AuthError, ClientCredentialsToken, MemoryRefreshTokenStore, RefreshTokenGrant
-from shared.http import ApiError, ApiUnavailable, ServiceClient, count_calls
+from shared.http import ApiError, ApiUnavailable, ServiceClient, Throttled, UntrustedLink, count_calls
 
 BASE = "https://api.example.test/v1.0/engagements"
 
@@ -36,14 +36,47 @@ def test_429_waits_what_retry_after_says_then_succeeds() -> None:
 
 
 @respx.mock
-def test_retry_after_is_capped_and_backoff_used_without_it() -> None:
+def test_a_wait_longer_than_an_in_call_retry_is_not_cut_short_but_handed_back() -> None:
+    """Dataverse service protection: "wait the full Retry-After"; retrying earlier extends the penalty."""
+    route = respx.get(f"{BASE}/x").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "300"}), httpx.Response(200)]
+    )
+    sleeps: list[float] = []
+    with pytest.raises(Throttled) as info:
+        client(sleeps).request("GET", "x")
+    assert route.call_count == 1
+    assert sleeps == []
+    assert info.value.retry_after == 300
+    assert info.value.transient
+
+
+@respx.mock
+def test_retry_after_within_the_cap_is_waited_in_full_and_backoff_used_without_it() -> None:
     respx.get(f"{BASE}/x").mock(
-        side_effect=[httpx.Response(429, headers={"Retry-After": "3600"}), httpx.Response(500), httpx.Response(200)]
+        side_effect=[httpx.Response(429, headers={"Retry-After": "30"}), httpx.Response(500), httpx.Response(200)]
     )
     sleeps: list[float] = []
     client(sleeps).request("GET", "x")
-    assert sleeps[0] == 30  # capped at max_backoff
+    assert sleeps[0] == 30
     assert 0 <= sleeps[1] <= 30
+
+
+@respx.mock
+def test_links_are_followed_only_to_the_configured_host_and_only_over_https() -> None:
+    evil = respx.get("https://evil.example/steal").mock(return_value=httpx.Response(200, json={}))
+    own = respx.get("https://api.example.test/v1.0/referrals?$skiptoken=abc").mock(
+        return_value=httpx.Response(200, json={"value": []})
+    )
+    service = client([], auth=lambda: "secret-token")
+    with pytest.raises(UntrustedLink):
+        service.request("GET", "https://evil.example/steal")
+    with pytest.raises(UntrustedLink):
+        service.request("GET", "https://api.example.test:8443/v1.0/referrals")
+    assert evil.call_count == 0
+    # Partner Center's documented nextLink sample is http://: same host, so it is followed over HTTPS.
+    service.request("GET", "http://api.example.test/v1.0/referrals?$skiptoken=abc")
+    assert own.call_count == 1
+    assert own.calls.last.request.url.scheme == "https"
 
 
 @respx.mock

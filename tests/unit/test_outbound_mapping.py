@@ -15,13 +15,15 @@ from shared.mapping.model import AccountData, ContactData, CrmDeal, DealState, S
 from shared.mapping.outbound import (
     content_hash_of_deal,
     content_hash_of_plan,
+    HELP_NOT_PATCHABLE,
     create_body,
-    patch_ops,
     problems,
+    referral_update,
     rejection_message,
     terminal_reason,
 )
 from shared.partner_center.models import Referral
+from shared.partner_center.patch import PATCHABLE_PATHS, PatchOperation
 
 FIXTURES = Path(__file__).resolve().parents[2] / "sandbox" / "fixtures"
 
@@ -116,6 +118,10 @@ def referral_for(d: CrmDeal, **changes: object) -> Referral:
     return referral.model_copy(update=changes)
 
 
+def patch_ops(d: CrmDeal, referral: Referral) -> list[dict[str, object]]:
+    return [op.to_wire() for op in referral_update(d, referral).ops]
+
+
 def test_no_difference_no_patch() -> None:
     assert patch_ops(deal(), referral_for(deal())) == []
 
@@ -142,13 +148,58 @@ def test_won_and_lost_close_the_referral() -> None:
     }
 
 
-def test_visibility_only_goes_from_false_to_true_and_help_upgrades_to_co_sell() -> None:
+def test_visibility_only_goes_from_false_to_true_and_help_is_not_patched_but_explained() -> None:
     private = referral_for(deal(help_needed=None, visible=False))
-    ops = patch_ops(deal(help_needed="QuotesOrLicensing", visible=True), private)
-    assert {"op": "add", "path": "/inviteContext/assistanceRequestCode", "value": "QuotesOrLicensing"} in ops
-    assert {"op": "replace", "path": "/consent/consentToShareReferralWithMicrosoftSellers", "value": True} in ops
+    update = referral_update(deal(help_needed="QuotesOrLicensing", visible=True), private)
+    # /inviteContext/... is not a patchable path: one such operation fails the whole PATCH.
+    assert [op.to_wire() for op in update.ops] == [
+        {"op": "replace", "path": "/consent/consentToShareReferralWithMicrosoftSellers", "value": True}
+    ]
+    assert update.notes == (HELP_NOT_PATCHABLE,)
     shared = referral_for(deal())
     assert patch_ops(deal(visible=False, help_needed=None), shared) == []  # never back to private
+
+
+def test_a_rename_sends_nothing_because_the_name_is_not_patchable() -> None:
+    current = referral_for(deal())
+    assert referral_update(deal(title="Contoso migration, phase 2"), current) == referral_update(deal(), current)
+    assert patch_ops(deal(title="Contoso migration, phase 2", deal_value=Decimal(1)), current) == [
+        {"op": "replace", "path": "/details/dealValue", "value": 1.0}
+    ]
+
+
+@pytest.mark.parametrize("path", ["/name", "/inviteContext/assistanceRequestCode", "/details", "/customerProfile"])
+def test_operations_outside_the_documented_paths_cannot_be_built(path: str) -> None:
+    with pytest.raises(ValueError, match="not a patchable"):
+        PatchOperation("replace", path, "x")
+    with pytest.raises(ValueError, match="replace and add"):
+        PatchOperation("remove", "/details/notes", None)  # type: ignore[arg-type]
+
+
+def test_every_difference_maps_to_a_documented_path() -> None:
+    """Change every shared field at once, from several starting points: all paths are patchable."""
+    everything = deal(
+        title="Renamed",
+        deal_value=Decimal(99),
+        currency="EUR",
+        close_date=dt.date(2027, 1, 31),
+        description="other",
+        state=DealState.WON,
+        help_needed="GeneralOrOther",
+        visible=True,
+        contact=ContactData("Bo", "New", "bo@contoso.example"),
+        solutions=(SolutionData("SOL-2", "Other", "3P"),),
+    )
+    starts = [
+        referral_for(deal(help_needed=None, visible=False)),
+        referral_for(deal(), status="New", substatus="Pending"),
+        referral_for(deal(solutions=())),
+    ]
+    for start in starts:
+        for entity in ("opportunity", "lead"):
+            update = referral_update(dataclasses.replace(everything, entity=entity), start)
+            assert update.ops or entity == "lead"  # a lead moves only a pending referral
+            assert {op.path for op in update.ops} <= PATCHABLE_PATHS
 
 
 def test_new_customer_contact_is_added_not_replaced() -> None:
