@@ -13,9 +13,9 @@ import pytest
 from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.model import AccountData, ContactData, CrmDeal, DealState, SolutionData
 from shared.mapping.outbound import (
+    HELP_NOT_PATCHABLE,
     content_hash_of_deal,
     content_hash_of_plan,
-    HELP_NOT_PATCHABLE,
     create_body,
     problems,
     referral_update,
