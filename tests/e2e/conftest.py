@@ -52,6 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "CRM_POLL_SCHEDULE": "0 0 0 1 1 *",
         "RECONCILE_SCHEDULE": "0 0 0 1 1 *",
         "HTTP_TIMEOUT_SECONDS": "2",
+        # In-call waits up to 2 s; a longer Retry-After hands the message back to the queue (test_throttling).
+        "HTTP_MAX_BACKOFF_SECONDS": "2",
     }
     with Stack(data_dir, seed=7, log_path=data_dir / "host.log", extra_settings=settings) as running:
         running.register_webhook()

@@ -72,3 +72,40 @@ def test_fifty_referrals_converge_under_thirty_percent_faults(
     assert len(emails) == 2 * COMPANIES
     assert _poison_count(azurite) == 0
     print(f"\n30% fault run: {REFERRALS} referrals converged in {elapsed:.1f}s; {faulted} injected faults absorbed")
+
+
+def test_a_long_retry_after_puts_the_message_back_for_that_long_instead_of_retrying_early(
+    host: HostProcess, sandbox: Sandbox, azurite: Azurite, wait_for_audit: Callable[..., list]
+) -> None:
+    """Dataverse service protection: "wait the full Retry-After"; retries before it extend the penalty."""
+    dv = sandbox.dataverse
+    referral = fresh(sample("fixture_b_shared_accepted.json"), name="Throttled deal")
+    wait = 5  # longer than the stack's HTTP_MAX_BACKOFF_SECONDS (2): no in-call retry may take it
+    dv.set_faults({"rate": 1.0, "statuses": [429], "retry_after": wait, "max_faults": 1, "routes": ["GET "]})
+    before = len(dv.recorded())
+    try:
+        sandbox.partner_center.seed_referral(referral)
+        throttled = _wait_for(
+            lambda: next((i for i, r in enumerate(dv.recorded()) if i >= before and r.status == 429), None)
+        )
+        throttled_at = time.monotonic()
+        _wait_for(lambda: len(dv.recorded()) > throttled + 1 or None)
+        waited = time.monotonic() - throttled_at
+        [row, *_] = wait_for_audit(referral["id"], outcome="created", timeout=60)
+    finally:
+        dv.set_faults(None)
+    # Nothing reached Dataverse until the message came back, invisible for the whole Retry-After.
+    assert waited >= wait - 0.5, f"Dataverse was called again after {waited:.1f}s, before Retry-After ({wait}s)"
+    assert sum(1 for o in dv.records("opportunities") if o.get("cosell_referralid") == referral["id"]) == 1
+    assert _poison_count(azurite) == 0
+    assert row["outcome"] == "created"
+
+
+def _wait_for(probe: Callable[[], int | bool | None], timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return int(found)
+        time.sleep(0.02)
+    raise AssertionError("timed out")
