@@ -133,7 +133,7 @@ class DynamicsCrm:
         hashes = previous.part_hashes if previous else {}
         new_hashes = plan.part_hashes()
         if hashes.get("contacts") != new_hashes["contacts"] or hashes.get("account") != new_hashes["account"]:
-            account_id = self._ensure_account(plan.account) if plan.account else None
+            account_id = self._ensure_account(plan.account, plan.referral_id) if plan.account else None
             contact_ids = self._ensure_contacts(plan.contacts, account_id)
             if contact_ids:
                 changed["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])
@@ -172,7 +172,7 @@ class DynamicsCrm:
     ) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_opportunity
-        account_id = self._ensure_account(plan.account or AccountData(name=deal.title))
+        account_id = self._ensure_account(plan.account or AccountData(name=deal.title), plan.referral_id)
         contact_ids = self._ensure_contacts(plan.contacts, account_id)
         body: dict[str, Any] = {
             **{k: v for k, v in fields.items() if k != col("referral_id")},
@@ -341,12 +341,36 @@ class DynamicsCrm:
                 self._currency_ids[iso_code] = cached
         return bind(CURRENCIES, cached)
 
-    def _ensure_account(self, account: AccountData) -> str:
-        """Find by normalised company name + postal code, else create (idempotently)."""
+    def _ensure_account(self, account: AccountData, referral_id: str) -> str:
+        """Find by normalised company name + postal code, else create (idempotently).
+
+        A customer without a usable name matches nothing: its account is its referral's own.
+        """
         col = self._account_col
-        select = ["accountid", col("name"), col("postal_code")]
         postal = normalise_postal_code(account.postal_code)
         wanted = normalise_company(account.name)
+        if not wanted:
+            account_id = str(uuid.uuid5(_NAMESPACE, f"account|referral|{referral_id}"))
+        else:
+            found = self._find_account(account, wanted, postal)
+            if found:
+                return found
+            account_id = str(uuid.uuid5(_NAMESPACE, f"account|{wanted}|{postal}"))
+        body = {
+            col("name"): account.name,
+            col("address_line1"): account.address_line1,
+            col("address_line2"): account.address_line2,
+            col("city"): account.city,
+            col("state"): account.state,
+            col("postal_code"): account.postal_code,
+            col("country"): account.country,
+        }
+        self._dv.upsert(key_by_id(ACCOUNTS, account_id), _drop_none(body), select="accountid")
+        return account_id
+
+    def _find_account(self, account: AccountData, wanted: str, postal: str) -> str | None:
+        col = self._account_col
+        select = ["accountid", col("name"), col("postal_code")]
         exact = f"{col('name')} eq {odata_string(account.name)}"
         if account.postal_code:
             exact += f" and {col('postal_code')} eq {odata_string(account.postal_code)}"
@@ -362,18 +386,7 @@ class DynamicsCrm:
                     normalise_postal_code(row.get(col("postal_code"))) == postal
                 ):
                     return str(row["accountid"])
-        account_id = str(uuid.uuid5(_NAMESPACE, f"account|{wanted}|{postal}"))
-        body = {
-            col("name"): account.name,
-            col("address_line1"): account.address_line1,
-            col("address_line2"): account.address_line2,
-            col("city"): account.city,
-            col("state"): account.state,
-            col("postal_code"): account.postal_code,
-            col("country"): account.country,
-        }
-        self._dv.upsert(key_by_id(ACCOUNTS, account_id), _drop_none(body), select="accountid")
-        return account_id
+        return None
 
     def _account_col(self, name: str) -> str:
         return self._fields.column("account", name)

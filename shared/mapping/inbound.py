@@ -94,7 +94,8 @@ def _account(referral: Referral) -> AccountData:
     profile = referral.customer_profile
     address = profile.address
     return AccountData(
-        name=(profile.name or "").strip() or "Unknown customer",
+        # A nameless customer is its referral's own, never merged with other nameless ones.
+        name=(profile.name or "").strip() or f"Unknown customer (referral {referral.id})",
         address_line1=_blank_none(address.address_line1) if address else None,
         address_line2=_blank_none(address.address_line2) if address else None,
         city=_blank_none(address.city) if address else None,

@@ -79,17 +79,43 @@ def prepend_audit(existing: str | None, line: str, max_chars: int) -> str:
     return "\n".join(kept)
 
 
+# Marks are dropped only on letters of the alphabetic scripts below U+0800 (Latin, Greek, Cyrillic,
+# Armenian, Hebrew, Arabic...), where accents, niqqud and harakat are optional in writing. Further
+# on (Devanagari and the other Indic scripts, Thai...) a mark is often a vowel of its own: kept.
+_OPTIONAL_MARKS_BELOW = 0x0800
+
+
 def normalise_company(name: str | None) -> str:
-    """Case-, accent-, punctuation- and legal-form-insensitive key for account matching."""
-    if not name:
+    """Case-, accent-, punctuation- and legal-form-insensitive key for account matching.
+
+    Letters of every script count (a Hebrew, Arabic or CJK name is not an empty key); a name made
+    only of a legal form ("AB", "Oy") keeps it; a name with no letters or digits at all (emoji)
+    keeps its characters. The key is empty only for an empty name, and an empty key matches nothing.
+    """
+    if not name or not name.strip():
         return ""
-    text = unicodedata.normalize("NFKD", name)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    text = text.replace("&", " and ").replace(".", "")
-    words = re.findall(r"[0-9a-z]+", text)
-    while words and words[-1] in _LEGAL_FORMS:
-        words.pop()
-    return " ".join(words)
+    text = unicodedata.normalize("NFKC", name).casefold()
+    text = _drop_optional_marks(text).replace("&", " and ").replace(".", "")
+    words = re.findall(r"[^\W_]+", text)
+    if not words:
+        return " ".join(text.split())
+    trimmed = list(words)
+    while trimmed and trimmed[-1] in _LEGAL_FORMS:
+        trimmed.pop()
+    return " ".join(trimmed or words)
+
+
+def _drop_optional_marks(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    kept: list[str] = []
+    base = 0
+    for ch in decomposed:
+        if unicodedata.category(ch) == "Mn" and base < _OPTIONAL_MARKS_BELOW:
+            continue
+        if not unicodedata.combining(ch):
+            base = ord(ch)
+        kept.append(ch)
+    return unicodedata.normalize("NFC", "".join(kept))
 
 
 def normalise_postal_code(value: str | None) -> str:

@@ -171,3 +171,41 @@ def test_company_names_normalise_equal(a: str, b: str) -> None:
 
 def test_hostile_name_normalises_without_losing_its_words() -> None:
     assert normalise_company("O'Brien & Sons) or (1 eq 1") == "o brien and sons or 1 eq 1"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("שלום בע\"מ", "שָׁלוֹם בע\"מ"),  # Hebrew, with and without niqqud
+        ("شركة النور", "شَرِكَة النور"),  # Arabic, with and without harakat
+        ("Ｔｏｋｙｏ　Ｓｏｆｔ", "tokyo soft"),  # full-width forms (NFKC)
+        ("ΑΘΗΝΑ Α.Ε.", "αθηνα αε"),
+        ("Straße GmbH", "STRASSE"),  # casefold
+    ],
+)
+def test_names_in_every_script_normalise_equal(a: str, b: str) -> None:
+    assert normalise_company(a) == normalise_company(b)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("שלום", "תודה"),
+        ("شركة النور", "شركة الأمل"),
+        ("株式会社東京", "株式会社大阪"),
+        ("Ромашка", "Василёк"),
+        ("Αθηνα", "Σπαρτη"),
+        ("कुल", "कल"),  # a Devanagari vowel sign is a letter's vowel, not an accent
+        ("AB", "Oy"),
+        ("🚀", "🌮"),
+    ],
+)
+def test_different_customers_never_share_a_key_and_no_key_is_empty(names: tuple[str, str]) -> None:
+    first, second = (normalise_company(n) for n in names)
+    assert first
+    assert second
+    assert first != second
+
+
+def test_only_an_empty_name_has_an_empty_key() -> None:
+    assert normalise_company("") == normalise_company("   ") == normalise_company(None) == ""
