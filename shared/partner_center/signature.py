@@ -34,6 +34,7 @@ from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store
 log = logging.getLogger("cosell.webhook")
 
 _CACHE_MAX_SECONDS = 24 * 3600
+_FAILURE_CACHE_SECONDS = 30  # a failed certificate download is not retried sooner
 _MAX_CERT_BYTES = 64 * 1024
 
 
@@ -81,6 +82,7 @@ class WebhookVerifier:
         self._fetch = fetch
         self._now = now
         self._cache: dict[str, _CachedCert] = {}
+        self._failures: dict[str, tuple[float, SignatureError]] = {}
         self._lock = threading.Lock()
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -106,10 +108,14 @@ class WebhookVerifier:
             raise SignatureError(401, "Signature verification failed.") from None
 
     def _check_url(self, url: str) -> None:
+        if not self._allowed(url):
+            raise SignatureError(401, "Certificate URL is not on the allow-list (WEBHOOK_CERT_URL_PREFIXES).")
+
+    def _allowed(self, url: str) -> bool:
         # Checked on the raw string: a URL library would normalise "/cert/../x" before we saw it.
         parts = urlsplit(url)
         segments = parts.path.split("/")
-        if (
+        return not (
             "@" in parts.netloc
             or parts.query
             or parts.fragment
@@ -117,20 +123,28 @@ class WebhookVerifier:
             or "\\" in url
             or any(segment in (".", "..") for segment in segments)
             or not any(url.startswith(prefix) for prefix in self._prefixes)
-        ):
-            raise SignatureError(401, "Certificate URL is not on the allow-list (WEBHOOK_CERT_URL_PREFIXES).")
+        )
 
     def _certificate(self, url: str) -> x509.Certificate:
+        now = self._now().timestamp()
         with self._lock:
             cached = self._cache.get(url)
-        if cached and cached.valid_until > self._now().timestamp():
+            failed = self._failures.get(url)
+        if cached and cached.valid_until > now:
             return cached.certificate
+        if failed and failed[0] > now:
+            raise failed[1]  # a burst of bad deliveries must not become a burst of downloads
         try:
             raw = self._fetch(url)
-        except SignatureError:
-            raise
-        except httpx.HTTPError as exc:
-            raise SignatureError(503, f"Could not download the signing certificate ({type(exc).__name__}).") from exc
+        except (SignatureError, httpx.HTTPError) as exc:
+            error = (
+                exc
+                if isinstance(exc, SignatureError)
+                else SignatureError(503, f"Could not download the signing certificate ({type(exc).__name__}).")
+            )
+            with self._lock:
+                self._failures[url] = (now + _FAILURE_CACHE_SECONDS, error)
+            raise error from None
         certificate = _load_certificate(raw)
         self._verify_chain(certificate)
         issuer_orgs = [a.value for a in certificate.issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
@@ -142,8 +156,24 @@ class WebhookVerifier:
         return certificate
 
     def _verify_chain(self, certificate: x509.Certificate) -> None:
+        """Chain to a trusted root; the AIA issuer is fetched only when the chain needs it, and only
+        from an allow-listed URL (a certificate may name any URL there, 127.0.0.1 included)."""
         roots, intermediates = _trust_material(self._ca_bundle)
-        intermediates = intermediates + self._aia_issuers(certificate)
+        try:
+            self._build(certificate, roots, intermediates)
+            return
+        except VerificationError as exc:
+            aia = self._aia_issuers(certificate)
+            if not aia:
+                log.warning("Webhook signing certificate rejected: %s", str(exc).split(" (encountered", 1)[0])
+                raise SignatureError(401, "Certificate verification failed.") from exc
+        try:
+            self._build(certificate, roots, intermediates + aia)
+        except VerificationError as exc:
+            log.warning("Webhook signing certificate rejected: %s", str(exc).split(" (encountered", 1)[0])
+            raise SignatureError(401, "Certificate verification failed.") from exc
+
+    def _build(self, certificate: x509.Certificate, roots: Store, intermediates: list[x509.Certificate]) -> None:
         builder = (
             PolicyBuilder()
             .store(roots)
@@ -152,11 +182,7 @@ class WebhookVerifier:
             # validity, basic constraints) but do not demand TLS extensions (SAN, EKU) of the leaf.
             .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all())
         )
-        try:
-            builder.build_client_verifier().verify(certificate, intermediates)
-        except VerificationError as exc:
-            log.warning("Webhook signing certificate rejected: %s", str(exc).split(" (encountered", 1)[0])
-            raise SignatureError(401, "Certificate verification failed.") from exc
+        builder.build_client_verifier().verify(certificate, intermediates)
 
     def _aia_issuers(self, certificate: x509.Certificate) -> list[x509.Certificate]:
         """Fetch the issuing CA named in the leaf's AIA extension, as Windows chain building does."""
@@ -170,6 +196,9 @@ class WebhookVerifier:
             if description.access_method.dotted_string != "1.3.6.1.5.5.7.48.2":  # caIssuers
                 continue
             if not isinstance(location, x509.UniformResourceIdentifier):
+                continue
+            if not self._allowed(location.value):
+                log.warning("Webhook signing certificate names an issuer URL outside the allow-list; not fetched")
                 continue
             try:
                 found.append(_load_certificate(self._fetch(location.value)))

@@ -6,7 +6,12 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from shared.partner_center import signature as sig
 from shared.partner_center.signature import SignatureError, WebhookVerifier
@@ -216,3 +221,108 @@ def test_trust_material_includes_system_roots() -> None:
     store, intermediates = sig._trust_material(None)
     assert store is not None
     assert intermediates == []
+
+
+def _three_level_chain(aia_url: str) -> tuple[Chain, x509.Certificate]:
+    """root -> intermediate -> leaf, the leaf naming its issuer at ``aia_url`` (caIssuers)."""
+    base = make_chain()
+    inter_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    org = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Microsoft Corporation")
+    inter_name = x509.Name([org, x509.NameAttribute(NameOID.COMMON_NAME, "Test Issuing CA")])
+    now = dt.datetime.now(dt.UTC)
+    intermediate = (
+        x509.CertificateBuilder()
+        .subject_name(inter_name)
+        .issuer_name(base.root.subject)
+        .public_key(inter_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(inter_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(base.root_key.public_key()), critical=False)
+        .sign(base.root_key, hashes.SHA256())
+    )
+    leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    aia = x509.AuthorityInformationAccess(
+        [x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_url))]
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([org, x509.NameAttribute(NameOID.COMMON_NAME, "pcnotifications-dispatch.test")]))
+        .issuer_name(inter_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), critical=False)
+        .add_extension(aia, critical=False)
+        .sign(inter_key, hashes.SHA256())
+    )
+    return Chain(base.root, base.root_key, leaf, leaf_key), intermediate
+
+
+def _aia_verifier(chain: Chain, intermediate: x509.Certificate, tmp_path: Path) -> tuple[WebhookVerifier, list[str]]:
+    bundle = tmp_path / "roots.pem"
+    bundle.write_bytes(chain.root_pem)
+    calls: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        calls.append(url)
+        return chain.leaf_der if url == CERT_URL else intermediate.public_bytes(serialization.Encoding.DER)
+
+    verifier = WebhookVerifier(
+        allowed_url_prefixes=["https://3psostorageacct.blob.core.windows.net/cert/"],
+        organization="Microsoft Corporation",
+        ca_bundle=str(bundle),
+        fetch=fetch,
+    )
+    return verifier, calls
+
+
+def test_an_issuer_url_outside_the_allow_list_is_never_fetched(tmp_path: Path) -> None:
+    chain, intermediate = _three_level_chain("http://127.0.0.1:9/probe.cer")
+    verifier, calls = _aia_verifier(chain, intermediate, tmp_path)
+    assert refused(verifier, headers(chain.sign(BODY))).reason == "Certificate verification failed."
+    assert calls == [CERT_URL]
+
+
+def test_an_allow_listed_issuer_url_is_fetched_only_when_the_chain_needs_it(tmp_path: Path) -> None:
+    aia = "https://3psostorageacct.blob.core.windows.net/cert/issuing-ca.cer"
+    chain, intermediate = _three_level_chain(aia)
+    verifier, calls = _aia_verifier(chain, intermediate, tmp_path)
+    verifier.verify(headers(chain.sign(BODY)), BODY)
+    assert calls == [CERT_URL, aia]
+    # A leaf that chains without help fetches nothing but itself.
+    direct = make_chain()
+    (tmp_path / "direct").mkdir()
+    verifier, calls = verifier_for(direct, tmp_path / "direct")  # trust bundles are cached by path
+    verifier.verify(headers(direct.sign(BODY)), BODY)
+    assert calls == [CERT_URL]
+
+
+def test_a_failed_certificate_download_is_not_retried_for_each_delivery(chain: Chain, tmp_path: Path) -> None:
+    bundle = tmp_path / "roots.pem"
+    bundle.write_bytes(chain.root_pem)
+    calls: list[str] = []
+    clock = [dt.datetime.now(dt.UTC)]
+
+    def fetch(url: str) -> bytes:
+        calls.append(url)
+        raise httpx.ConnectError("down")
+
+    verifier = WebhookVerifier(
+        allowed_url_prefixes=["https://3psostorageacct.blob.core.windows.net/cert/"],
+        organization="Microsoft Corporation",
+        ca_bundle=str(bundle),
+        fetch=fetch,
+        now=lambda: clock[0],
+    )
+    for _ in range(20):
+        assert refused(verifier, headers(chain.sign(BODY))).status == 503
+    assert len(calls) == 1
+    clock[0] += dt.timedelta(seconds=31)
+    assert refused(verifier, headers(chain.sign(BODY))).status == 503
+    assert len(calls) == 2
