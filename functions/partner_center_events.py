@@ -14,6 +14,7 @@ import azure.functions as func
 from functions.responses import json_response, problem
 from shared import services
 from shared.messages import REFERRAL_EVENTS_QUEUE, ReferralMessage
+from shared.partner_center.ids import shown
 from shared.partner_center.models import WebhookEvent
 from shared.partner_center.signature import SignatureError
 from shared.partner_center.webhooks import REFERRAL_EVENTS, TEST_EVENT
@@ -45,19 +46,22 @@ def partner_center_events(req: func.HttpRequest, out: func.Out[str]) -> func.Htt
 
     try:
         event = WebhookEvent.model_validate(json.loads(body))
-    except ValueError as exc:  # json.JSONDecodeError and pydantic.ValidationError are ValueErrors
-        return problem(400, f"Body is not a Partner Center event: {_first_line(exc)}")
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+        # RecursionError: a deeply nested body; pydantic's message may quote the body: say neither.
+        detail = "too deeply nested" if isinstance(exc, RecursionError) else _first_line(exc)
+        return problem(400, f"Body is not a Partner Center event: {detail}")
 
     name = event.event_name.strip().lower()
     if name == TEST_EVENT:
         log.info("Partner Center validation event received")
         return json_response({"status": "ok", "event": TEST_EVENT})
     if name not in REFERRAL_EVENTS:
-        log.info("Ignored webhook event %s", name[:60])
+        log.info("Ignored webhook event %s", shown(name, 60))
         return json_response({"status": "ignored", "event": name[:60]})
     referral_id = event.referral_id
-    if not referral_id or len(referral_id) > 100:
-        return problem(400, "ResourceUri does not end in a referral id.")
+    if not referral_id:
+        log.warning("Refused %s: ResourceUri %s does not end in a referral id", name, shown(event.resource_uri))
+        return problem(400, "ResourceUri does not end in a referral id (a GUID).")
 
     message = ReferralMessage(
         referral_id=referral_id,

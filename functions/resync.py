@@ -16,6 +16,7 @@ from functions.responses import json_body, json_response, problem
 from functions.routes import admin_route
 from shared import services
 from shared.http import ApiError, ApiUnavailable, Throttled
+from shared.partner_center.ids import is_referral_id
 from shared.sync.inbound import PermanentSyncError
 
 log = logging.getLogger("cosell.functions.resync")
@@ -31,6 +32,8 @@ def resync(req: func.HttpRequest) -> func.HttpResponse:
     referral_id, crm_id = body.get("referralId"), body.get("crmId")
     if bool(referral_id) == bool(crm_id) or not isinstance(referral_id or crm_id, str):
         return problem(400, 'Send exactly one of "referralId" or "crmId" (a string).')
+    if referral_id and not is_referral_id(referral_id):
+        return problem(400, '"referralId" must be a Partner Center referral id (a GUID).')
     result: dict[str, Any] = {}
     try:
         if crm_id:

@@ -15,6 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from shared.partner_center.ids import is_referral_id
+
 TERMINAL_SUBSTATUSES = frozenset({"won", "lost", "declined", "expired"})
 
 
@@ -196,11 +198,9 @@ class WebhookEvent(PcModel):
 
     @property
     def referral_id(self) -> str | None:
-        """The last path segment of ``ResourceUri``; the documented hosts differ, the id does not."""
+        """The last path segment of ``ResourceUri`` when it is a referral id (a GUID); the hosts differ."""
         if not self.resource_uri:
             return None
         path = self.resource_uri.split("?", 1)[0].split("#", 1)[0].rstrip("/")
         segment = path.rsplit("/", 1)[-1] if "/" in path else ""
-        if not segment or segment.startswith("{") or segment.lower() == "referrals":
-            return None
-        return segment
+        return segment if is_referral_id(segment) else None

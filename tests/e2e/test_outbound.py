@@ -241,6 +241,8 @@ def test_resync_by_crm_id_and_by_referral_id(host: HostProcess, sandbox: Sandbox
     assert response.json()["partnerCenterToCrm"]["crm_id"] == opportunity_id
     bad = httpx.post(host.url("/api/manage/resync"), json={"referralId": "a", "crmId": "b"}, timeout=10)
     assert bad.status_code == 400
+    not_an_id = httpx.post(host.url("/api/manage/resync"), json={"referralId": "../x"}, timeout=10)
+    assert (not_an_id.status_code, not_an_id.json()["error"]["status"]) == (400, 400)
     missing = httpx.post(host.url("/api/manage/resync"), json={"crmId": str(uuid.uuid4())}, timeout=10)
     assert missing.status_code == 404
 
