@@ -97,6 +97,12 @@ class _CachedToken:
             self._cached = _cache_entry(self._redeem_new())
             return self._cached.value
 
+    def invalidate(self, token: str) -> None:
+        """The service refused ``token`` (revoked before its expiry): the next call redeems a new one."""
+        with self._lock:
+            if self._cached and self._cached.value == token:
+                self._cached = None
+
     def _redeem_new(self) -> dict[str, object]:
         raise NotImplementedError
 

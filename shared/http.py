@@ -220,6 +220,9 @@ class ServiceClient:
         )
         try:
             response = retrying(self._send_once, method, url, kwargs)
+            if response.status_code == 401 and 401 not in expected and self._drop_refused_token(response):
+                # Revoked before its cached expiry: one more try with a fresh token, then it is final.
+                response = retrying(self._send_once, method, url, kwargs)
         except _RetryableResponse as exc:
             response = exc.response
             if self._too_long(response):
@@ -254,6 +257,14 @@ class ServiceClient:
             response.read()
             raise _RetryableResponse(response)
         return response
+
+    def _drop_refused_token(self, response: httpx.Response) -> bool:
+        invalidate = getattr(self._auth, "invalidate", None)
+        sent = response.request.headers.get("Authorization", "")
+        if invalidate is None or not sent.startswith("Bearer "):
+            return False
+        invalidate(sent.removeprefix("Bearer "))
+        return True
 
     def _too_long(self, response: httpx.Response) -> bool:
         hinted = retry_after_seconds(response)

@@ -205,3 +205,43 @@ def test_call_counters_nest() -> None:
             api.request("PATCH", "x", json=[])
     assert (inner.calls, inner.writes) == ({"partner-center": 1}, {"partner-center": 1})
     assert (outer.calls, outer.writes) == ({"partner-center": 2}, {"partner-center": 1})
+
+
+class _Tokens:
+    """A token source whose first token the service has revoked."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.cached: str | None = None
+
+    def __call__(self) -> str:
+        if self.cached is None:
+            self.issued += 1
+            self.cached = f"token-{self.issued}"
+        return self.cached
+
+    def invalidate(self, token: str) -> None:
+        if self.cached == token:
+            self.cached = None
+
+
+@respx.mock
+def test_a_401_drops_the_cached_token_and_tries_once_more_with_a_new_one() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        ok = request.headers["Authorization"] == "Bearer token-2"
+        return httpx.Response(200, json={"id": "1"}) if ok else httpx.Response(401, json={"error": {"code": "x"}})
+
+    route = respx.get(f"{BASE}/x").mock(side_effect=answer)
+    tokens = _Tokens()
+    assert client([], auth=tokens).request("GET", "x").json() == {"id": "1"}
+    assert route.call_count == 2
+    assert tokens.issued == 2
+
+
+@respx.mock
+def test_a_401_with_a_fresh_token_too_is_final() -> None:
+    route = respx.get(f"{BASE}/x").mock(return_value=httpx.Response(401, json={"error": {"code": "InvalidToken"}}))
+    tokens = _Tokens()
+    with pytest.raises(ApiError) as info:
+        client([], auth=tokens).request("GET", "x")
+    assert (info.value.status, route.call_count, tokens.issued) == (401, 2, 2)

@@ -77,10 +77,11 @@ def test_webhook_event_referral_id_is_the_last_segment() -> None:
     event = WebhookEvent.model_validate(
         {
             "eventName": "referral-updated",
-            "resourceUri": "https://api.partnercenter.microsoft.com/engagements/v1/referrals/abc-123/",
+            "resourceUri": "https://api.partnercenter.microsoft.com/engagements/v1/referrals/"
+            "4111FFFC-f9ee-4d53-bba6-569135228642/",
         }
     )
-    assert event.referral_id == "abc-123"
+    assert event.referral_id == "4111FFFC-f9ee-4d53-bba6-569135228642"
     sample = WebhookEvent.model_validate(json.loads((FIXTURES / "event_referral-created.json").read_text()))
     assert sample.referral_id is None  # the doc sample's "{{ReferralID}}" placeholder is not an id
 
