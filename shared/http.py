@@ -192,24 +192,28 @@ class ServiceClient:
         method: str,
         url: str,
         *,
-        retry_on_timeout: bool = True,
+        idempotent: bool = True,
         expected: tuple[int, ...] = (),
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; raise :class:`ApiError` for error statuses not listed in ``expected``.
 
-        ``retry_on_timeout=False`` is for non-idempotent calls: a request whose answer was lost may
-        have been carried out, so only answers that prove it was not (429/503...) are retried.
+        ``idempotent=False`` is for calls that must not happen twice (creating a referral): an
+        answer that was lost, a timeout or a 5xx may come after the service carried the call out,
+        so only a 429 (refused before any work) or a connection that never opened is retried here;
+        the caller looks before it tries again.
         """
 
         url = self._same_origin(url)
 
         def should_retry(exc: BaseException) -> bool:
             if isinstance(exc, _RetryableResponse):
+                if not idempotent and exc.response.status_code != 429:
+                    return False
                 return not self._too_long(exc.response)
-            if isinstance(exc, httpx.TimeoutException | httpx.RemoteProtocolError | httpx.ReadError):
-                return retry_on_timeout
-            return isinstance(exc, httpx.ConnectError)
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+                return True  # the request never left this machine
+            return idempotent and isinstance(exc, httpx.TimeoutException | httpx.RemoteProtocolError | httpx.ReadError)
 
         retrying = Retrying(
             stop=stop_after_attempt(self._max_attempts),

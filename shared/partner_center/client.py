@@ -69,8 +69,8 @@ class ReferralsClient:
         return None
 
     def create(self, body: dict[str, Any]) -> Referral:
-        # A create whose answer is lost may have been carried out: never blindly retry it.
-        response = self._http.request("POST", "referrals", json=body, headers=self._headers(), retry_on_timeout=False)
+        # A create whose answer is lost (or a 5xx) may have been carried out: never blindly retry it.
+        response = self._http.request("POST", "referrals", json=body, headers=self._headers(), idempotent=False)
         return Referral.model_validate(response.json())
 
     def patch(

@@ -114,8 +114,33 @@ def test_4xx_is_not_retried_and_surfaces_the_error_body() -> None:
 def test_non_idempotent_call_is_not_retried_after_a_timeout() -> None:
     route = respx.post(f"{BASE}/referrals").mock(side_effect=httpx.ReadTimeout("lost"))
     with pytest.raises(ApiUnavailable):
-        client([]).request("POST", "referrals", json={}, retry_on_timeout=False)
+        client([]).request("POST", "referrals", json={}, idempotent=False)
     assert route.call_count == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@respx.mock
+def test_non_idempotent_call_is_not_retried_after_a_5xx_that_may_have_committed(status: int) -> None:
+    route = respx.post(f"{BASE}/referrals").mock(
+        side_effect=[httpx.Response(status), httpx.Response(201, json={"id": "twin"})]
+    )
+    with pytest.raises(ApiError) as info:
+        client([]).request("POST", "referrals", json={}, idempotent=False)
+    assert (route.call_count, info.value.status, info.value.transient) == (1, status, True)
+
+
+@respx.mock
+def test_non_idempotent_call_is_retried_after_a_429_or_a_connection_that_never_opened() -> None:
+    route = respx.post(f"{BASE}/referrals").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "1"}),
+            httpx.ConnectError("refused"),
+            httpx.Response(201, json={"id": "r"}),
+        ]
+    )
+    sleeps: list[float] = []
+    assert client(sleeps).request("POST", "referrals", json={}, idempotent=False).json() == {"id": "r"}
+    assert route.call_count == 3
 
 
 @respx.mock
