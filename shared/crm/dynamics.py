@@ -290,9 +290,11 @@ class DynamicsCrm:
             col("microsoft_crm_id"): deal.microsoft_crm_id,
             col("referral_program"): deal.referral_program,
         }
-        currency_bind = self._currency_bind(deal.currency)
+        currency_bind = None if "currency" in deal.unreadable else self._currency_bind(deal.currency)
         if currency_bind:
             values[f"{self._nav.single(record, col('currency'))}@odata.bind"] = currency_bind
+        for field in deal.unreadable - {"currency", "title"}:
+            values.pop(col(field), None)  # Partner Center's value could not be read: keep the CRM's
         return values
 
     def _opportunity_fields(self, deal: DealData) -> dict[str, Any]:

@@ -10,6 +10,14 @@ from shared.mapping.text import CHECK, with_mark
 from shared.partner_center.models import Referral
 
 _LEAD_QUALIFICATIONS = frozenset({"salesqualified", "marketingqualified"})
+# Referral paths (as Referral.unreadable names them) -> the deal field they feed.
+_DEAL_FIELD_OF_PATH = {
+    "name": "title",
+    "details.dealValue": "deal_value",
+    "details.currency": "currency",
+    "details.closingDateTime": "close_date",
+    "details.notes": "description",
+}
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ def _deal(referral: Referral, options: InboundOptions) -> DealData:
         name=with_mark(title, CHECK, options.display_checkmark),
         title=title,
         deal_value=details.deal_value,
-        currency=(details.currency or "").upper() or None,
+        currency=(details.currency or "").strip().upper() or None,
         close_date=details.closing_date_time.date() if details.closing_date_time else None,
         description=details.notes,
         state=state,
@@ -87,6 +95,7 @@ def _deal(referral: Referral, options: InboundOptions) -> DealData:
         microsoft_crm_id=referral.microsoft_crm_id,
         referral_program=referral.referral_program,
         referral_link=options.referral_link_template.format(id=referral.id),
+        unreadable=frozenset(_DEAL_FIELD_OF_PATH[p] for p in referral.unreadable if p in _DEAL_FIELD_OF_PATH),
     )
 
 

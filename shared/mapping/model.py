@@ -68,6 +68,8 @@ class DealData:
     microsoft_crm_id: str | None
     referral_program: str | None
     referral_link: str
+    # Deal fields Partner Center sent in a form that could not be read: the CRM keeps its value.
+    unreadable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

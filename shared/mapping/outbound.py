@@ -102,7 +102,7 @@ def problems(deal: CrmDeal) -> list[str]:
         found.append("at least one Microsoft solution is required to share the deal with Microsoft")
     if deal.deal_value is None or deal.deal_value <= 0:
         found.append("the deal value must be greater than 0")
-    if not deal.currency:
+    if not (deal.currency or "").strip():
         found.append("the deal has no currency")
     if deal.close_date is None:
         found.append("the deal has no estimated close date")
@@ -132,7 +132,7 @@ def create_body(deal: CrmDeal, options: OutboundOptions | None = None) -> dict[s
                 "city": account.city or "",
                 "state": account.state or "",
                 "postalCode": account.postal_code or "",
-                "country": (account.country or "").upper(),
+                "country": (account.country or "").strip().upper(),
             }
             if account
             else {},
@@ -146,7 +146,7 @@ def create_body(deal: CrmDeal, options: OutboundOptions | None = None) -> dict[s
         "details": {
             "notes": deal.description or "",
             "dealValue": float(deal.deal_value) if deal.deal_value is not None else None,
-            "currency": deal.currency,
+            "currency": (deal.currency or "").strip().upper() or None,
             "closingDateTime": _closing(deal.close_date),
             "requirements": {"solutions": [_solution(s) for s in deal.solutions]},
         },
@@ -195,8 +195,9 @@ def referral_update(deal: CrmDeal, referral: Referral) -> ReferralUpdate:
     details = referral.details
     if deal.deal_value is not None and (details.deal_value is None or Decimal(details.deal_value) != deal.deal_value):
         ops.append(replace("/details/dealValue", float(deal.deal_value)))
-    if deal.currency and deal.currency.upper() != (details.currency or "").upper():
-        ops.append(replace("/details/currency", deal.currency.upper()))
+    currency = (deal.currency or "").strip().upper()
+    if currency and currency != (details.currency or "").strip().upper():
+        ops.append(replace("/details/currency", currency))
     if deal.close_date and (details.closing_date_time is None or details.closing_date_time.date() != deal.close_date):
         ops.append(replace("/details/closingDateTime", _closing(deal.close_date)))
     if (deal.description or "").strip() != (details.notes or "").strip():

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from shared.http import ServiceClient
-from shared.partner_center.models import Referral
+from shared.partner_center.models import MalformedReferral, Referral
 from shared.partner_center.patch import PatchOperation
+
+log = logging.getLogger("cosell.partner_center")
 
 
 class ReferralsClient:
@@ -23,7 +26,7 @@ class ReferralsClient:
 
     def get(self, referral_id: str) -> Referral:
         response = self._http.request("GET", f"referrals/{_segment(referral_id)}", headers=self._headers())
-        referral = Referral.model_validate(response.json())
+        referral = Referral.parse(response.json())
         if not referral.e_tag and response.headers.get("ETag"):
             referral.e_tag = response.headers["ETag"]
         return referral
@@ -48,7 +51,10 @@ class ReferralsClient:
             response = self._http.request("GET", url, params=params or None, headers=self._headers())
             body = response.json()
             for item in body.get("value", []):
-                yield Referral.model_validate(item)
+                try:
+                    yield Referral.parse(item)
+                except MalformedReferral as exc:
+                    log.warning("Skipped an unreadable referral in a list: %s", exc)
             url = body.get("@odata.nextLink")
             params = {}
 
@@ -71,7 +77,7 @@ class ReferralsClient:
     def create(self, body: dict[str, Any]) -> Referral:
         # A create whose answer is lost (or a 5xx) may have been carried out: never blindly retry it.
         response = self._http.request("POST", "referrals", json=body, headers=self._headers(), idempotent=False)
-        return Referral.model_validate(response.json())
+        return Referral.parse(response.json())
 
     def patch(
         self, referral_id: str, operations: Sequence[PatchOperation], *, etag: str | None = None
@@ -86,7 +92,7 @@ class ReferralsClient:
         )
         if response.status_code == 204 or not response.content:
             return None
-        return Referral.model_validate(response.json())
+        return Referral.parse(response.json())
 
 
 def odata_datetime(value: dt.datetime) -> str:

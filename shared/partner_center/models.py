@@ -8,16 +8,22 @@ and enums stay strings so a new value never breaks a sync.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from shared.partner_center.ids import is_referral_id
 
 TERMINAL_SUBSTATUSES = frozenset({"won", "lost", "declined", "expired"})
+_MAX_DROPPED = 50
+
+
+class MalformedReferral(ValueError):
+    """Partner Center sent a referral that cannot be read at all (no usable id): retrying will not help."""
 
 
 class PcModel(BaseModel):
@@ -174,6 +180,43 @@ class Referral(PcModel):
     def _none_is_default(cls, value: Any) -> Any:
         return {} if value is None else value
 
+    # Fields whose values could not be read and were left out, as "details.dealValue" paths.
+    _unreadable: list[str] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def parse(cls, data: Any) -> Referral:
+        """Validate, leaving out what cannot be read instead of failing the whole referral.
+
+        Microsoft's data varies (a string ``dealValue``, a bad date, an object where a list belongs):
+        one unreadable field costs that field, named in :attr:`unreadable`, not the sync. A referral
+        without a readable ``id`` is :class:`MalformedReferral`.
+        """
+        if not isinstance(data, dict):
+            raise MalformedReferral("the referral is not a JSON object")
+        body = data
+        dropped: list[str] = []
+        while True:
+            try:
+                referral = cls.model_validate(body)
+            except ValidationError as exc:
+                if body is data:
+                    body = copy.deepcopy(data)
+                paths = [tuple(error["loc"]) for error in exc.errors()]
+                if any(path[:1] == ("id",) for path in paths) or len(dropped) > _MAX_DROPPED:
+                    raise MalformedReferral("the referral has no readable id") from None
+                for path in paths:
+                    if _drop(body, path):
+                        dropped.append(".".join(str(part) for part in path))
+                if not paths:
+                    raise MalformedReferral("the referral could not be read") from None
+                continue
+            referral._unreadable = sorted(set(dropped))
+            return referral
+
+    @property
+    def unreadable(self) -> list[str]:
+        return list(self._unreadable)
+
     @property
     def is_terminal(self) -> bool:
         """Won, Lost, Declined and Expired referrals accept no further writes."""
@@ -185,6 +228,33 @@ class Referral(PcModel):
         lowered = {k.lower(): v for k, v in info.items()}
         value = lowered.get("microsoftmsxid")
         return str(value) if value else None
+
+
+def _drop(body: Any, path: tuple[Any, ...]) -> bool:
+    """Remove the value at ``path`` (keys matched case-insensitively, as the models read them)."""
+    node = body
+    for part in path[:-1]:
+        node = _child(node, part)
+        if node is None:
+            return False
+    last = path[-1] if path else None
+    if isinstance(node, dict) and isinstance(last, str):
+        key = next((k for k in node if isinstance(k, str) and k.lower() == last.lower()), None)
+        if key is not None:
+            del node[key]
+            return True
+    if isinstance(node, list) and isinstance(last, int) and 0 <= last < len(node):
+        del node[last]
+        return True
+    return False
+
+
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(node, dict) and isinstance(part, str):
+        return next((v for k, v in node.items() if isinstance(k, str) and k.lower() == part.lower()), None)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
 
 
 class WebhookEvent(PcModel):

@@ -14,6 +14,8 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
+from shared.store.keys import table_key
+
 _MAX_TICKS = 10**19
 
 
@@ -41,7 +43,7 @@ class AuditLog:
         ticks = int(when.timestamp() * 1_000_000)
         self._table.create_entity(
             {
-                "PartitionKey": entry.referral_id or f"crm_{entry.crm_id}",
+                "PartitionKey": table_key(entry.referral_id or f"crm_{entry.crm_id}"),
                 "RowKey": f"{_MAX_TICKS - ticks:019d}_{uuid.uuid4().hex[:8]}",
                 "time": entry.time,
                 "direction": entry.direction,
@@ -59,7 +61,9 @@ class AuditLog:
 
     def history(self, referral_id: str, limit: int = 50) -> list[AuditEntry]:
         """Newest first."""
-        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": referral_id}, results_per_page=limit)
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": table_key(referral_id)}, results_per_page=limit
+        )
         entries: list[AuditEntry] = []
         for row in rows:
             entries.append(_entry(row))

@@ -17,6 +17,8 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.store.keys import table_key
+
 LEASE_PARTITION = "lease"
 
 
@@ -30,6 +32,7 @@ class LeaseStore:
 
     def try_acquire(self, name: str, seconds: int) -> str | None:
         """Return the lease's ETag if acquired, else None."""
+        name = table_key(name)
         now = dt.datetime.now(dt.UTC)
         entity = {
             "PartitionKey": LEASE_PARTITION,
@@ -60,7 +63,9 @@ class LeaseStore:
 
     def release(self, name: str, etag: str) -> None:
         with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
-            self._table.delete_entity(LEASE_PARTITION, name, etag=etag, match_condition=MatchConditions.IfNotModified)
+            self._table.delete_entity(
+                LEASE_PARTITION, table_key(name), etag=etag, match_condition=MatchConditions.IfNotModified
+            )
 
     @contextlib.contextmanager
     def hold(self, name: str, *, seconds: int, wait: float = 0.0, poll: float = 0.25) -> Iterator[None]:

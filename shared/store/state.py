@@ -18,6 +18,8 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.store.keys import table_key
+
 REFERRAL_PARTITION = "referral"
 CRM_INDEX_PARTITION = "crm"
 WATERMARK_PARTITION = "watermark"
@@ -63,7 +65,7 @@ class StateStore:
 
     def get(self, referral_id: str) -> SyncState | None:
         try:
-            entity = self._table.get_entity(REFERRAL_PARTITION, referral_id)
+            entity = self._table.get_entity(REFERRAL_PARTITION, table_key(referral_id))
         except ResourceNotFoundError:
             return None
         values: dict[str, Any] = {}
@@ -75,7 +77,7 @@ class StateStore:
         return SyncState(referral_id=referral_id, **values)
 
     def save(self, state: SyncState) -> None:
-        entity: dict[str, Any] = {"PartitionKey": REFERRAL_PARTITION, "RowKey": state.referral_id}
+        entity: dict[str, Any] = {"PartitionKey": REFERRAL_PARTITION, "RowKey": table_key(state.referral_id)}
         for name, value in asdict(state).items():
             if name == "referral_id":
                 continue
@@ -90,7 +92,7 @@ class StateStore:
         self._table.upsert_entity(
             {
                 "PartitionKey": CRM_INDEX_PARTITION,
-                "RowKey": f"{entity}_{crm_id}",
+                "RowKey": _crm_key(entity, crm_id),
                 "entity": entity,
                 "crm_id": crm_id,
                 "referral_id": referral_id,
@@ -104,7 +106,7 @@ class StateStore:
 
     def get_crm(self, entity: str, crm_id: str) -> CrmRecordState | None:
         try:
-            row = self._table.get_entity(CRM_INDEX_PARTITION, f"{entity}_{crm_id}")
+            row = self._table.get_entity(CRM_INDEX_PARTITION, _crm_key(entity, crm_id))
         except ResourceNotFoundError:
             return None
         fields = CrmRecordState.__dataclass_fields__
@@ -114,7 +116,7 @@ class StateStore:
 
     def save_crm(self, record: CrmRecordState) -> None:
         self._table.upsert_entity(
-            {"PartitionKey": CRM_INDEX_PARTITION, "RowKey": f"{record.entity}_{record.crm_id}", **asdict(record)},
+            {"PartitionKey": CRM_INDEX_PARTITION, "RowKey": _crm_key(record.entity, record.crm_id), **asdict(record)},
             mode=UpdateMode.REPLACE,
         )
 
@@ -136,3 +138,7 @@ class StateStore:
         except ResourceNotFoundError:
             return {}
         return {k: v for k, v in row.items() if k not in ("PartitionKey", "RowKey")}
+
+
+def _crm_key(entity: str, crm_id: str) -> str:
+    return table_key(f"{entity}_{crm_id}")

@@ -19,7 +19,7 @@ from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.model import CrmPlan
 from shared.mapping.outbound import content_hash_of_plan
 from shared.partner_center.client import ReferralsClient
-from shared.partner_center.models import Referral
+from shared.partner_center.models import MalformedReferral, Referral
 from shared.store.audit import AuditEntry, AuditLog
 from shared.store.leases import LeaseStore
 from shared.store.state import StateStore, SyncState
@@ -46,7 +46,7 @@ class SyncOutcome:
 
 
 def is_permanent(exc: BaseException) -> bool:
-    if isinstance(exc, CrmRejected):
+    if isinstance(exc, CrmRejected | MalformedReferral):
         return True
     if isinstance(exc, ApiError):
         return 400 <= exc.status < 500 and exc.status not in _RETRYABLE_4XX
@@ -109,7 +109,7 @@ class InboundSync:
         previous = self._state.get(referral_id)
         try:
             referral = self._referrals.get(referral_id)
-        except ApiError as exc:
+        except (ApiError, MalformedReferral) as exc:
             if is_permanent(exc):
                 self._fail(previous, referral_id, f"Could not read the referral: {readable(exc)}", stats, source)
             raise
@@ -136,8 +136,9 @@ class InboundSync:
                 entity=previous.crm_entity,
             )
 
+        unreadable = _unreadable_note(referral)
         try:
-            result = self._crm.apply_inbound(plan, previous, _crm_audit_message(plan))
+            result = self._crm.apply_inbound(plan, previous, _crm_audit_message(plan) + unreadable)
         except Exception as exc:
             if is_permanent(exc):
                 self._fail(previous, referral_id, f"Sync from Partner Center failed: {readable(exc)}", stats, source)
@@ -150,6 +151,7 @@ class InboundSync:
         what = f"{outcome} {result.entity} from referral ({plan.pc_status})"
         if result.notes:
             what += "; " + "; ".join(result.notes)
+        what += unreadable
         return self._record(referral_id, result.crm_id, outcome, what, stats, source, entity=result.entity)
 
     def _stale_reason(self, referral: Referral, previous: SyncState | None) -> str:
@@ -229,6 +231,12 @@ def _crm_audit_message(plan: CrmPlan) -> str:
     if plan.deal and plan.deal.status_reason in ("lost", "declined", "expired") and plan.reason:
         status = f"{status}: {plan.reason}"
     return f"Partner Center referral to CRM sync success ({status})."
+
+
+def _unreadable_note(referral: Referral) -> str:
+    if not referral.unreadable:
+        return ""
+    return f" Partner Center sent values that could not be read, left as they were: {', '.join(referral.unreadable)}."
 
 
 def _iso(value: dt.datetime | None) -> str:

@@ -12,7 +12,7 @@ import pytest
 from shared.mapping.inbound import InboundOptions, is_lead_category, plan_for
 from shared.mapping.model import DealState
 from shared.mapping.text import audit_line, normalise_company, prepend_audit, strip_mark, with_mark
-from shared.partner_center.models import Referral, WebhookEvent
+from shared.partner_center.models import MalformedReferral, Referral, WebhookEvent
 
 FIXTURES = Path(__file__).resolve().parents[2] / "sandbox" / "fixtures"
 
@@ -210,3 +210,35 @@ def test_different_customers_never_share_a_key_and_no_key_is_empty(names: tuple[
 
 def test_only_an_empty_name_has_an_empty_key() -> None:
     assert normalise_company("") == normalise_company("   ") == normalise_company(None) == ""
+
+
+def test_unreadable_values_cost_their_field_not_the_referral() -> None:
+    referral = Referral.parse(
+        {
+            "id": "4111fffc-f9ee-4d53-bba6-569135228642",
+            "name": "Deal",
+            "updatedDateTime": "yesterday",
+            "details": {"dealValue": "a lot", "closingDateTime": "soon", "currency": "usd ", "notes": {"x": 1}},
+            "customerProfile": {"name": "Contoso", "team": {"email": "a@b.example"}},
+            "consent": [],
+        }
+    )
+    assert referral.unreadable == [
+        "consent",
+        "customerProfile.team",
+        "details.closingDateTime",
+        "details.dealValue",
+        "details.notes",
+        "updatedDateTime",
+    ]
+    assert (referral.details.deal_value, referral.customer_profile.name) == (None, "Contoso")
+    plan = plan_for(referral, InboundOptions())
+    assert plan.deal is not None
+    assert plan.deal.currency == "USD"  # codes are trimmed
+    assert plan.deal.unreadable == {"deal_value", "close_date", "description"}
+
+
+@pytest.mark.parametrize("body", [{"name": "no id"}, {"id": {"nested": 1}}, {"id": None}, ["not", "an", "object"]])
+def test_a_referral_without_a_readable_id_is_malformed(body: object) -> None:
+    with pytest.raises(MalformedReferral):
+        Referral.parse(body)
