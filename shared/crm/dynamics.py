@@ -246,7 +246,17 @@ class DynamicsCrm:
         }
         if won and deal.deal_value is not None:
             close["actualrevenue"] = float(deal.deal_value)
-        self._dv.action("WinOpportunity" if won else "LoseOpportunity", {"Status": status, "OpportunityClose": close})
+        try:
+            self._dv.action(
+                "WinOpportunity" if won else "LoseOpportunity", {"Status": status, "OpportunityClose": close}
+            )
+        except ApiError as exc:
+            # A close re-sent after its answer was lost meets an opportunity that is already closed:
+            # the state we wanted is the state it has, which is success, not a permanent failure.
+            current = self._dv.get(key_by_id(OPPORTUNITIES, crm_id), select=["statecode"]) if exc.status < 500 else None
+            target_state = DYNAMICS_OPPORTUNITY_CODES["won" if won else "lost"][0]
+            if current is None or int(current.get("statecode") or 0) != target_state:
+                raise
 
     # ------------------------------------------------------------------ failure marking
     def mark_failed(self, entity: str, crm_id: str, message: str) -> bool:

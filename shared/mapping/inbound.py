@@ -10,6 +10,8 @@ from shared.mapping.text import CHECK, with_mark
 from shared.partner_center.models import Referral
 
 _LEAD_QUALIFICATIONS = frozenset({"salesqualified", "marketingqualified"})
+# Customer contacts synced per referral: bounds the work (and the lease time) of one sync.
+MAX_CONTACTS = 25
 # Referral paths (as Referral.unreadable names them) -> the deal field they feed.
 _DEAL_FIELD_OF_PATH = {
     "name": "title",
@@ -59,6 +61,7 @@ def plan_for(referral: Referral, options: InboundOptions) -> CrmPlan:
         kind = "lead"
     else:
         kind = "opportunity"
+    contacts = _contacts(referral)
     return CrmPlan(
         kind=kind,
         referral_id=referral.id,
@@ -67,8 +70,11 @@ def plan_for(referral: Referral, options: InboundOptions) -> CrmPlan:
         external_id=(referral.external_reference_id or "").strip() or None,
         deal=_deal(referral, options),
         account=_account(referral),
-        contacts=_contacts(referral),
+        contacts=contacts[:MAX_CONTACTS],
         solutions=_solutions(referral),
+        notes=(f"{len(contacts) - MAX_CONTACTS} more customer contacts left out (first {MAX_CONTACTS} synced)",)
+        if len(contacts) > MAX_CONTACTS
+        else (),
     )
 
 

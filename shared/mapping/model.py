@@ -83,6 +83,7 @@ class CrmPlan:
     account: AccountData | None = None
     contacts: tuple[ContactData, ...] = field(default_factory=tuple)
     solutions: tuple[SolutionData, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()  # said in the audit line (e.g. team members left out)
 
     def part_hashes(self) -> dict[str, str]:
         """One hash per part, so an adapter touches only the parts that changed."""
@@ -121,6 +122,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(v) for v in value)  # str() of a set depends on the process's hash seed
     return str(value)
 
 

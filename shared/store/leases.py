@@ -2,13 +2,17 @@
 
 Acquire = insert the lease row; if it exists and has expired, take it over with an ETag-conditional
 update, so of two callers racing for an expired lease exactly one wins. A crashed holder's lease
-simply expires. Release deletes the row only if it is still ours (ETag match).
+simply expires. While held, a lease is renewed every third of its time (ETag-conditional again),
+so a sync that outlives ``seconds`` never runs beside a second one. Release deletes the row only if
+it is still ours (ETag match).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +24,8 @@ from azure.data.tables import TableClient, UpdateMode
 from shared.store.keys import table_key
 
 LEASE_PARTITION = "lease"
+
+log = logging.getLogger("cosell.store.leases")
 
 
 class LeaseUnavailable(Exception):
@@ -61,6 +67,21 @@ class LeaseStore:
             return None
         return str(result["etag"])
 
+    def renew(self, name: str, seconds: int, etag: str) -> str | None:
+        """Push the expiry ``seconds`` ahead if the lease is still ours; the new ETag, or None if lost."""
+        entity = {
+            "PartitionKey": LEASE_PARTITION,
+            "RowKey": table_key(name),
+            "expires_at": (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).isoformat(),
+        }
+        try:
+            result = self._table.update_entity(
+                entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return str(result["etag"])
+
     def release(self, name: str, etag: str) -> None:
         with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
             self._table.delete_entity(
@@ -78,7 +99,36 @@ class LeaseStore:
             if time.monotonic() >= deadline:
                 raise LeaseUnavailable(f"lease {name!r} is held by another worker")
             time.sleep(poll)
+        renewal = _Renewal(self, name, seconds, etag)
+        renewal.start()
         try:
             yield
         finally:
-            self.release(name, etag)
+            self.release(name, renewal.stop())
+
+
+class _Renewal(threading.Thread):
+    """Keeps a held lease alive until stopped; gives up (and says so) if someone else took it."""
+
+    def __init__(self, store: LeaseStore, name: str, seconds: int, etag: str) -> None:
+        super().__init__(name=f"lease-{name}", daemon=True)
+        self._store, self._name, self._seconds = store, name, seconds
+        self.etag = etag
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._seconds / 3):
+            try:
+                renewed = self._store.renew(self._name, self._seconds, self.etag)
+            except Exception as exc:  # storage unreachable: the next round tries again
+                log.warning("Could not renew lease %s (%s)", table_key(self._name), type(exc).__name__)
+                continue
+            if renewed is None:
+                log.warning("Lease %s was lost while held; another worker may now run beside this one", self._name)
+                return
+            self.etag = renewed
+
+    def stop(self) -> str:
+        self._stopped.set()
+        self.join()
+        return self.etag

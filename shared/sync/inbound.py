@@ -230,7 +230,8 @@ def _crm_audit_message(plan: CrmPlan) -> str:
     status = plan.pc_status
     if plan.deal and plan.deal.status_reason in ("lost", "declined", "expired") and plan.reason:
         status = f"{status}: {plan.reason}"
-    return f"Partner Center referral to CRM sync success ({status})."
+    notes = "".join(f" {note}." for note in plan.notes)
+    return f"Partner Center referral to CRM sync success ({status}).{notes}"
 
 
 def _unreadable_note(referral: Referral) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.auth import AuthError
-from shared.crm.port import CrmPort
+from shared.crm.port import CrmPort, CrmRejected
 from shared.http import ApiError, ApiUnavailable, CallStats, Throttled, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.model import CrmDeal
@@ -33,7 +33,8 @@ from shared.mapping.outbound import (
     terminal_reason,
 )
 from shared.partner_center.client import ReferralsClient
-from shared.partner_center.models import Referral
+from shared.partner_center.ids import is_referral_id, shown
+from shared.partner_center.models import MalformedReferral, Referral
 from shared.store.audit import AuditEntry, AuditLog
 from shared.store.leases import LeaseStore, LeaseUnavailable
 from shared.store.state import CrmRecordState, StateStore, SyncState
@@ -43,6 +44,7 @@ log = logging.getLogger("cosell.sync.outbound")
 
 DIRECTION = "crm-to-pc"
 POLL_LEASE_SECONDS = 600  # as long as the function timeout: a crashed run's lease frees itself
+WATERMARK_EVERY = 50  # records between watermark saves inside one poll
 LOST_CREATE_CLOCK_SKEW = dt.timedelta(minutes=10)
 TRANSIENT = (ApiError, ApiUnavailable, AuthError, LeaseUnavailable)
 
@@ -109,17 +111,27 @@ class OutboundSync:
         before = self._state.watermark(self._watermark_name)
         report = PollReport(ran=True, watermark_before=before, watermark_after=before)
         blocked = False
+        saved = before
         with count_calls() as stats:
-            for deal in self._crm.changed_deals(before):
-                outcome = self._handle(deal, source="poll")
-                report.records.append(outcome)
-                report.outcomes[outcome.outcome] += 1
-                if outcome.outcome == "throttled":
-                    break  # the remote asked us to wait: every further call would be refused too
-                if outcome.outcome == "retry":
-                    blocked = True  # the watermark must not pass a record that still needs work
-                elif not blocked:
-                    report.watermark_after = deal.modified_on
+            try:
+                for deal in self._crm.changed_deals(before):
+                    outcome = self._handle(deal, source="poll")
+                    report.records.append(outcome)
+                    report.outcomes[outcome.outcome] += 1
+                    if outcome.outcome == "throttled":
+                        break  # the remote asked us to wait: every further call would be refused too
+                    if outcome.outcome == "retry":
+                        blocked = True  # the watermark must not pass a record that still needs work
+                    elif not blocked:
+                        report.watermark_after = deal.modified_on
+                    if len(report.records) % WATERMARK_EVERY == 0 and report.watermark_after != saved:
+                        # Progress survives a crash or the function timeout mid-poll.
+                        self._state.save_watermark(self._watermark_name, report.watermark_after)
+                        saved = report.watermark_after
+            except TRANSIENT as exc:
+                # Reading the next page failed: keep what was done, the next poll goes on from there.
+                report.outcomes["retry"] += 1
+                log.warning("CRM poll stopped early: %s", readable(exc))
         report.api_calls = dict(stats.calls)
         self._state.save_watermark(
             self._watermark_name,
@@ -150,27 +162,50 @@ class OutboundSync:
 
     # ------------------------------------------------------------------ one record
     def _handle(self, deal: CrmDeal, *, source: str, force: bool = False) -> RecordOutcome:
+        """One record, isolated: whatever it holds or raises, the poll goes on to the next one."""
         with count_calls() as stats:
             try:
                 outcome = self._sync_deal(deal, force=force)
             except Throttled as exc:
-                outcome = RecordOutcome(
-                    deal.entity, deal.crm_id, deal.referral_id or "", "throttled", f"Will retry: {readable(exc)}"
-                )
-            except TRANSIENT as exc:
-                # A permanent error is recorded and passed (a later change retries it); anything
-                # else stops the watermark here so the next poll tries this record again.
-                kind, text = ("failed", "Failed") if is_permanent(exc) else ("retry", "Transient failure, will retry")
-                outcome = RecordOutcome(
-                    deal.entity, deal.crm_id, deal.referral_id or "", kind, f"{text}: {readable(exc)}"
-                )
+                outcome = self._outcome(deal, "throttled", f"Will retry: {readable(exc)}")
+            except (*TRANSIENT, CrmRejected, MalformedReferral) as exc:
+                if not is_permanent(exc):
+                    # Stops the watermark here, so the next poll tries this record again.
+                    outcome = self._outcome(deal, "retry", f"Transient failure, will retry: {readable(exc)}")
+                else:
+                    # Recorded and passed, with ✖ and the reason on the record; a later change retries it.
+                    outcome = self._fail(deal, f"Failed: {readable(exc)}")
+            except Exception as exc:  # one record must never stop the poll
+                log.exception("%s %s: unexpected failure", deal.entity, deal.crm_id)
+                outcome = self._fail(deal, f"Failed: unexpected error ({type(exc).__name__}); see the app's log")
         if outcome.outcome != "unchanged":
             self._record(outcome, stats, source)
         return outcome
 
+    @staticmethod
+    def _outcome(deal: CrmDeal, kind: str, message: str) -> RecordOutcome:
+        referral_id = deal.referral_id if is_referral_id(deal.referral_id) else ""
+        return RecordOutcome(deal.entity, deal.crm_id, referral_id or "", kind, message)
+
+    def _fail(self, deal: CrmDeal, message: str) -> RecordOutcome:
+        """A failure that retrying will not heal: the seller sees ✖ and why on the record itself."""
+        try:
+            self._crm.write_back(deal, message=message, ok=False)
+        except Exception as exc:  # the audit row below still records the failure
+            log.warning("%s %s: could not mark the record as failed (%s)", deal.entity, deal.crm_id, type(exc).__name__)
+        return self._outcome(deal, "failed", message)
+
     def _sync_deal(self, deal: CrmDeal, *, force: bool) -> RecordOutcome:
         record = self._state.get_crm(deal.entity, deal.crm_id) or CrmRecordState(deal.entity, deal.crm_id)
         content = content_hash_of_deal(deal)
+        if deal.referral_id and not is_referral_id(deal.referral_id):
+            message = (
+                f'Not synced: the referral id "{shown(deal.referral_id, 60)}" is not a Partner Center referral id '
+                "(a GUID). Correct it, or clear it to share the deal as a new referral."
+            )
+            if not force and record.rejected_hash == content and record.last_error == message:
+                return RecordOutcome(deal.entity, deal.crm_id, "", "unchanged", "Still not synced.")
+            return self._reject(deal, record, content, message)
         referral_id = deal.referral_id or record.referral_id
         if not force and record.content_hash == content and referral_id:
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Nothing to send.")

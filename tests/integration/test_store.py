@@ -112,3 +112,28 @@ def test_rotated_refresh_token_survives_a_restart_but_a_new_seed_wins(settings: 
     store.save("rotated-2")
     assert TableRefreshTokenStore(table, seed="seed-1", name=name).load() == "rotated-2"  # a new process
     assert TableRefreshTokenStore(table, seed="seed-NEW", name=name).load() == "seed-NEW"  # re-consented
+
+
+def test_a_lease_held_past_its_time_is_renewed_so_no_second_holder_gets_in(settings: Settings) -> None:
+    leases = LeaseStore(table_client(settings, LEASE_TABLE))
+    name = f"referral_{uuid.uuid4()}"
+    taken: list[bool] = []
+    with leases.hold(name, seconds=1, wait=0):
+        for _ in range(6):  # three times the lease's own length
+            time.sleep(0.5)
+            taken.append(leases.try_acquire(name, seconds=30) is not None)
+    assert taken == [False] * 6
+    assert leases.try_acquire(name, seconds=30) is not None  # released at the end
+
+
+@pytest.mark.parametrize("name", ["referral_../x", "crm_opportunity_a/b?c#d", "crm_" + "x" * 1024, "lead_\u0007\n"])
+def test_any_id_makes_a_usable_storage_key(settings: Settings, name: str) -> None:
+    leases = LeaseStore(table_client(settings, LEASE_TABLE))
+    with leases.hold(name, seconds=5, wait=0):
+        assert leases.try_acquire(name, seconds=5) is None
+    log = AuditLog(table_client(settings, AUDIT_TABLE))
+    log.append(AuditEntry("crm-to-pc", name, "crm-1", "rejected", "bad id"))
+    assert [e.message for e in log.history(name)] == ["bad id"]
+    store = StateStore(table_client(settings, SYNC_STATE_TABLE))
+    store.save_crm(CrmRecordState("opportunity", name, last_error="x"))
+    assert store.get_crm("opportunity", name) == CrmRecordState("opportunity", name, last_error="x")

@@ -242,3 +242,31 @@ def test_unreadable_values_cost_their_field_not_the_referral() -> None:
 def test_a_referral_without_a_readable_id_is_malformed(body: object) -> None:
     with pytest.raises(MalformedReferral):
         Referral.parse(body)
+
+
+def test_content_hash_is_the_same_in_every_process() -> None:
+    """Sets render in hash-seed order: the no-op check compares hashes made by different instances."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from shared.mapping.inbound import InboundOptions, plan_for\n"
+        "from shared.partner_center.models import Referral\n"
+        "r = Referral.parse({'id': 'x', 'details': {'dealValue': 'x', 'notes': [], 'closingDateTime': 'y',"
+        " 'currency': 'USD'}})\n"
+        "print(plan_for(r, InboundOptions()).content_hash())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    hashes = {
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-c", script],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(hashes) == 1
