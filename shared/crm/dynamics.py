@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id
 from shared.crm.dataverse_metadata import DataverseNavigation
+from shared.crm.dynamics_columns import MAX_LENGTH
 from shared.crm.dynamics_deals import DynamicsDeals
 from shared.crm.port import CrmRejected, InboundResult
 from shared.http import ApiError
@@ -47,6 +48,7 @@ LEADS = "leads"
 ACCOUNTS = "accounts"
 CONTACTS = "contacts"
 CURRENCIES = "transactioncurrencies"
+_ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "state", "postal_code", "country")
 
 
 class DynamicsCrm:
@@ -101,6 +103,46 @@ class DynamicsCrm:
     def wire_fields(self, plan: CrmPlan) -> dict[str, Any]:
         """The columns an inbound sync of ``plan`` would write (kept in state to diff the next one)."""
         return self._lead_fields(plan) if plan.kind == "lead" else self._opportunity_fields(_deal_of(plan))
+
+    def field_limits(self, kind: str) -> dict[str, int]:
+        """How long each neutral field may be in the columns an inbound ``kind`` plan writes to."""
+        fields = self._fields
+        record_table = "lead" if kind == "lead" else "opportunity"
+        # A lead holds its company and first contact inline; an opportunity has account and contact rows.
+        parts = {
+            "deal": (
+                record_table,
+                {
+                    "name": "name",
+                    "description": "description",
+                    "microsoft_crm_id": "microsoft_crm_id",
+                    "referral_program": "referral_program",
+                    "referral_link": "referral_link",
+                },
+            ),
+            "account": (record_table, {"name": "company", **{k: k for k in _ADDRESS_FIELDS}})
+            if kind == "lead"
+            else ("account", {"name": "name", **{k: k for k in _ADDRESS_FIELDS}}),
+            "contact": (
+                record_table,
+                {"first_name": "first_name", "last_name": "last_name", "email": "email", "phone": "phone"},
+            )
+            if kind == "lead"
+            else ("contact", {k: k for k in ("first_name", "last_name", "email", "phone")}),
+        }
+        limits: dict[str, int] = {}
+        for part, (table, names) in parts.items():
+            for neutral, field in names.items():
+                column = fields.get(table, field)
+                size = MAX_LENGTH.get(table, {}).get(column or "")
+                if size is not None:
+                    limits[f"{part}.{neutral}"] = size
+        solution = fields.tables["solution"]
+        for neutral in ("id", "name", "type"):
+            size = MAX_LENGTH.get(solution["table"], {}).get(solution[neutral])
+            if size is not None:
+                limits[f"solution.{neutral}"] = size
+        return limits
 
     # ------------------------------------------------------------------ inbound
     def apply_inbound(self, plan: CrmPlan, previous: SyncState | None, audit_message: str) -> InboundResult:

@@ -35,6 +35,10 @@ class CrmPort(Protocol):
         """Put ✖ on the record's name and the failure in its audit field; False if it cannot."""
         ...
 
+    def field_limits(self, kind: str) -> dict[str, int]:
+        """Longest value per neutral field (``"deal.name"``, ``"contact.email"``...) a ``kind`` plan may carry."""
+        ...
+
     def wire_fields(self, plan: CrmPlan) -> dict[str, Any]:
         """The CRM columns an inbound sync of ``plan`` writes."""
         ...

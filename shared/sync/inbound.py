@@ -16,6 +16,7 @@ from shared.auth import AuthError
 from shared.crm.port import CrmPort, CrmRejected, InboundResult
 from shared.http import ApiError, ApiUnavailable, CallStats, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
+from shared.mapping.limits import fit
 from shared.mapping.model import CrmPlan
 from shared.mapping.outbound import content_hash_of_plan
 from shared.partner_center.client import ReferralsClient
@@ -120,6 +121,7 @@ class InboundSync:
         plan = plan_for(referral, self._options)
         if plan.kind == "skip":
             return self._record(referral_id, "", "skipped", f"Not synced: {plan.reason}.", stats, source)
+        plan = fit(plan, self._crm.field_limits(plan.kind))
 
         content_hash = plan.content_hash()
         if previous and previous.crm_id and previous.pc_hash == content_hash and not previous.last_error:

@@ -22,6 +22,7 @@ from shared.auth import AuthError
 from shared.crm.port import CrmPort, CrmRejected
 from shared.http import ApiError, ApiUnavailable, CallStats, Throttled, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
+from shared.mapping.limits import fit
 from shared.mapping.model import CrmDeal
 from shared.mapping.outbound import (
     OutboundOptions,
@@ -323,7 +324,7 @@ class OutboundSync:
         """Both sides now agree: store it, so neither our write-back nor the echoing webhook syncs again."""
         self._state.agree(deal.entity, deal.crm_id, referral.id, content)
         state = self._state.get(referral.id) or SyncState(referral_id=referral.id)
-        plan = plan_for(referral, self._inbound_options)
+        plan = fit(plan_for(referral, self._inbound_options), self._crm.field_limits(deal.entity))
         state.crm_kind, state.crm_entity, state.crm_id = self._crm.kind, deal.entity, deal.crm_id
         state.pc_updated = referral.updated_date_time.isoformat() if referral.updated_date_time else state.pc_updated
         if plan.kind == deal.entity:

@@ -270,3 +270,32 @@ def test_content_hash_is_the_same_in_every_process() -> None:
         for seed in (1, 2, 3, 4)
     }
     assert len(hashes) == 1
+
+
+def test_values_longer_than_their_column_are_cut_with_a_note_and_emails_left_out(fixture_b: Referral) -> None:
+    from shared.mapping.limits import fit
+
+    long = fixture_b.model_copy(deep=True)
+    long.name = "N" * 400
+    long.details.notes = "x" * 2500
+    long.customer_profile.name = "C" * 200
+    long.customer_profile.team[0].first_name = "F" * 80
+    long.customer_profile.team[0].email = ("e" * 120) + "@contoso.example"
+    limits = {"deal.name": 300, "deal.description": 2000, "account.name": 160, "contact.first_name": 50}
+    limits["contact.email"] = 100
+    plan = fit(plan_for(long, InboundOptions()), limits)
+    assert plan.deal is not None
+    assert plan.deal.name == "✔ " + "N" * 298
+    assert len(plan.deal.description or "") == 2000
+    assert plan.account is not None
+    assert len(plan.account.name) == 160
+    assert plan.contacts[0].first_name == "F" * 50
+    assert plan.contacts[0].email is None
+    assert set(plan.notes) == {
+        "name cut to 300 characters",
+        "notes cut to 2000 characters",
+        "company name cut to 160 characters",
+        "a contact's first name cut to 50 characters",
+        "a customer contact's email is longer than the CRM's 100 characters and was left out",
+    }
+    assert fit(plan_for(fixture_b, InboundOptions()), limits) == plan_for(fixture_b, InboundOptions())
