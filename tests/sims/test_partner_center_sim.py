@@ -27,6 +27,7 @@ from sandbox.pki import Pki, make_pki
 from sandbox.sims.base import ServerThread
 from sandbox.sims.entra import EntraSimulator
 from sandbox.sims.partner_center import PartnerCenterSimulator
+from sandbox.sims.partner_center.patch import PATCHABLE_PATHS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "sandbox" / "fixtures"
 REFERRALS = "/v1.0/engagements/referrals"
@@ -236,7 +237,9 @@ def test_updated_since_ascending_with_paging_returns_each_change_once_in_order(p
     ids = [pc.sim.seed_referral(_referral(name=f"r{i}"), fire=False)["id"] for i in range(7)]
     watermark = pc.sim.get_referral(ids[2])["updatedDateTime"]  # type: ignore[index]
     pc.sim.update_referral(ids[0], {"notes": "touched"}, fire=False)  # moves after the watermark
-    patched = pc.http.patch(f"{REFERRALS}/{ids[3]}", json=[{"op": "replace", "path": "/name", "value": "renamed"}])
+    patched = pc.http.patch(
+        f"{REFERRALS}/{ids[3]}", json=[{"op": "replace", "path": "/details/notes", "value": "renamed"}]
+    )
     assert patched.status_code == 204
     expected = sorted(
         (r for r in pc.sim.referrals() if r["updatedDateTime"] >= watermark), key=lambda r: r["updatedDateTime"]
@@ -346,10 +349,10 @@ def test_patch_if_match_mismatch_is_412_and_match_succeeds(pc: Sandbox) -> None:
     assert body["updatedDateTime"] > seeded["updatedDateTime"]
     assert TIMESTAMP.match(body["updatedDateTime"])
 
-    silent = pc.http.patch(url, json=[{"op": "replace", "path": "/name", "value": "n2"}])
+    silent = pc.http.patch(url, json=[{"op": "replace", "path": "/statusReason", "value": "n2"}])
     assert silent.status_code == 204
     assert silent.content == b""
-    assert pc.sim.get_referral(seeded["id"])["name"] == "n2"  # type: ignore[index]
+    assert pc.sim.get_referral(seeded["id"])["statusReason"] == "n2"  # type: ignore[index]
 
 
 def test_concurrent_patches_with_the_same_etag_let_exactly_one_win(pc: Sandbox) -> None:
@@ -463,6 +466,182 @@ def test_patch_coerces_deal_value_appends_team_and_rejects_other_ops(pc: Sandbox
         assert response.json()["error"]["code"] == "invalidRequest"
     assert pc.sim.get_referral(seeded["id"])["details"]["notes"] == "n"  # type: ignore[index]
     assert pc.http.patch(f"{REFERRALS}/nope", json=[]).status_code == 404
+
+
+def test_patch_with_an_undocumented_path_is_refused_whole_and_changes_nothing(pc: Sandbox, receiver: Receiver) -> None:
+    _register(pc, receiver.url, ["referral-updated"])
+    seeded = pc.sim.seed_referral(_referral(status="New", substatus="Pending"), fire=False)
+    url = f"{REFERRALS}/{seeded['id']}"
+    before = pc.http.get(url).json()
+
+    close_won = [
+        {"op": "replace", "path": "/status", "value": "Closed"},
+        {"op": "replace", "path": "/substatus", "value": "Won"},
+    ]
+    undocumented = [
+        {"op": "replace", "path": "/name", "value": "renamed by the app"},
+        {"op": "replace", "path": "/inviteContext/assistanceRequestCode", "value": "GeneralOrOther"},
+    ]
+    headers = {"If-Match": seeded["eTag"], "Prefer": "return=representation"}
+
+    refused = pc.http.patch(url, json=close_won + undocumented, headers=headers)
+
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": {
+            "code": "invalidRequest",
+            "message": "JSON Patch document refused, nothing was applied: path /name is not supported; "
+            "path /inviteContext/assistanceRequestCode is not supported.",
+            "target": "referral",
+        }
+    }
+    after = pc.http.get(url)
+    assert after.json() == before  # status, substatus, name, eTag and updatedDateTime all as they were
+    assert after.headers["ETag"] == seeded["eTag"]
+    assert pc.sim.wait_for_deliveries(1, timeout=0.3) == []  # no referral-updated for a refused patch
+    # The documented part alone goes through, with the same If-Match: the refusal did not bump the eTag.
+    won = pc.http.patch(url, json=close_won, headers=headers)
+    assert won.status_code == 200
+    assert (won.json()["status"], won.json()["substatus"], won.json()["name"]) == ("Closed", "Won", "Fabrikam rollout")
+
+
+@pytest.mark.parametrize(
+    ("operation", "named"),
+    [
+        ({"op": "replace", "path": "/name", "value": "x"}, "path /name is not supported"),
+        ({"op": "add", "path": "/inviteContext/notes", "value": "x"}, "path /inviteContext/notes is not supported"),
+        ({"op": "replace", "path": "/customerProfile/name", "value": "x"}, "path /customerProfile/name"),
+        ({"op": "replace", "path": "/details", "value": {"notes": "x"}}, "path /details is not supported"),
+        ({"op": "replace", "path": "/team/0", "value": {"email": "x@y"}}, "path /team/0 is not supported"),
+        ({"op": "replace", "path": "/id", "value": "x"}, "path /id is not supported"),
+        ({"op": "replace", "path": "/expirationDateTime", "value": "2030-01-01T00:00:00Z"}, "/expirationDateTime"),
+        ({"op": "replace", "path": "details/notes", "value": "x"}, "path details/notes is not supported"),
+        ({"op": "remove", "path": "/details/notes"}, "operation 'remove' on /details/notes is not supported"),
+        ({"op": "move", "from": "/team", "path": "/team", "value": []}, "operation 'move' on /team"),
+        ({"op": "test", "path": "/status", "value": "New"}, "operation 'test' on /status is not supported"),
+        ({"op": "replace", "path": "/details/notes"}, "operation 'replace' on /details/notes has no value"),
+    ],
+)
+def test_patch_refuses_undocumented_paths_and_ops_naming_them(
+    pc: Sandbox, operation: dict[str, Any], named: str
+) -> None:
+    seeded = pc.sim.seed_referral(_referral(), fire=False)
+    documented = {"op": "replace", "path": "/details/notes", "value": "would have changed"}
+
+    response = pc.http.patch(f"{REFERRALS}/{seeded['id']}", json=[documented, operation])
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalidRequest"
+    assert error["target"] == "referral"
+    assert named in error["message"]
+    assert pc.sim.get_referral(seeded["id"]) == seeded
+
+
+def test_every_documented_patch_path_is_accepted(pc: Sandbox) -> None:
+    seeded = pc.sim.seed_referral(
+        _referral(
+            registrations=[{"id": "reg-1", "contract": {}, "solutionDetails": [{"id": "SOL-1"}]}],
+            details={"notes": "n", "dealValue": 1000, "currency": "USD", "requirements": {"solutions": []}},
+        ),
+        fire=False,
+    )
+    member = {"email": "jane.doe@contoso.com", "firstName": "Jane", "lastName": "Doe", "phoneNumber": "0000000001"}
+    solution = {"type": "Name", "id": "SOL-15974-MQF", "name": "Contoso-Ale_Test"}
+    values: dict[str, Any] = {
+        "/campaignId": "campaign-7",
+        "/consent/consentToShareReferralWithMicrosoftSellers": True,
+        "/customerProfile/team": [],
+        "/customerProfile/team/-": member,
+        "/details/closingDateTime": "2030-06-30T00:00:00Z",
+        "/details/currency": "EUR",
+        "/details/dealValue": "25000",
+        "/details/notes": "Lorem ipsum dolor sit amet.",
+        "/details/requirements/solutions": [],
+        "/details/requirements/solutions/-": solution,
+        "/externalReferenceId": "crm-opp-42",
+        "/referralProgram": "Program",
+        "/salesStage": "Develop",
+        "/status": "Active",
+        "/substatus": "Accepted",
+        "/statusReason": "Customer engaged",
+        "/team": [],
+        "/team/-": member,
+        "/registrations/0/contract/startDateTime": "2030-07-01T00:00:00Z",
+        "/registrations/0/contract/endDateTime": "2031-06-30T00:00:00Z",
+        "/registrations/0/contract/signDateTime": "2030-06-30T00:00:00Z",
+        "/registrations/0/contract/term": "12",
+        "/registrations/0/contract/value": 120000,
+        "/registrations/0/solutionDetails/0/value": 50000,
+        "/registrations/0/solutionDetails/0/currency": "EUR",
+        "/registrations/0/solutionDetails/0/isDeployedOnAzure": True,
+        "/registrations/0/solutionDetails/0/primaryDeploymentOn": "Azure",
+        "/registrations/0/solutionDetails/0/pricingModel": "Subscription",
+        "/registrations/0/solutionDetails/0/marketplaceTransactionDetails/isMarketplaceTransacted": True,
+        "/registrations/0/solutionDetails/0/marketplaceTransactionDetails/marketplaceTransactionDateTime": (
+            "2030-07-02T00:00:00Z"
+        ),
+    }
+    assert set(values) == set(PATCHABLE_PATHS)  # this test covers every documented path
+    ops = [{"op": "add" if path.endswith("/-") else "replace", "path": path, "value": v} for path, v in values.items()]
+
+    response = pc.http.patch(
+        f"{REFERRALS}/{seeded['id']}", json=ops, headers={"If-Match": seeded["eTag"], "Prefer": "return=representation"}
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["campaignId"] == "campaign-7"
+    assert body["consent"]["consentToShareReferralWithMicrosoftSellers"] is True
+    assert body["consent"]["consentToContact"] is True  # siblings untouched
+    assert body["customerProfile"]["team"] == [member]
+    assert body["customerProfile"]["name"] == "Fabrikam Customer Inc"
+    assert body["details"] == {
+        "notes": "Lorem ipsum dolor sit amet.",
+        "dealValue": 25000,
+        "currency": "EUR",
+        "closingDateTime": "2030-06-30T00:00:00Z",
+        "requirements": {"solutions": [solution]},
+    }
+    assert (body["externalReferenceId"], body["referralProgram"], body["salesStage"]) == (
+        "crm-opp-42",
+        "Program",
+        "Develop",
+    )
+    assert (body["status"], body["substatus"], body["statusReason"]) == ("Active", "Accepted", "Customer engaged")
+    assert body["team"] == [member]
+    registration = body["registrations"][0]
+    assert registration["id"] == "reg-1"
+    assert registration["contract"] == {
+        "startDateTime": "2030-07-01T00:00:00Z",
+        "endDateTime": "2031-06-30T00:00:00Z",
+        "signDateTime": "2030-06-30T00:00:00Z",
+        "term": "12",
+        "value": 120000,
+    }
+    assert registration["solutionDetails"][0] == {
+        "id": "SOL-1",
+        "value": 50000,
+        "currency": "EUR",
+        "isDeployedOnAzure": True,
+        "primaryDeploymentOn": "Azure",
+        "pricingModel": "Subscription",
+        "marketplaceTransactionDetails": {
+            "isMarketplaceTransacted": True,
+            "marketplaceTransactionDateTime": "2030-07-02T00:00:00Z",
+        },
+    }
+
+
+def test_deal_registration_paths_need_an_existing_registration(pc: Sandbox) -> None:
+    seeded = pc.sim.seed_referral(_referral(), fire=False)  # no registrations
+    response = pc.http.patch(
+        f"{REFERRALS}/{seeded['id']}",
+        json=[{"op": "replace", "path": "/registrations/0/contract/value", "value": 1}],
+    )
+    assert response.status_code == 400
+    assert "/registrations/0/contract/value: index 0 is out of range" in response.json()["error"]["message"]
+    assert pc.sim.get_referral(seeded["id"]) == seeded
 
 
 # ---------------------------------------------------------------------------------------------- registration

@@ -14,7 +14,7 @@ from typing import Any
 
 from sandbox.sims.partner_center.errors import ApiError, invalid
 from sandbox.sims.partner_center.fields import canonical_keys, deep_merge
-from sandbox.sims.partner_center.patch import apply_patch
+from sandbox.sims.partner_center.patch import Operation, apply_patch
 from sandbox.sims.partner_center.stamps import Stamps
 
 Record = dict[str, Any]
@@ -171,8 +171,8 @@ class ReferralStore:
             self._on_change("referral-created", created)
             return copy.deepcopy(created)
 
-    def patch(self, referral_id: str, operations: list[dict[str, Any]], *, if_match: str | None) -> Record:
-        """``PATCH /referrals/{id}``: all operations apply, or none do (reference §1.6)."""
+    def patch(self, referral_id: str, operations: list[Operation], *, if_match: str | None) -> Record:
+        """``PATCH /referrals/{id}`` with checked operations: all of them apply, or none do (reference §1.6)."""
         with self.lock:
             record = self.find(referral_id)
             if record is None:
