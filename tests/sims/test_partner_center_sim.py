@@ -195,9 +195,9 @@ def test_top_sets_page_size_capped_at_100(pc: Sandbox) -> None:
     assert pc.http.get(REFERRALS, params={"$top": "zero"}).status_code == 400
 
 
-def test_filter_updated_since_and_by_external_reference(pc: Sandbox) -> None:
+def test_filter_updated_since_and_by_documented_fields(pc: Sandbox) -> None:
     ids = [pc.sim.seed_referral(_referral(name=f"r{i}"), fire=False)["id"] for i in range(5)]
-    pc.sim.update_referral(ids[1], {"externalReferenceId": "crm-opp-1"}, fire=False)
+    pc.sim.update_referral(ids[1], {"customerProfile": {"address": {"country": "DE"}}}, fire=False)
     watermark = pc.sim.get_referral(ids[4])["updatedDateTime"]  # type: ignore[index]
     assert TIMESTAMP.match(watermark)
 
@@ -211,26 +211,95 @@ def test_filter_updated_since_and_by_external_reference(pc: Sandbox) -> None:
     ).json()
     assert [r["id"] for r in newest_first["value"]] == [ids[3], ids[1]]
 
-    by_ref = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'crm-opp-1'"}).json()
-    assert [r["id"] for r in by_ref["value"]] == [ids[1]]
+    by_country = pc.http.get(REFERRALS, params={"$filter": "customerProfile/address/country eq 'DE'"}).json()
+    assert [r["id"] for r in by_country["value"]] == [ids[1]]
     by_status = pc.http.get(REFERRALS, params={"$filter": "status eq 'New' and direction eq 'Incoming'"}).json()
     assert len(by_status["value"]) == 5
 
 
-def test_filter_by_external_reference_id_matches_that_value_only(pc: Sandbox) -> None:
+def test_filter_on_external_reference_id_is_ignored_so_unrelated_referrals_come_back(pc: Sandbox) -> None:
     created = pc.http.post(REFERRALS, json=_referral(externalReferenceId="abc"))
     assert created.status_code == 200
     assert created.json()["externalReferenceId"] == "abc"
-    for other in ("abcd", "xabc", None):
-        pc.sim.seed_referral(_referral(externalReferenceId=other), fire=False)
+    others = [pc.sim.seed_referral(_referral(externalReferenceId=o), fire=False)["id"] for o in ("abcd", "xabc", None)]
+    everyone = {created.json()["id"], *others}
 
-    response = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'abc'"})
+    response = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'abc'", "$count": "true"})
 
     assert response.status_code == 200
-    assert [r["id"] for r in response.json()["value"]] == [created.json()["id"]]
-    assert "@odata.nextLink" not in response.json()
-    none = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'nothing'"}).json()
-    assert none["value"] == []
+    body = response.json()
+    assert {r["id"] for r in body["value"]} == everyone  # not documented as filterable: every referral
+    assert body["@odata.count"] == 4
+    assert [r["externalReferenceId"] for r in body["value"]].count("abc") == 1  # the caller must check
+    nothing = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'nothing'"}).json()
+    assert {r["id"] for r in nothing["value"]} == everyone
+
+
+def test_undocumented_comparisons_are_true_while_documented_parts_still_filter(pc: Sandbox) -> None:
+    old = [pc.sim.seed_referral(_referral(name=f"old{i}"), fire=False)["id"] for i in range(3)]
+    watermark = pc.sim.get_referral(old[-1])["updatedDateTime"]  # type: ignore[index]
+    new = pc.sim.seed_referral(_referral(name="new", externalReferenceId="crm-9"), fire=False)["id"]
+    active = pc.sim.seed_referral(_referral(name="active", status="Active", substatus="Accepted"), fire=False)["id"]
+
+    def ids(expression: str) -> set[str]:
+        response = pc.http.get(REFERRALS, params={"$filter": expression})
+        assert response.status_code == 200, response.text
+        return {r["id"] for r in response.json()["value"]}
+
+    # updatedDateTime ge still narrows, with or without an ignored comparison beside it.
+    assert ids(f"updatedDateTime ge {watermark}") == {old[-1], new, active}
+    assert ids(f"updatedDateTime ge {watermark} and externalReferenceId eq 'nope'") == {old[-1], new, active}
+    assert ids(f"updatedDateTime gt {watermark} and name eq 'nope'") == {new, active}
+    assert ids("status eq 'Active' and name eq 'nope'") == {active}
+    assert ids("contains(name, 'zzz') and substatus eq 'Accepted'") == {active}
+    # An ignored comparison is true, whatever it is combined with.
+    assert ids("name eq 'nope' or status eq 'Closed'") == {*old, new, active}
+    assert ids("not (externalReferenceId eq 'crm-9')") == set()
+    # A lambda over another collection, or over a member other than email, is ignored too.
+    assert ids("team/any(t: t/firstName eq 'nobody')") == {*old, new, active}
+    assert ids("customerProfile/team/any(t: t/email eq 'nobody@x')") == {*old, new, active}
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("engagementId eq 'eng-2'", "second"),
+        ("status eq 'Active'", "second"),
+        ("substatus eq 'Pending'", "first"),
+        ("qualification eq 'MarketingQualified'", "second"),
+        ("type eq 'Shared'", "second"),
+        ("direction eq 'Outgoing'", "second"),
+        ("customerProfile/address/country eq 'DE'", "second"),
+        ("team/any(t:t/email eq 'joe@contoso.example')", "second"),
+        ("email eq 'sue@fabrikam.example'", "first"),  # 2019 parameter: the team's contact email
+        ("updatedDateTime gt {first_updated}", "second"),
+        ("createdDateTime le {first_created}", "first"),
+        ("Status eq 'new' and TYPE eq 'independent'", "first"),  # names and values case-insensitive
+    ],
+)
+def test_each_documented_filter_field_filters(pc: Sandbox, expression: str, expected: str) -> None:
+    first = pc.sim.seed_referral(
+        _referral(engagementId="eng-1", team=[{"email": "sue@fabrikam.example", "firstName": "Sue"}]), fire=False
+    )
+    second = pc.sim.seed_referral(
+        _referral(
+            engagementId="eng-2",
+            status="Active",
+            substatus="Accepted",
+            qualification="MarketingQualified",
+            type="Shared",
+            direction="Outgoing",
+            customerProfile={"name": "Contoso", "address": {"country": "DE"}},
+            team=[{"email": "joe@contoso.example", "firstName": "Joe"}],
+        ),
+        fire=False,
+    )
+    expression = expression.format(first_updated=first["updatedDateTime"], first_created=first["createdDateTime"])
+
+    response = pc.http.get(REFERRALS, params={"$filter": expression})
+
+    assert response.status_code == 200, response.text
+    assert [r["id"] for r in response.json()["value"]] == [{"first": first, "second": second}[expected]["id"]]
 
 
 def test_updated_since_ascending_with_paging_returns_each_change_once_in_order(pc: Sandbox) -> None:
@@ -892,18 +961,22 @@ def test_injected_429_keeps_retry_after_and_the_partner_center_error_body(pc: Sa
 
 
 def test_commit_timeout_on_create_loses_the_answer_but_the_referral_exists(pc: Sandbox) -> None:
+    pc.sim.seed_referral(_referral(direction="Outgoing", externalReferenceId="crm-opp-1"), fire=False)  # older
+    before = pc.sim.seed_referral(_referral(), fire=False)["createdDateTime"]  # incoming, just before the create
     pc.sim.set_faults({"commit_timeout_rate": 1.0, "timeout_seconds": 2, "routes": [f"POST {REFERRALS}"]})
 
     with pytest.raises(httpx.TimeoutException):
         pc.http.post(REFERRALS, json=_referral(externalReferenceId="crm-opp-7"), timeout=0.5)
 
-    stored = pc.sim.referrals()
-    assert [r["externalReferenceId"] for r in stored] == ["crm-opp-7"]
+    stored = [r for r in pc.sim.referrals() if r["externalReferenceId"] == "crm-opp-7"]
+    assert len(stored) == 1
     assert stored[0]["direction"] == "Outgoing"
     assert pc.sim.recorded("POST", REFERRALS)[0].fault == "commit_timeout"
-    # The recovery a client needs: look the referral up by its external reference before creating again.
-    found = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'crm-opp-7'"}).json()["value"]
-    assert [r["id"] for r in found] == [stored[0]["id"]]
+    # The recovery a client needs, with documented filters only (externalReferenceId is not one): its own
+    # creates since before the attempt, then the external reference compared on the client side.
+    recent = pc.http.get(REFERRALS, params={"$filter": f"direction eq 'Outgoing' and createdDateTime ge {before}"})
+    assert [r["id"] for r in recent.json()["value"]] == [stored[0]["id"]]
+    assert recent.json()["value"][0]["externalReferenceId"] == "crm-opp-7"
 
 
 def test_max_faults_fails_exactly_the_first_create(pc: Sandbox) -> None:
