@@ -736,9 +736,9 @@ def test_registration_lifecycle(pc: Sandbox) -> None:
     )
     assert created.status_code == 200
     body = created.json()
-    assert set(body) == {"SubscriberId", "WebhookUrl", "WebhookEvents", "SignatureTokenToMsSignatureHeader"}
+    assert list(body) == ["SubscriberId", "WebhookUrl", "WebhookEvents"]  # the documented POST response
     assert body["WebhookUrl"] == "https://app.example/api/events"
-    assert body["SignatureTokenToMsSignatureHeader"] is False
+    assert body["WebhookEvents"] == ["referral-created"]
 
     again = pc.http.post(
         "/webhooks/v1/registration", json={"WebhookUrl": "https://other", "WebhookEvents": ["test-created"]}
@@ -757,14 +757,49 @@ def test_registration_lifecycle(pc: Sandbox) -> None:
         },
     )
     assert updated.status_code == 200
-    assert updated.json()["SubscriberId"] == body["SubscriberId"]
+    assert updated.json() == {
+        "SubscriberId": body["SubscriberId"],
+        "WebhookUrl": "https://app.example/api/v2",
+        "WebhookEvents": ["referral-created", "referral-updated"],
+    }
     current = pc.http.get("/webhooks/v1/registration").json()
-    assert current["WebhookUrl"] == "https://app.example/api/v2"
-    assert current["WebhookEvents"] == ["referral-created", "referral-updated"]
-    assert current["SignatureTokenToMsSignatureHeader"] is True
+    assert current == {
+        "WebhookUrl": "https://app.example/api/v2",
+        "WebhookEvents": ["referral-created", "referral-updated"],
+    }
+    assert (pc.sim.registration or {})["SignatureTokenToMsSignatureHeader"] is True  # kept, not read back
 
     unknown = pc.http.put("/webhooks/v1/registration", json={"WebhookUrl": "https://x", "WebhookEvents": ["nope"]})
     assert unknown.status_code == 400
+
+
+def test_get_registration_answers_only_url_and_events_while_the_flag_still_signs(
+    pc: Sandbox, receiver: Receiver
+) -> None:
+    written = pc.http.post(
+        "/webhooks/v1/registration",
+        json={
+            "WebhookUrl": receiver.url,
+            "WebhookEvents": ["referral-created", "referral-updated"],
+            "signatureTokenToMsSignatureHeader": True,  # as in the 2019 referral connector doc
+        },
+    )
+    assert written.status_code == 200
+
+    read = pc.http.get("/webhooks/v1/registration")
+
+    assert read.status_code == 200
+    assert read.json() == {"WebhookUrl": receiver.url, "WebhookEvents": ["referral-created", "referral-updated"]}
+    assert "SignatureTokenToMsSignatureHeader" not in written.json()
+    # The stored registration keeps the flag: the control API shows it and deliveries honour it.
+    stored = pc.http.get("/_sim/registration").json()
+    assert stored["SignatureTokenToMsSignatureHeader"] is True
+    assert stored["SubscriberId"] == written.json()["SubscriberId"]
+    pc.sim.seed_referral(_referral())
+    assert pc.sim.wait_for_deliveries(1, timeout=10)[0]["ok"]
+    headers, raw = receiver.received[0]
+    assert "Authorization" not in headers
+    _verify_signature(pc.sim.pki, raw, headers["x-ms-signature"])
 
 
 def test_validation_event_is_delivered_signed_and_reported(pc: Sandbox, receiver: Receiver) -> None:

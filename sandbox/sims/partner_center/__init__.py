@@ -27,7 +27,8 @@ Control API (besides the base one), used by tests, ``make run`` and ``make demo`
 - ``GET   /_sim/delivery``         ``{"enabled": bool}``
 - ``GET   /_sim/deliveries``       finished deliveries; ``?count=N&timeout=S`` waits for N first
 - ``POST  /_sim/deliver``          ``{"referralId", "eventName", "times"}`` re-sends an event
-- ``GET   /_sim/registration``     the stored webhook registration (or null), without auth
+- ``GET   /_sim/registration``     the stored registration with SubscriberId and the signature-header flag
+  (or null), without auth
 - ``POST  /_sim/clear``            forgets referrals, registration, validation events and deliveries
 """
 

@@ -280,7 +280,7 @@ class PartnerCenterSimulator(Simulator):
             registration = self.webhooks.current()
         except ApiError as exc:
             return self._api_error(exc)
-        return json_response(registration.stored())
+        return json_response(registration.as_get())
 
     def _create_registration(self, request: Request) -> Response:
         return self._write_registration(request, create=True)
@@ -295,7 +295,7 @@ class PartnerCenterSimulator(Simulator):
             registration = self.webhooks.register(request.get_json(force=True, silent=True), create=create)
         except ApiError as exc:
             return self._api_error(exc)
-        return json_response(registration.stored())
+        return json_response(registration.as_written())
 
     def _create_validation(self, request: Request) -> Response:
         if denied := self._authorize(request, self.webhooks_token_validator):

@@ -53,6 +53,17 @@ class Registration:
     def signature_header(self) -> str:
         return MS_SIGNATURE if self.signature_in_ms_header else AUTHORIZATION
 
+    def as_get(self) -> dict[str, Any]:
+        """What ``GET /registration`` answers: URL and events only; flag and subscriber id are not read back."""
+        # Reference §4.1, "GET registration response body": {"WebhookUrl": ..., "WebhookEvents": [...]}.
+        return {"WebhookUrl": self.webhook_url, "WebhookEvents": list(self.webhook_events)}
+
+    def as_written(self) -> dict[str, Any]:
+        """What ``POST``/``PUT /registration`` answer: the documented POST response, with the subscriber id."""
+        # Reference §4.1: POST response {"SubscriberId", "WebhookUrl", "WebhookEvents"}; subscriberId
+        # "Returned by POST/PUT". The documented response has no SignatureTokenToMsSignatureHeader.
+        return {"SubscriberId": self.subscriber_id, **self.as_get()}
+
     def stored(self) -> dict[str, Any]:
         """Everything kept, PascalCase: what the control API and in-process callers see."""
         return {
