@@ -257,6 +257,7 @@ class PartnerCenterSimulator(Simulator):
         if denied := self._authorize(request, self.referrals_token_validator):
             return denied
         try:
+            # Checked whole before the lookup: a refused document never reaches the referral (patch.py).
             operations = parse_patch(request.get_json(force=True, silent=True))
             updated = self.store.patch(referral_id, operations, if_match=request.headers.get("If-Match"))
         except ApiError as exc:
