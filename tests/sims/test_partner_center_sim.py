@@ -27,6 +27,7 @@ from sandbox.pki import Pki, make_pki
 from sandbox.sims.base import ServerThread
 from sandbox.sims.entra import EntraSimulator
 from sandbox.sims.partner_center import PartnerCenterSimulator
+from sandbox.sims.partner_center.patch import PATCHABLE_PATHS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "sandbox" / "fixtures"
 REFERRALS = "/v1.0/engagements/referrals"
@@ -194,9 +195,9 @@ def test_top_sets_page_size_capped_at_100(pc: Sandbox) -> None:
     assert pc.http.get(REFERRALS, params={"$top": "zero"}).status_code == 400
 
 
-def test_filter_updated_since_and_by_external_reference(pc: Sandbox) -> None:
+def test_filter_updated_since_and_by_documented_fields(pc: Sandbox) -> None:
     ids = [pc.sim.seed_referral(_referral(name=f"r{i}"), fire=False)["id"] for i in range(5)]
-    pc.sim.update_referral(ids[1], {"externalReferenceId": "crm-opp-1"}, fire=False)
+    pc.sim.update_referral(ids[1], {"customerProfile": {"address": {"country": "DE"}}}, fire=False)
     watermark = pc.sim.get_referral(ids[4])["updatedDateTime"]  # type: ignore[index]
     assert TIMESTAMP.match(watermark)
 
@@ -210,33 +211,104 @@ def test_filter_updated_since_and_by_external_reference(pc: Sandbox) -> None:
     ).json()
     assert [r["id"] for r in newest_first["value"]] == [ids[3], ids[1]]
 
-    by_ref = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'crm-opp-1'"}).json()
-    assert [r["id"] for r in by_ref["value"]] == [ids[1]]
+    by_country = pc.http.get(REFERRALS, params={"$filter": "customerProfile/address/country eq 'DE'"}).json()
+    assert [r["id"] for r in by_country["value"]] == [ids[1]]
     by_status = pc.http.get(REFERRALS, params={"$filter": "status eq 'New' and direction eq 'Incoming'"}).json()
     assert len(by_status["value"]) == 5
 
 
-def test_filter_by_external_reference_id_matches_that_value_only(pc: Sandbox) -> None:
+def test_filter_on_external_reference_id_is_ignored_so_unrelated_referrals_come_back(pc: Sandbox) -> None:
     created = pc.http.post(REFERRALS, json=_referral(externalReferenceId="abc"))
     assert created.status_code == 200
     assert created.json()["externalReferenceId"] == "abc"
-    for other in ("abcd", "xabc", None):
-        pc.sim.seed_referral(_referral(externalReferenceId=other), fire=False)
+    others = [pc.sim.seed_referral(_referral(externalReferenceId=o), fire=False)["id"] for o in ("abcd", "xabc", None)]
+    everyone = {created.json()["id"], *others}
 
-    response = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'abc'"})
+    response = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'abc'", "$count": "true"})
 
     assert response.status_code == 200
-    assert [r["id"] for r in response.json()["value"]] == [created.json()["id"]]
-    assert "@odata.nextLink" not in response.json()
-    none = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'nothing'"}).json()
-    assert none["value"] == []
+    body = response.json()
+    assert {r["id"] for r in body["value"]} == everyone  # not documented as filterable: every referral
+    assert body["@odata.count"] == 4
+    assert [r["externalReferenceId"] for r in body["value"]].count("abc") == 1  # the caller must check
+    nothing = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'nothing'"}).json()
+    assert {r["id"] for r in nothing["value"]} == everyone
+
+
+def test_undocumented_comparisons_are_true_while_documented_parts_still_filter(pc: Sandbox) -> None:
+    old = [pc.sim.seed_referral(_referral(name=f"old{i}"), fire=False)["id"] for i in range(3)]
+    watermark = pc.sim.get_referral(old[-1])["updatedDateTime"]  # type: ignore[index]
+    new = pc.sim.seed_referral(_referral(name="new", externalReferenceId="crm-9"), fire=False)["id"]
+    active = pc.sim.seed_referral(_referral(name="active", status="Active", substatus="Accepted"), fire=False)["id"]
+
+    def ids(expression: str) -> set[str]:
+        response = pc.http.get(REFERRALS, params={"$filter": expression})
+        assert response.status_code == 200, response.text
+        return {r["id"] for r in response.json()["value"]}
+
+    # updatedDateTime ge still narrows, with or without an ignored comparison beside it.
+    assert ids(f"updatedDateTime ge {watermark}") == {old[-1], new, active}
+    assert ids(f"updatedDateTime ge {watermark} and externalReferenceId eq 'nope'") == {old[-1], new, active}
+    assert ids(f"updatedDateTime gt {watermark} and name eq 'nope'") == {new, active}
+    assert ids("status eq 'Active' and name eq 'nope'") == {active}
+    assert ids("contains(name, 'zzz') and substatus eq 'Accepted'") == {active}
+    # An ignored comparison is true, whatever it is combined with.
+    assert ids("name eq 'nope' or status eq 'Closed'") == {*old, new, active}
+    assert ids("not (externalReferenceId eq 'crm-9')") == set()
+    # A lambda over another collection, or over a member other than email, is ignored too.
+    assert ids("team/any(t: t/firstName eq 'nobody')") == {*old, new, active}
+    assert ids("customerProfile/team/any(t: t/email eq 'nobody@x')") == {*old, new, active}
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("engagementId eq 'eng-2'", "second"),
+        ("status eq 'Active'", "second"),
+        ("substatus eq 'Pending'", "first"),
+        ("qualification eq 'MarketingQualified'", "second"),
+        ("type eq 'Shared'", "second"),
+        ("direction eq 'Outgoing'", "second"),
+        ("customerProfile/address/country eq 'DE'", "second"),
+        ("team/any(t:t/email eq 'joe@contoso.example')", "second"),
+        ("email eq 'sue@fabrikam.example'", "first"),  # 2019 parameter: the team's contact email
+        ("updatedDateTime gt {first_updated}", "second"),
+        ("createdDateTime le {first_created}", "first"),
+        ("Status eq 'new' and TYPE eq 'independent'", "first"),  # names and values case-insensitive
+    ],
+)
+def test_each_documented_filter_field_filters(pc: Sandbox, expression: str, expected: str) -> None:
+    first = pc.sim.seed_referral(
+        _referral(engagementId="eng-1", team=[{"email": "sue@fabrikam.example", "firstName": "Sue"}]), fire=False
+    )
+    second = pc.sim.seed_referral(
+        _referral(
+            engagementId="eng-2",
+            status="Active",
+            substatus="Accepted",
+            qualification="MarketingQualified",
+            type="Shared",
+            direction="Outgoing",
+            customerProfile={"name": "Contoso", "address": {"country": "DE"}},
+            team=[{"email": "joe@contoso.example", "firstName": "Joe"}],
+        ),
+        fire=False,
+    )
+    expression = expression.format(first_updated=first["updatedDateTime"], first_created=first["createdDateTime"])
+
+    response = pc.http.get(REFERRALS, params={"$filter": expression})
+
+    assert response.status_code == 200, response.text
+    assert [r["id"] for r in response.json()["value"]] == [{"first": first, "second": second}[expected]["id"]]
 
 
 def test_updated_since_ascending_with_paging_returns_each_change_once_in_order(pc: Sandbox) -> None:
     ids = [pc.sim.seed_referral(_referral(name=f"r{i}"), fire=False)["id"] for i in range(7)]
     watermark = pc.sim.get_referral(ids[2])["updatedDateTime"]  # type: ignore[index]
     pc.sim.update_referral(ids[0], {"notes": "touched"}, fire=False)  # moves after the watermark
-    patched = pc.http.patch(f"{REFERRALS}/{ids[3]}", json=[{"op": "replace", "path": "/name", "value": "renamed"}])
+    patched = pc.http.patch(
+        f"{REFERRALS}/{ids[3]}", json=[{"op": "replace", "path": "/details/notes", "value": "renamed"}]
+    )
     assert patched.status_code == 204
     expected = sorted(
         (r for r in pc.sim.referrals() if r["updatedDateTime"] >= watermark), key=lambda r: r["updatedDateTime"]
@@ -346,10 +418,10 @@ def test_patch_if_match_mismatch_is_412_and_match_succeeds(pc: Sandbox) -> None:
     assert body["updatedDateTime"] > seeded["updatedDateTime"]
     assert TIMESTAMP.match(body["updatedDateTime"])
 
-    silent = pc.http.patch(url, json=[{"op": "replace", "path": "/name", "value": "n2"}])
+    silent = pc.http.patch(url, json=[{"op": "replace", "path": "/statusReason", "value": "n2"}])
     assert silent.status_code == 204
     assert silent.content == b""
-    assert pc.sim.get_referral(seeded["id"])["name"] == "n2"  # type: ignore[index]
+    assert pc.sim.get_referral(seeded["id"])["statusReason"] == "n2"  # type: ignore[index]
 
 
 def test_concurrent_patches_with_the_same_etag_let_exactly_one_win(pc: Sandbox) -> None:
@@ -465,6 +537,182 @@ def test_patch_coerces_deal_value_appends_team_and_rejects_other_ops(pc: Sandbox
     assert pc.http.patch(f"{REFERRALS}/nope", json=[]).status_code == 404
 
 
+def test_patch_with_an_undocumented_path_is_refused_whole_and_changes_nothing(pc: Sandbox, receiver: Receiver) -> None:
+    _register(pc, receiver.url, ["referral-updated"])
+    seeded = pc.sim.seed_referral(_referral(status="New", substatus="Pending"), fire=False)
+    url = f"{REFERRALS}/{seeded['id']}"
+    before = pc.http.get(url).json()
+
+    close_won = [
+        {"op": "replace", "path": "/status", "value": "Closed"},
+        {"op": "replace", "path": "/substatus", "value": "Won"},
+    ]
+    undocumented = [
+        {"op": "replace", "path": "/name", "value": "renamed by the app"},
+        {"op": "replace", "path": "/inviteContext/assistanceRequestCode", "value": "GeneralOrOther"},
+    ]
+    headers = {"If-Match": seeded["eTag"], "Prefer": "return=representation"}
+
+    refused = pc.http.patch(url, json=close_won + undocumented, headers=headers)
+
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": {
+            "code": "invalidRequest",
+            "message": "JSON Patch document refused, nothing was applied: path /name is not supported; "
+            "path /inviteContext/assistanceRequestCode is not supported.",
+            "target": "referral",
+        }
+    }
+    after = pc.http.get(url)
+    assert after.json() == before  # status, substatus, name, eTag and updatedDateTime all as they were
+    assert after.headers["ETag"] == seeded["eTag"]
+    assert pc.sim.wait_for_deliveries(1, timeout=0.3) == []  # no referral-updated for a refused patch
+    # The documented part alone goes through, with the same If-Match: the refusal did not bump the eTag.
+    won = pc.http.patch(url, json=close_won, headers=headers)
+    assert won.status_code == 200
+    assert (won.json()["status"], won.json()["substatus"], won.json()["name"]) == ("Closed", "Won", "Fabrikam rollout")
+
+
+@pytest.mark.parametrize(
+    ("operation", "named"),
+    [
+        ({"op": "replace", "path": "/name", "value": "x"}, "path /name is not supported"),
+        ({"op": "add", "path": "/inviteContext/notes", "value": "x"}, "path /inviteContext/notes is not supported"),
+        ({"op": "replace", "path": "/customerProfile/name", "value": "x"}, "path /customerProfile/name"),
+        ({"op": "replace", "path": "/details", "value": {"notes": "x"}}, "path /details is not supported"),
+        ({"op": "replace", "path": "/team/0", "value": {"email": "x@y"}}, "path /team/0 is not supported"),
+        ({"op": "replace", "path": "/id", "value": "x"}, "path /id is not supported"),
+        ({"op": "replace", "path": "/expirationDateTime", "value": "2030-01-01T00:00:00Z"}, "/expirationDateTime"),
+        ({"op": "replace", "path": "details/notes", "value": "x"}, "path details/notes is not supported"),
+        ({"op": "remove", "path": "/details/notes"}, "operation 'remove' on /details/notes is not supported"),
+        ({"op": "move", "from": "/team", "path": "/team", "value": []}, "operation 'move' on /team"),
+        ({"op": "test", "path": "/status", "value": "New"}, "operation 'test' on /status is not supported"),
+        ({"op": "replace", "path": "/details/notes"}, "operation 'replace' on /details/notes has no value"),
+    ],
+)
+def test_patch_refuses_undocumented_paths_and_ops_naming_them(
+    pc: Sandbox, operation: dict[str, Any], named: str
+) -> None:
+    seeded = pc.sim.seed_referral(_referral(), fire=False)
+    documented = {"op": "replace", "path": "/details/notes", "value": "would have changed"}
+
+    response = pc.http.patch(f"{REFERRALS}/{seeded['id']}", json=[documented, operation])
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalidRequest"
+    assert error["target"] == "referral"
+    assert named in error["message"]
+    assert pc.sim.get_referral(seeded["id"]) == seeded
+
+
+def test_every_documented_patch_path_is_accepted(pc: Sandbox) -> None:
+    seeded = pc.sim.seed_referral(
+        _referral(
+            registrations=[{"id": "reg-1", "contract": {}, "solutionDetails": [{"id": "SOL-1"}]}],
+            details={"notes": "n", "dealValue": 1000, "currency": "USD", "requirements": {"solutions": []}},
+        ),
+        fire=False,
+    )
+    member = {"email": "jane.doe@contoso.com", "firstName": "Jane", "lastName": "Doe", "phoneNumber": "0000000001"}
+    solution = {"type": "Name", "id": "SOL-15974-MQF", "name": "Contoso-Ale_Test"}
+    values: dict[str, Any] = {
+        "/campaignId": "campaign-7",
+        "/consent/consentToShareReferralWithMicrosoftSellers": True,
+        "/customerProfile/team": [],
+        "/customerProfile/team/-": member,
+        "/details/closingDateTime": "2030-06-30T00:00:00Z",
+        "/details/currency": "EUR",
+        "/details/dealValue": "25000",
+        "/details/notes": "Lorem ipsum dolor sit amet.",
+        "/details/requirements/solutions": [],
+        "/details/requirements/solutions/-": solution,
+        "/externalReferenceId": "crm-opp-42",
+        "/referralProgram": "Program",
+        "/salesStage": "Develop",
+        "/status": "Active",
+        "/substatus": "Accepted",
+        "/statusReason": "Customer engaged",
+        "/team": [],
+        "/team/-": member,
+        "/registrations/0/contract/startDateTime": "2030-07-01T00:00:00Z",
+        "/registrations/0/contract/endDateTime": "2031-06-30T00:00:00Z",
+        "/registrations/0/contract/signDateTime": "2030-06-30T00:00:00Z",
+        "/registrations/0/contract/term": "12",
+        "/registrations/0/contract/value": 120000,
+        "/registrations/0/solutionDetails/0/value": 50000,
+        "/registrations/0/solutionDetails/0/currency": "EUR",
+        "/registrations/0/solutionDetails/0/isDeployedOnAzure": True,
+        "/registrations/0/solutionDetails/0/primaryDeploymentOn": "Azure",
+        "/registrations/0/solutionDetails/0/pricingModel": "Subscription",
+        "/registrations/0/solutionDetails/0/marketplaceTransactionDetails/isMarketplaceTransacted": True,
+        "/registrations/0/solutionDetails/0/marketplaceTransactionDetails/marketplaceTransactionDateTime": (
+            "2030-07-02T00:00:00Z"
+        ),
+    }
+    assert set(values) == set(PATCHABLE_PATHS)  # this test covers every documented path
+    ops = [{"op": "add" if path.endswith("/-") else "replace", "path": path, "value": v} for path, v in values.items()]
+
+    response = pc.http.patch(
+        f"{REFERRALS}/{seeded['id']}", json=ops, headers={"If-Match": seeded["eTag"], "Prefer": "return=representation"}
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["campaignId"] == "campaign-7"
+    assert body["consent"]["consentToShareReferralWithMicrosoftSellers"] is True
+    assert body["consent"]["consentToContact"] is True  # siblings untouched
+    assert body["customerProfile"]["team"] == [member]
+    assert body["customerProfile"]["name"] == "Fabrikam Customer Inc"
+    assert body["details"] == {
+        "notes": "Lorem ipsum dolor sit amet.",
+        "dealValue": 25000,
+        "currency": "EUR",
+        "closingDateTime": "2030-06-30T00:00:00Z",
+        "requirements": {"solutions": [solution]},
+    }
+    assert (body["externalReferenceId"], body["referralProgram"], body["salesStage"]) == (
+        "crm-opp-42",
+        "Program",
+        "Develop",
+    )
+    assert (body["status"], body["substatus"], body["statusReason"]) == ("Active", "Accepted", "Customer engaged")
+    assert body["team"] == [member]
+    registration = body["registrations"][0]
+    assert registration["id"] == "reg-1"
+    assert registration["contract"] == {
+        "startDateTime": "2030-07-01T00:00:00Z",
+        "endDateTime": "2031-06-30T00:00:00Z",
+        "signDateTime": "2030-06-30T00:00:00Z",
+        "term": "12",
+        "value": 120000,
+    }
+    assert registration["solutionDetails"][0] == {
+        "id": "SOL-1",
+        "value": 50000,
+        "currency": "EUR",
+        "isDeployedOnAzure": True,
+        "primaryDeploymentOn": "Azure",
+        "pricingModel": "Subscription",
+        "marketplaceTransactionDetails": {
+            "isMarketplaceTransacted": True,
+            "marketplaceTransactionDateTime": "2030-07-02T00:00:00Z",
+        },
+    }
+
+
+def test_deal_registration_paths_need_an_existing_registration(pc: Sandbox) -> None:
+    seeded = pc.sim.seed_referral(_referral(), fire=False)  # no registrations
+    response = pc.http.patch(
+        f"{REFERRALS}/{seeded['id']}",
+        json=[{"op": "replace", "path": "/registrations/0/contract/value", "value": 1}],
+    )
+    assert response.status_code == 400
+    assert "/registrations/0/contract/value: index 0 is out of range" in response.json()["error"]["message"]
+    assert pc.sim.get_referral(seeded["id"]) == seeded
+
+
 # ---------------------------------------------------------------------------------------------- registration
 def test_registration_lifecycle(pc: Sandbox) -> None:
     events = pc.http.get("/webhooks/v1/registration/events").json()
@@ -488,9 +736,9 @@ def test_registration_lifecycle(pc: Sandbox) -> None:
     )
     assert created.status_code == 200
     body = created.json()
-    assert set(body) == {"SubscriberId", "WebhookUrl", "WebhookEvents", "SignatureTokenToMsSignatureHeader"}
+    assert list(body) == ["SubscriberId", "WebhookUrl", "WebhookEvents"]  # the documented POST response
     assert body["WebhookUrl"] == "https://app.example/api/events"
-    assert body["SignatureTokenToMsSignatureHeader"] is False
+    assert body["WebhookEvents"] == ["referral-created"]
 
     again = pc.http.post(
         "/webhooks/v1/registration", json={"WebhookUrl": "https://other", "WebhookEvents": ["test-created"]}
@@ -509,14 +757,49 @@ def test_registration_lifecycle(pc: Sandbox) -> None:
         },
     )
     assert updated.status_code == 200
-    assert updated.json()["SubscriberId"] == body["SubscriberId"]
+    assert updated.json() == {
+        "SubscriberId": body["SubscriberId"],
+        "WebhookUrl": "https://app.example/api/v2",
+        "WebhookEvents": ["referral-created", "referral-updated"],
+    }
     current = pc.http.get("/webhooks/v1/registration").json()
-    assert current["WebhookUrl"] == "https://app.example/api/v2"
-    assert current["WebhookEvents"] == ["referral-created", "referral-updated"]
-    assert current["SignatureTokenToMsSignatureHeader"] is True
+    assert current == {
+        "WebhookUrl": "https://app.example/api/v2",
+        "WebhookEvents": ["referral-created", "referral-updated"],
+    }
+    assert (pc.sim.registration or {})["SignatureTokenToMsSignatureHeader"] is True  # kept, not read back
 
     unknown = pc.http.put("/webhooks/v1/registration", json={"WebhookUrl": "https://x", "WebhookEvents": ["nope"]})
     assert unknown.status_code == 400
+
+
+def test_get_registration_answers_only_url_and_events_while_the_flag_still_signs(
+    pc: Sandbox, receiver: Receiver
+) -> None:
+    written = pc.http.post(
+        "/webhooks/v1/registration",
+        json={
+            "WebhookUrl": receiver.url,
+            "WebhookEvents": ["referral-created", "referral-updated"],
+            "signatureTokenToMsSignatureHeader": True,  # as in the 2019 referral connector doc
+        },
+    )
+    assert written.status_code == 200
+
+    read = pc.http.get("/webhooks/v1/registration")
+
+    assert read.status_code == 200
+    assert read.json() == {"WebhookUrl": receiver.url, "WebhookEvents": ["referral-created", "referral-updated"]}
+    assert "SignatureTokenToMsSignatureHeader" not in written.json()
+    # The stored registration keeps the flag: the control API shows it and deliveries honour it.
+    stored = pc.http.get("/_sim/registration").json()
+    assert stored["SignatureTokenToMsSignatureHeader"] is True
+    assert stored["SubscriberId"] == written.json()["SubscriberId"]
+    pc.sim.seed_referral(_referral())
+    assert pc.sim.wait_for_deliveries(1, timeout=10)[0]["ok"]
+    headers, raw = receiver.received[0]
+    assert "Authorization" not in headers
+    _verify_signature(pc.sim.pki, raw, headers["x-ms-signature"])
 
 
 def test_validation_event_is_delivered_signed_and_reported(pc: Sandbox, receiver: Receiver) -> None:
@@ -713,18 +996,22 @@ def test_injected_429_keeps_retry_after_and_the_partner_center_error_body(pc: Sa
 
 
 def test_commit_timeout_on_create_loses_the_answer_but_the_referral_exists(pc: Sandbox) -> None:
+    pc.sim.seed_referral(_referral(direction="Outgoing", externalReferenceId="crm-opp-1"), fire=False)  # older
+    before = pc.sim.seed_referral(_referral(), fire=False)["createdDateTime"]  # incoming, just before the create
     pc.sim.set_faults({"commit_timeout_rate": 1.0, "timeout_seconds": 2, "routes": [f"POST {REFERRALS}"]})
 
     with pytest.raises(httpx.TimeoutException):
         pc.http.post(REFERRALS, json=_referral(externalReferenceId="crm-opp-7"), timeout=0.5)
 
-    stored = pc.sim.referrals()
-    assert [r["externalReferenceId"] for r in stored] == ["crm-opp-7"]
+    stored = [r for r in pc.sim.referrals() if r["externalReferenceId"] == "crm-opp-7"]
+    assert len(stored) == 1
     assert stored[0]["direction"] == "Outgoing"
     assert pc.sim.recorded("POST", REFERRALS)[0].fault == "commit_timeout"
-    # The recovery a client needs: look the referral up by its external reference before creating again.
-    found = pc.http.get(REFERRALS, params={"$filter": "externalReferenceId eq 'crm-opp-7'"}).json()["value"]
-    assert [r["id"] for r in found] == [stored[0]["id"]]
+    # The recovery a client needs, with documented filters only (externalReferenceId is not one): its own
+    # creates since before the attempt, then the external reference compared on the client side.
+    recent = pc.http.get(REFERRALS, params={"$filter": f"direction eq 'Outgoing' and createdDateTime ge {before}"})
+    assert [r["id"] for r in recent.json()["value"]] == [stored[0]["id"]]
+    assert recent.json()["value"][0]["externalReferenceId"] == "crm-opp-7"
 
 
 def test_max_faults_fails_exactly_the_first_create(pc: Sandbox) -> None:
