@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ from sandbox.environment import PARTNER_CENTER_CLIENT_ID, TENANT_ID, Sandbox
 from shared.auth import MemoryRefreshTokenStore, RefreshTokenGrant
 from shared.http import ApiError, ServiceClient, count_calls
 from shared.partner_center.client import ReferralsClient
+from shared.partner_center.patch import replace
 
 FIXTURE = json.loads(
     (Path(__file__).resolve().parents[2] / "sandbox/fixtures/fixture_b_shared_accepted.json").read_text()
@@ -70,21 +72,35 @@ def test_create_then_patch_with_etag(client: ReferralsClient) -> None:
     assert created.external_reference_id == "crm-123"
     assert created.e_tag
     updated = client.patch(
-        created.id, [{"op": "replace", "path": "/details/dealValue", "value": 12345}], etag=created.e_tag
+        created.id, [replace("/details/dealValue", 12345)], etag=created.e_tag
     )
     assert updated is not None
     assert updated.details.deal_value == 12345
     assert updated.e_tag != created.e_tag
     with pytest.raises(ApiError) as stale:
-        client.patch(created.id, [{"op": "replace", "path": "/details/notes", "value": "x"}], etag=created.e_tag)
+        client.patch(created.id, [replace("/details/notes", "x")], etag=created.e_tag)
     assert (stale.value.status, stale.value.code) == (412, "preconditionFailed")
     assert client.get(created.id).details.notes == FIXTURE["details"]["notes"]
+
+
+def test_a_lost_create_is_found_by_its_external_id_and_never_a_strangers(client: ReferralsClient) -> None:
+    """Partner Center ignores an undocumented externalReferenceId filter: the match is made here."""
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    body = referral()
+    for key in ("id", "status", "substatus", "engagementId"):
+        body.pop(key)
+    stranger = client.create({**body, "externalReferenceId": f"crm-{uuid.uuid4()}"})
+    ours = client.create({**body, "externalReferenceId": "crm-ours-" + stranger.id})
+    found = client.find_by_external_reference("crm-ours-" + stranger.id, updated_since=since)
+    assert found is not None
+    assert found.id == ours.id
+    assert client.find_by_external_reference(f"crm-{uuid.uuid4()}", updated_since=since) is None
 
 
 def test_errors_surface_partner_centers_error_body(client: ReferralsClient, sandbox: Sandbox) -> None:
     closed = sandbox.partner_center.seed_referral(referral(status="Closed", substatus="Won"), fire=False)
     with pytest.raises(ApiError) as info:
-        client.patch(closed["id"], [{"op": "replace", "path": "/details/notes", "value": "late"}])
+        client.patch(closed["id"], [replace("/details/notes", "late")])
     assert info.value.status == 400
     assert info.value.code == "invalidRequest"
     assert info.value.message
