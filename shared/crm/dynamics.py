@@ -364,12 +364,7 @@ class DynamicsCrm:
                 col("last_name"): primary.last_name or account.name,
                 col("email"): primary.email,
                 col("phone"): primary.phone,
-                col("address_line1"): account.address_line1,
-                col("address_line2"): account.address_line2,
-                col("city"): account.city,
-                col("state"): account.state,
-                col("postal_code"): account.postal_code,
-                col("country"): account.country,
+                **_address_columns(account, col),
             }
         )
         return values
@@ -410,15 +405,7 @@ class DynamicsCrm:
             if found:
                 return found
             account_id = str(uuid.uuid5(_NAMESPACE, f"account|{wanted}|{postal}"))
-        body = {
-            col("name"): account.name,
-            col("address_line1"): account.address_line1,
-            col("address_line2"): account.address_line2,
-            col("city"): account.city,
-            col("state"): account.state,
-            col("postal_code"): account.postal_code,
-            col("country"): account.country,
-        }
+        body = {col("name"): account.name, **_address_columns(account, col)}
         self._dv.upsert(key_by_id(ACCOUNTS, account_id), _drop_none(body), select="accountid")
         return account_id
 
@@ -525,6 +512,10 @@ def _deal_of(plan: CrmPlan) -> DealData:
 
 def _money(value: Decimal | None) -> float | None:
     return float(value) if value is not None else None
+
+
+def _address_columns(account: AccountData, col: Callable[[str], str]) -> dict[str, Any]:
+    return {col(field): getattr(account, field) for field in _ADDRESS_FIELDS}
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,13 +30,24 @@ BODY = json.dumps(
 ).encode()
 
 
-def verifier_for(chain: Chain, tmp_path: Path, *, organization: str = "Microsoft Corporation", fetched=None):
+def verifier_for(
+    chain: Chain,
+    tmp_path: Path,
+    *,
+    organization: str = "Microsoft Corporation",
+    fetched: bytes | None = None,
+    serve: Callable[[str], bytes] | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> tuple[WebhookVerifier, list[str]]:
+    """A verifier trusting ``chain``'s root; downloads are recorded and answered by ``serve``."""
     bundle = tmp_path / "roots.pem"
     bundle.write_bytes(chain.root_pem)
     calls: list[str] = []
 
     def fetch(url: str) -> bytes:
         calls.append(url)
+        if serve is not None:
+            return serve(url)
         return fetched if fetched is not None else chain.leaf_der
 
     verifier = WebhookVerifier(
@@ -43,6 +55,7 @@ def verifier_for(chain: Chain, tmp_path: Path, *, organization: str = "Microsoft
         organization=organization,
         ca_bundle=str(bundle),
         fetch=fetch,
+        **({"now": now} if now else {}),
     )
     return verifier, calls
 
@@ -265,21 +278,8 @@ def _three_level_chain(aia_url: str) -> tuple[Chain, x509.Certificate]:
 
 
 def _aia_verifier(chain: Chain, intermediate: x509.Certificate, tmp_path: Path) -> tuple[WebhookVerifier, list[str]]:
-    bundle = tmp_path / "roots.pem"
-    bundle.write_bytes(chain.root_pem)
-    calls: list[str] = []
-
-    def fetch(url: str) -> bytes:
-        calls.append(url)
-        return chain.leaf_der if url == CERT_URL else intermediate.public_bytes(serialization.Encoding.DER)
-
-    verifier = WebhookVerifier(
-        allowed_url_prefixes=["https://3psostorageacct.blob.core.windows.net/cert/"],
-        organization="Microsoft Corporation",
-        ca_bundle=str(bundle),
-        fetch=fetch,
-    )
-    return verifier, calls
+    issuer = intermediate.public_bytes(serialization.Encoding.DER)
+    return verifier_for(chain, tmp_path, serve=lambda url: chain.leaf_der if url == CERT_URL else issuer)
 
 
 def test_an_issuer_url_outside_the_allow_list_is_never_fetched(tmp_path: Path) -> None:
@@ -304,22 +304,12 @@ def test_an_allow_listed_issuer_url_is_fetched_only_when_the_chain_needs_it(tmp_
 
 
 def test_a_failed_certificate_download_is_not_retried_for_each_delivery(chain: Chain, tmp_path: Path) -> None:
-    bundle = tmp_path / "roots.pem"
-    bundle.write_bytes(chain.root_pem)
-    calls: list[str] = []
     clock = [dt.datetime.now(dt.UTC)]
 
-    def fetch(url: str) -> bytes:
-        calls.append(url)
+    def down(url: str) -> bytes:
         raise httpx.ConnectError("down")
 
-    verifier = WebhookVerifier(
-        allowed_url_prefixes=["https://3psostorageacct.blob.core.windows.net/cert/"],
-        organization="Microsoft Corporation",
-        ca_bundle=str(bundle),
-        fetch=fetch,
-        now=lambda: clock[0],
-    )
+    verifier, calls = verifier_for(chain, tmp_path, serve=down, now=lambda: clock[0])
     for _ in range(20):
         assert refused(verifier, headers(chain.sign(BODY))).status == 503
     assert len(calls) == 1
