@@ -10,7 +10,6 @@ import httpx
 import pytest
 from werkzeug.test import Client
 
-from sandbox.sims import dataverse
 from sandbox.sims.base import ServerThread
 from sandbox.sims.dataverse import DataverseSimulator
 
@@ -597,11 +596,11 @@ def test_two_writes_in_one_second_are_both_found_by_ge_the_earlier_value(client:
     assert {r["accountid"] for r in found["value"]} == {first_id, second_id}
 
 
-def test_modifiedon_does_not_go_backwards_when_the_clock_does(monkeypatch: pytest.MonkeyPatch):
+def test_modifiedon_does_not_go_backwards_when_the_clock_does():
     sim = DataverseSimulator()  # its own clock state, so the shared simulator is not affected
     app = Client(sim)
     clock = iter(["2099-01-01T10:00:05Z", "2099-01-01T10:00:03Z", "2099-01-01T10:00:04Z", "2099-01-01T10:00:07Z"])
-    monkeypatch.setattr(dataverse, "_now", lambda: next(clock))
+    sim.clock = lambda: next(clock)
 
     first = sim.insert("accounts", {"name": "first"})  # 10:00:05
     second = sim.insert("accounts", {"name": "second"})  # the clock steps back to 10:00:03

@@ -1,0 +1,207 @@
+"""The simulator itself: routes, bearer-token check, the error body, the control API and in-process helpers."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from sandbox.sims.base import Simulator, json_response
+from sandbox.sims.dataverse import schema
+from sandbox.sims.dataverse.errors import (
+    CODE_PAYLOAD,
+    CODE_QUERY,
+    CODE_THROTTLED,
+    CODE_UNAUTHORIZED,
+    CODE_UNEXPECTED,
+    DataverseError,
+    bad_request,
+)
+from sandbox.sims.dataverse.records import RecordsApi
+from sandbox.sims.dataverse.schema import ENTITIES, EntityDef
+from sandbox.sims.dataverse.store import Store
+from sandbox.sims.dataverse.wire import API, Record, odata_response
+
+
+class DataverseSimulator(Simulator):
+    """In-memory Dataverse org behind ``/api/data/v9.2/``; all data access happens under one lock."""
+
+    name = "dataverse"
+
+    def __init__(self, *, seed: int = 0, token_validator: Callable[[str], bool] | None = None) -> None:
+        super().__init__(seed=seed)
+        self._token_validator = token_validator
+        self._store = Store(seed=seed)
+        self._records = RecordsApi(self._store)
+        self._seed_currencies()
+        self._seed_users()
+        records = self._records
+        for set_name in ENTITIES:
+            self.add_route(f"{API}/{set_name}", ["GET", "POST"], self._api(records.collection, set_name))
+            self.add_route(
+                f"{API}/{set_name}(<path:key>)", ["GET", "PATCH", "DELETE"], self._api(records.item, set_name)
+            )
+            if ENTITIES[set_name].collections:
+                self.add_route(f"{API}/{set_name}(<path:key>)/<nav>", ["GET"], self._api(records.related, set_name))
+        self.add_route(f"{API}/WinOpportunity", ["POST"], self._api(records.close_opportunity, "win"))
+        self.add_route(f"{API}/LoseOpportunity", ["POST"], self._api(records.close_opportunity, "lose"))
+        self.add_route(f"{API}/WhoAmI", ["GET"], self._api(records.who_am_i))
+
+    # ----- in-process helpers (tests call these directly) -----
+    @property
+    def clock(self) -> Callable[[], str]:
+        """Where ``createdon``/``modifiedon`` come from (UTC, second precision); tests may replace it."""
+        return self._store.clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], str]) -> None:
+        self._store.clock = value
+
+    def records(self, entity_set: str) -> list[Record]:
+        """Deep copies of every stored row, with ``_x_value`` columns and their lookup annotations."""
+        ent = self._entity(entity_set)
+        with self._store.lock:
+            return [copy.deepcopy(r) for r in self._store.rows[ent.set_name].values()]
+
+    def get(self, entity_set: str, record_id: str) -> Record | None:
+        ent = self._entity(entity_set)
+        with self._store.lock:
+            row = self._store.rows[ent.set_name].get(record_id.lower())
+            return copy.deepcopy(row) if row is not None else None
+
+    def insert(self, entity_set: str, record: Record) -> str:
+        """Store a row directly (no faults, no counting, no opportunity-close rule); returns its id.
+
+        Accepts writable columns, the primary key, ``<nav>@odata.bind``, raw ``_x_value`` ids,
+        ``statecode``/``statuscode`` (any valid pair) and ``createdon``/``modifiedon``.
+        Raises ``ValueError`` on anything the service would reject.
+        """
+        ent = self._entity(entity_set)
+        with self._store.lock:
+            try:
+                return self._records.writer.insert_raw(ent, record)
+            except DataverseError as exc:
+                raise ValueError(exc.message) from exc
+
+    def clear(self) -> None:
+        """Drop all rows, then put the seeded currencies and the seeded user back with their original ids."""
+        with self._store.lock:
+            self._store.wipe()
+            self._seed_currencies()
+            self._seed_users()
+
+    def currency_id(self, iso_code: str) -> str:
+        """Id of a seeded ``transactioncurrency`` by ISO code (stable for the simulator's lifetime)."""
+        return self._store.currency_ids[iso_code.upper()]
+
+    @property
+    def user_id(self) -> str:
+        """The seeded user ("Sandbox Seller"): WhoAmI's ``UserId`` and the default owner of new rows."""
+        return self._store.user_id
+
+    # ----- control API -----
+    def control(self, request: Request, action: str) -> Response:
+        if action == "seed" and request.method == "POST":
+            return self._control_seed(request)
+        if action == "clear" and request.method == "POST":
+            self.clear()
+            return json_response({"ok": True})
+        if action.startswith("records/") and request.method == "GET":
+            set_name = action[len("records/") :]
+            if set_name not in ENTITIES:
+                return json_response({"error": f"unknown entity set {set_name!r}"}, 404)
+            return json_response(self.records(set_name))
+        return super().control(request, action)
+
+    def _control_seed(self, request: Request) -> Response:
+        try:
+            body = json.loads(request.get_data() or b"{}")
+        except ValueError as exc:
+            return json_response({"error": {"code": CODE_PAYLOAD, "message": f"invalid JSON: {exc}"}}, 400)
+        if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
+            return json_response({"error": {"code": CODE_PAYLOAD, "message": "body must be {set: [records]}"}}, 400)
+        store = self._store
+        with store.lock:
+            snapshot = store.snapshot()
+            result: dict[str, list[str]] = {}
+            try:
+                for set_name, rows in body.items():
+                    if set_name not in ENTITIES:
+                        raise bad_request(f"unknown entity set {set_name!r}")
+                    if not all(isinstance(row, dict) for row in rows):
+                        raise bad_request(f"records of {set_name!r} must be objects")
+                    result[set_name] = [self._records.writer.insert_raw(ENTITIES[set_name], row) for row in rows]
+            except DataverseError as exc:
+                store.restore(snapshot)  # all or nothing
+                return json_response({"error": {"code": exc.code, "message": exc.message}}, 400)
+        return json_response(result)
+
+    # ----- error shape -----
+    def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+        """Dataverse's body for every error, including the base class's injected faults and 404/405."""
+        if not code.startswith("0x"):
+            if status == 429:
+                code = CODE_THROTTLED
+                message = "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+            elif status in (404, 405):
+                code = CODE_QUERY
+            elif status == 400:
+                code = CODE_PAYLOAD
+            else:
+                code = CODE_UNEXPECTED
+        return odata_response({"error": {"code": code, "message": message}}, status, headers)
+
+    # ----- plumbing -----
+    def _api(self, handler: Callable[..., Response], *bound: Any) -> Callable[..., Response]:
+        """Wrap a handler with the bearer-token check and the DataverseError -> error body mapping."""
+
+        def run(request: Request, **kwargs: Any) -> Response:
+            try:
+                self._authorize(request)
+                return handler(request, *bound, **kwargs)
+            except DataverseError as exc:
+                return self.error_response(exc.status, exc.code, exc.message, exc.headers)
+
+        return run
+
+    def _authorize(self, request: Request) -> None:
+        if self._token_validator is None:
+            return
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or not self._token_validator(token):
+            raise DataverseError(
+                401,
+                CODE_UNAUTHORIZED,
+                "The user is not authenticated: a valid bearer token is required.",
+                {
+                    "WWW-Authenticate": "Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize"
+                },
+            )
+
+    @staticmethod
+    def _entity(entity_set: str) -> EntityDef:
+        try:
+            return ENTITIES[entity_set]
+        except KeyError:
+            raise ValueError(f"unknown entity set {entity_set!r}") from None
+
+    def _seed_users(self) -> None:
+        ent = ENTITIES["systemusers"]
+        self._records.writer.insert_raw(ent, {ent.pk: self._store.user_id, **schema.SEED_USER})
+
+    def _seed_currencies(self) -> None:
+        ent = ENTITIES["transactioncurrencies"]
+        for iso, name, symbol in schema.SEED_CURRENCIES:
+            self._records.writer.insert_raw(
+                ent,
+                {
+                    ent.pk: self._store.currency_ids[iso],
+                    "isocurrencycode": iso,
+                    "currencyname": name,
+                    "currencysymbol": symbol,
+                },
+            )
