@@ -115,7 +115,7 @@ class CrmUser:
                 {
                     "cosell_solutionidentifier": "SOL-15974-MQF",
                     "cosell_name": "Contoso-Ale",
-                    "cosell_opportunityid@odata.bind": f"/opportunities({opportunity})",
+                    "cosell_OpportunityId@odata.bind": f"/opportunities({opportunity})",
                 },
             )
         return opportunity

@@ -206,7 +206,7 @@ def test_bind_by_alternate_key(client: httpx.Client):
 
     response = client.post(
         "/cosell_solutions",
-        json={"cosell_name": "Azure", "cosell_opportunityid@odata.bind": "/opportunities(cosell_referralid='REF-1')"},
+        json={"cosell_name": "Azure", "cosell_OpportunityId@odata.bind": "/opportunities(cosell_referralid='REF-1')"},
         headers={"Prefer": "return=representation"},
     )
 
@@ -297,23 +297,28 @@ def test_ownerid_bind_assigns_another_user_and_expands(client: httpx.Client, sim
 
     expanded = client.get(
         f"/opportunities({opportunity_id})",
-        params={"$select": "name,_ownerid_value", "$expand": "ownerid($select=fullname,internalemailaddress)"},
+        params={
+            "$select": "name,_ownerid_value,_owninguser_value",
+            "$expand": "owninguser($select=fullname,internalemailaddress)",
+        },
     ).json()
-    assert expanded["_ownerid_value"] == other
-    assert expanded["ownerid"]["fullname"] == "Other Seller"
-    assert expanded["ownerid"]["internalemailaddress"] == "other@partner.example"
-    assert expanded["ownerid"]["systemuserid"] == other
+    assert expanded["_ownerid_value"] == expanded["_owninguser_value"] == other
+    assert expanded["owninguser"]["fullname"] == "Other Seller"
+    assert expanded["owninguser"]["internalemailaddress"] == "other@partner.example"
+    assert expanded["owninguser"]["systemuserid"] == other
 
     by_owner = client.get("/opportunities", params={"$filter": f"_ownerid_value eq {other}", "$select": "name"})
     assert [r["opportunityid"] for r in by_owner.json()["value"]] == [opportunity_id]
-    by_name = client.get("/opportunities", params={"$filter": "ownerid/fullname eq 'Sandbox Seller'"}).json()
+    by_name = client.get("/opportunities", params={"$filter": "owninguser/fullname eq 'Sandbox Seller'"}).json()
     assert [r["opportunityid"] for r in by_name["value"]] == [mine]
 
     reassigned = client.patch(
         f"/opportunities({opportunity_id})", json={"ownerid@odata.bind": f"/systemusers({sim.user_id})"}
     )
     assert reassigned.status_code == 204
-    assert sim.get("opportunities", opportunity_id)["_ownerid_value"] == sim.user_id  # type: ignore[index]
+    reassigned_row = sim.get("opportunities", opportunity_id)
+    assert reassigned_row is not None
+    assert reassigned_row["_ownerid_value"] == reassigned_row["_owninguser_value"] == sim.user_id
 
 
 @pytest.mark.parametrize(
@@ -345,7 +350,7 @@ def test_bad_owner_is_rejected(
 
 # ----------------------------------------------------------------------------- collection-valued $expand
 
-SOLUTIONS = "cosell_opportunity_cosell_solutions"
+SOLUTIONS = "cosell_opportunity_cosell_solution_OpportunityId"  # the relationship SchemaName
 
 
 def _solution(sim: DataverseSimulator, opportunity_id: str, identifier: str, name: str) -> str:
@@ -354,7 +359,7 @@ def _solution(sim: DataverseSimulator, opportunity_id: str, identifier: str, nam
         {
             "cosell_solutionidentifier": identifier,
             "cosell_name": name,
-            "cosell_opportunityid@odata.bind": f"/opportunities({opportunity_id})",
+            "cosell_OpportunityId@odata.bind": f"/opportunities({opportunity_id})",
         },
     )
 
@@ -426,7 +431,7 @@ def test_combined_single_and_collection_valued_expand(client: httpx.Client, sim:
     _solution(sim, opportunity, "SOL-9", "Sentinel")
     expand = (
         "parentaccountid($select=name,address1_country),parentcontactid($select=emailaddress1),"
-        f"ownerid($select=fullname,internalemailaddress),{SOLUTIONS}($select=cosell_solutionidentifier,cosell_name)"
+        f"owninguser($select=fullname,internalemailaddress),{SOLUTIONS}($select=cosell_solutionidentifier,cosell_name)"
     )
 
     listed = client.get("/opportunities", params={"$select": "name", "$expand": expand})
@@ -442,8 +447,8 @@ def test_combined_single_and_collection_valued_expand(client: httpx.Client, sim:
             "accountid": account,
         }
         assert row["parentcontactid"]["emailaddress1"] == "ada@x.example"
-        assert row["ownerid"]["fullname"] == "Sandbox Seller"
-        assert row["ownerid"]["internalemailaddress"] == "seller@partner.example"
+        assert row["owninguser"]["fullname"] == "Sandbox Seller"
+        assert row["owninguser"]["internalemailaddress"] == "seller@partner.example"
         assert [(s["cosell_solutionidentifier"], s["cosell_name"]) for s in row[SOLUTIONS]] == [("SOL-9", "Sentinel")]
 
 
@@ -476,10 +481,10 @@ def test_collection_valued_expand_options_filter_orderby_top(client: httpx.Clien
     "expand",
     [
         "cosell_solutions",  # the entity set is not a navigation property
-        "Cosell_opportunity_cosell_solutions",  # case-sensitive
+        "cosell_opportunity_cosell_solution_opportunityid",  # case-sensitive
         f"{SOLUTIONS}($select=nosuchcolumn)",
         f"{SOLUTIONS}($filter=nosuchcolumn eq 1)",
-        f"{SOLUTIONS}($expand=cosell_opportunityid)",  # nested $expand is not simulated
+        f"{SOLUTIONS}($expand=cosell_OpportunityId)",  # nested $expand is not simulated
         "parentaccountid($orderby=name)",  # $orderby/$top only on collection-valued
         "parentaccountid($top=1)",
         f"parentaccountid($select=name),{SOLUTIONS}($select=cosell_name",  # unbalanced
@@ -560,7 +565,7 @@ def test_every_write_bumps_modifiedon_and_versionnumber_but_child_rows_leave_the
     solution = (
         client.post(
             "/cosell_solutions",
-            json={"cosell_name": "S", "cosell_opportunityid@odata.bind": f"/opportunities({ids['parent']})"},
+            json={"cosell_name": "S", "cosell_OpportunityId@odata.bind": f"/opportunities({ids['parent']})"},
         )
         .headers["OData-EntityId"]
         .rsplit("(", 1)[1]
@@ -1203,7 +1208,7 @@ def test_in_process_helpers_return_copies_and_validate(sim: DataverseSimulator):
     assert stored is not None
     assert (stored["firstname"], stored["lastname"], stored["fullname"]) == ("Grace", "Hopper", "Grace Hopper")
     with pytest.raises(ValueError, match="does not exist"):
-        sim.insert("contacts", {"nickname": "x"})
+        sim.insert("contacts", {"nosuchcolumn": "x"})
     with pytest.raises(ValueError, match="unknown entity set"):
         sim.records("nosuchset")
     sim.clear()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.base import Simulator, json_response
-from sandbox.sims.dataverse import schema
+from sandbox.sims.dataverse import seed as seeding
 from sandbox.sims.dataverse.errors import (
     CODE_PAYLOAD,
     CODE_QUERY,
@@ -21,7 +22,7 @@ from sandbox.sims.dataverse.errors import (
     bad_request,
 )
 from sandbox.sims.dataverse.records import RecordsApi
-from sandbox.sims.dataverse.schema import ENTITIES, EntityDef
+from sandbox.sims.dataverse.schema import Entity, SchemaKind, build_schema
 from sandbox.sims.dataverse.store import Store
 from sandbox.sims.dataverse.wire import API, Record, odata_response
 
@@ -31,20 +32,28 @@ class DataverseSimulator(Simulator):
 
     name = "dataverse"
 
-    def __init__(self, *, seed: int = 0, token_validator: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        token_validator: Callable[[str], bool] | None = None,
+        schema: SchemaKind = "provisioned",
+    ) -> None:
+        """``schema``: ``"provisioned"`` (the default, what ``make run`` and the tests use) has the sync's
+        ``cosell_*`` columns, alternate key and ``cosell_solution`` table; ``"bare"`` is a fresh org."""
         super().__init__(seed=seed)
         self._token_validator = token_validator
-        self._store = Store(seed=seed)
+        self.schema = build_schema(schema)
+        self._store = Store(self.schema, seed=seed)
         self._records = RecordsApi(self._store)
-        self._seed_currencies()
-        self._seed_users()
+        self._seed()
         records = self._records
-        for set_name in ENTITIES:
+        for set_name, ent in self.schema.by_set.items():
             self.add_route(f"{API}/{set_name}", ["GET", "POST"], self._api(records.collection, set_name))
             self.add_route(
                 f"{API}/{set_name}(<path:key>)", ["GET", "PATCH", "DELETE"], self._api(records.item, set_name)
             )
-            if ENTITIES[set_name].collections:
+            if ent.collections:
                 self.add_route(f"{API}/{set_name}(<path:key>)/<nav>", ["GET"], self._api(records.related, set_name))
         self.add_route(f"{API}/WinOpportunity", ["POST"], self._api(records.close_opportunity, "win"))
         self.add_route(f"{API}/LoseOpportunity", ["POST"], self._api(records.close_opportunity, "lose"))
@@ -64,12 +73,12 @@ class DataverseSimulator(Simulator):
         """Deep copies of every stored row, with ``_x_value`` columns and their lookup annotations."""
         ent = self._entity(entity_set)
         with self._store.lock:
-            return [copy.deepcopy(r) for r in self._store.rows[ent.set_name].values()]
+            return [copy.deepcopy(r) for r in self._store.rows[ent.logical].values()]
 
     def get(self, entity_set: str, record_id: str) -> Record | None:
         ent = self._entity(entity_set)
         with self._store.lock:
-            row = self._store.rows[ent.set_name].get(record_id.lower())
+            row = self._store.rows[ent.logical].get(record_id.lower())
             return copy.deepcopy(row) if row is not None else None
 
     def insert(self, entity_set: str, record: Record) -> str:
@@ -90,8 +99,7 @@ class DataverseSimulator(Simulator):
         """Drop all rows, then put the seeded currencies and the seeded user back with their original ids."""
         with self._store.lock:
             self._store.wipe()
-            self._seed_currencies()
-            self._seed_users()
+            self._seed()
 
     def currency_id(self, iso_code: str) -> str:
         """Id of a seeded ``transactioncurrency`` by ISO code (stable for the simulator's lifetime)."""
@@ -111,7 +119,7 @@ class DataverseSimulator(Simulator):
             return json_response({"ok": True})
         if action.startswith("records/") and request.method == "GET":
             set_name = action[len("records/") :]
-            if set_name not in ENTITIES:
+            if set_name not in self.schema.by_set:
                 return json_response({"error": f"unknown entity set {set_name!r}"}, 404)
             return json_response(self.records(set_name))
         return super().control(request, action)
@@ -129,11 +137,13 @@ class DataverseSimulator(Simulator):
             result: dict[str, list[str]] = {}
             try:
                 for set_name, rows in body.items():
-                    if set_name not in ENTITIES:
+                    if set_name not in self.schema.by_set:
                         raise bad_request(f"unknown entity set {set_name!r}")
                     if not all(isinstance(row, dict) for row in rows):
                         raise bad_request(f"records of {set_name!r} must be objects")
-                    result[set_name] = [self._records.writer.insert_raw(ENTITIES[set_name], row) for row in rows]
+                    result[set_name] = [
+                        self._records.writer.insert_raw(self.schema.by_set[set_name], row) for row in rows
+                    ]
             except DataverseError as exc:
                 store.restore(snapshot)  # all or nothing
                 return json_response({"error": {"code": exc.code, "message": exc.message}}, 400)
@@ -142,6 +152,11 @@ class DataverseSimulator(Simulator):
     # ----- error shape -----
     def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
         """Dataverse's body for every error, including the base class's injected faults and 404/405."""
+        if code == "NotFound" and message.startswith("No route for "):
+            # The service names the first path segment it cannot resolve (an entity set it does not have).
+            path = message.split(" ", 4)[-1]
+            segment = path[len(API) + 1 :] if path.startswith(API + "/") else path.lstrip("/")
+            message = f"Resource not found for the segment '{re.split(r'[(/]', segment, maxsplit=1)[0]}'."
         if not code.startswith("0x"):
             if status == 429:
                 code = CODE_THROTTLED
@@ -182,26 +197,11 @@ class DataverseSimulator(Simulator):
                 },
             )
 
-    @staticmethod
-    def _entity(entity_set: str) -> EntityDef:
+    def _entity(self, entity_set: str) -> Entity:
         try:
-            return ENTITIES[entity_set]
+            return self.schema.by_set[entity_set]
         except KeyError:
             raise ValueError(f"unknown entity set {entity_set!r}") from None
 
-    def _seed_users(self) -> None:
-        ent = ENTITIES["systemusers"]
-        self._records.writer.insert_raw(ent, {ent.pk: self._store.user_id, **schema.SEED_USER})
-
-    def _seed_currencies(self) -> None:
-        ent = ENTITIES["transactioncurrencies"]
-        for iso, name, symbol in schema.SEED_CURRENCIES:
-            self._records.writer.insert_raw(
-                ent,
-                {
-                    ent.pk: self._store.currency_ids[iso],
-                    "isocurrencycode": iso,
-                    "currencyname": name,
-                    "currencysymbol": symbol,
-                },
-            )
+    def _seed(self) -> None:
+        seeding.seed(self._store, self._records.writer)

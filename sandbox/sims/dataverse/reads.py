@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from sandbox.sims.dataverse.errors import CODE_QUERY, bad_request
 from sandbox.sims.dataverse.query import Expand, Query, decode_skiptoken, encode_skiptoken
-from sandbox.sims.dataverse.schema import ENTITIES, EntityDef
+from sandbox.sims.dataverse.schema import PRINCIPAL, Entity
 from sandbox.sims.dataverse.store import Store
 from sandbox.sims.dataverse.wire import LOOKUP_NAV, LOOKUP_TARGET, MAX_PAGE_SIZE, Record, etag
 from sandbox.sims.odata import FilterError, sort_records
@@ -59,29 +59,35 @@ class Reader:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def follow(self, ent: EntityDef, row: Record, nav: str) -> Record | None:
-        """The row a lookup points at, if it points at this nav's table (customerid is polymorphic)."""
-        lookup = ent.lookups[nav]
-        target_id = row.get(lookup.column)
+    def follow(self, ent: Entity, row: Record, nav_name: str) -> tuple[Entity, Record] | None:
+        """The row a lookup points at, if it points at one of this navigation property's tables
+        (``customerid_contact`` of an opportunity whose customer is an account is null)."""
+        nav = ent.navs[nav_name]
+        target_id = row.get(nav.column)
         if target_id is None:
             return None
-        target = ENTITIES[lookup.target]
-        if row.get(f"{lookup.column}@{LOOKUP_TARGET}", target.logical) != target.logical:
+        logical = row.get(f"{nav.column}@{LOOKUP_TARGET}", nav.targets[0])
+        if logical not in nav.targets:
             return None
-        return self.store.rows[lookup.target].get(target_id)
+        target_row = self.store.rows[logical].get(target_id)
+        return None if target_row is None else (self.store.schema.entity(logical), target_row)
 
-    def filter_view(self, ent: EntityDef, row: Record, navs: set[str]) -> Record:
+    def filter_view(self, ent: Entity, row: Record, navs: set[str]) -> Record:
         """The row with the navigation properties a $filter path uses joined in."""
         if not navs:
             return row
         view = dict(row)
-        for nav in navs:
-            view[nav] = self.follow(ent, row, nav)
+        for name in navs:
+            followed = self.follow(ent, row, name)
+            if followed is not None and ent.navs[name].declared_type == PRINCIPAL:
+                view[name] = {"ownerid": followed[1][followed[0].pk]}
+            else:
+                view[name] = None if followed is None else followed[1]
         return view
 
     def project(
         self,
-        ent: EntityDef,
+        ent: Entity,
         row: Record,
         select: list[str] | None,
         expand: list[Expand],
@@ -97,10 +103,9 @@ class Reader:
         for extra in (*also, ent.pk):
             if extra not in columns:
                 columns.append(extra)
-        lookup_columns = ent.lookup_columns
         for column in columns:
             out[column] = row.get(column)
-            if column in lookup_columns and row.get(column) is not None:
+            if column in ent.lookup_columns and row.get(column) is not None:
                 for annotation in (LOOKUP_TARGET, LOOKUP_NAV):
                     if wanted(annotation) and f"{column}@{annotation}" in row:
                         out[f"{column}@{annotation}"] = row[f"{column}@{annotation}"]
@@ -108,29 +113,34 @@ class Reader:
             out["ownerid"] = row[ent.pk]  # systemuser inherits principal's key, so the service returns both
         for item in expand:
             if item.collection is None:
-                target_row = self.follow(ent, row, item.nav)
-                target = ENTITIES[ent.lookups[item.nav].target]
-                out[item.nav] = (
-                    None if target_row is None else self.project(target, target_row, item.select, [], wanted)
-                )
+                out[item.name] = self._project_single(ent, row, item, wanted)
                 continue
-            target = ENTITIES[item.collection.target]
-            out[item.nav] = [
-                self.project(target, child, item.select, [], wanted, also=(item.collection.column,))
+            out[item.name] = [
+                self.project(item.target, child, item.select, [], wanted, also=(item.collection.column,))
                 for child in self.related_rows(ent, row, item)
             ]
             # Single-level expands are not paged; the link is the filtered collection with the same options.
             options = "&".join(quote(o, safe="$=,'()/") for o in item.raw_options)
-            link = f"{base_url}/{ent.set_name}({row[ent.pk]})/{item.nav}"
-            out[f"{item.nav}@odata.nextLink"] = f"{link}?{options}" if options else link
+            link = f"{base_url}/{ent.set_name}({row[ent.pk]})/{item.name}"
+            out[f"{item.name}@odata.nextLink"] = f"{link}?{options}" if options else link
         return out
 
-    def related_rows(self, ent: EntityDef, row: Record, item: Expand) -> list[Record]:
+    def _project_single(self, ent: Entity, row: Record, item: Expand, wanted: Callable[[str], bool]) -> Record | None:
+        followed = self.follow(ent, row, item.name)
+        if followed is None:
+            return None
+        target, target_row = followed
+        if item.target.logical == PRINCIPAL:
+            # An instance of a derived type (systemuser or team) seen through principal: its one property.
+            return {"@odata.type": f"#{target.type_name}", "ownerid": target_row[target.pk]}
+        return self.project(target, target_row, item.select, [], wanted)
+
+    def related_rows(self, ent: Entity, row: Record, item: Expand) -> list[Record]:
         """Rows of a collection-valued navigation property: filtered, ordered (then by key), capped."""
         assert item.collection is not None
-        target = ENTITIES[item.collection.target]
+        target = item.target
         column = item.collection.column
-        rows = [r for r in self.store.rows[target.set_name].values() if r.get(column) == row[ent.pk]]
+        rows = [r for r in self.store.rows[target.logical].values() if r.get(column) == row[ent.pk]]
         if item.predicate is not None:
             try:
                 rows = [r for r in rows if item.predicate(self.filter_view(target, r, item.filter_navs))]
@@ -142,7 +152,7 @@ class Reader:
 
     def page(
         self,
-        ent: EntityDef,
+        ent: Entity,
         query: Query,
         predicate: Callable[[Record], bool],
         navs: set[str],
@@ -158,7 +168,7 @@ class Reader:
         try:
             rows = [
                 r
-                for r in self.store.rows[ent.set_name].values()
+                for r in self.store.rows[ent.logical].values()
                 if (scope is None or r.get(scope[0]) == scope[1]) and predicate(self.filter_view(ent, r, navs))
             ]
         except FilterError as exc:

@@ -9,16 +9,10 @@ from __future__ import annotations
 from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.dataverse.errors import CODE_QUERY, DataverseError, bad_request
-from sandbox.sims.dataverse.query import (
-    Query,
-    annotations_wanted,
-    compile_checked_filter,
-    parse_key,
-    parse_query,
-)
+from sandbox.sims.dataverse.query import Query, QueryParser, annotations_wanted, parse_key
 from sandbox.sims.dataverse.reads import Reader
-from sandbox.sims.dataverse.schema import ENTITIES, EntityDef
-from sandbox.sims.dataverse.store import Key, Store
+from sandbox.sims.dataverse.schema import Entity
+from sandbox.sims.dataverse.store import RowKey, Store
 from sandbox.sims.dataverse.wire import (
     MAX_PAGE_SIZE,
     Record,
@@ -33,12 +27,12 @@ from sandbox.sims.dataverse.wire import (
 from sandbox.sims.dataverse.writes import Writer, not_found
 
 
-def _context(request: Request, ent: EntityDef, query: Query, single: bool) -> str:
+def _context(request: Request, ent: Entity, query: Query, single: bool) -> str:
     selection = f"({','.join(query.select)})" if query.select else ""
     return f"{base_url(request)}/$metadata#{ent.set_name}{selection}{'/$entity' if single else ''}"
 
 
-def _entity_url(request: Request, ent: EntityDef, record_id: str) -> str:
+def _entity_url(request: Request, ent: Entity, record_id: str) -> str:
     return f"{base_url(request)}/{ent.set_name}({record_id})"
 
 
@@ -47,18 +41,20 @@ class RecordsApi:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.schema = store.schema
+        self.parser = QueryParser(store.schema)
         self.reader = Reader(store)
         self.writer = Writer(store)
 
     # ----- routing targets -----
     def collection(self, request: Request, set_name: str) -> Response:
-        ent = ENTITIES[set_name]
+        ent = self.schema.by_set[set_name]
         if request.method == "POST":
             return self._post(request, ent)
         return self._get_many(request, ent)
 
     def item(self, request: Request, set_name: str, key: str) -> Response:
-        ent = ENTITIES[set_name]
+        ent = self.schema.by_set[set_name]
         parsed = parse_key(ent, key)
         if request.method == "GET":
             return self._get_one(request, ent, parsed)
@@ -69,10 +65,10 @@ class RecordsApi:
     def related(self, request: Request, set_name: str, key: str, nav: str) -> Response:
         """``GET /opportunities(<id>)/<collection nav>``: the filtered collection a collection-valued
         ``$expand`` links to (``<nav>@odata.nextLink``), with the usual query options."""
-        ent = ENTITIES[set_name]
+        ent = self.schema.by_set[set_name]
         collection = ent.collections.get(nav)
         if collection is None:
-            if nav in ent.lookups:
+            if nav in ent.navs:
                 raise bad_request(f"The simulator serves only collection-valued navigation properties, not '{nav}'.")
             raise DataverseError(404, CODE_QUERY, f"Resource not found for the segment '{nav}'.")
         parsed = parse_key(ent, key)
@@ -81,7 +77,7 @@ class RecordsApi:
             if parent is None:
                 raise not_found(ent, parsed)
             parent_id = parent[ent.pk]
-        target = ENTITIES[collection.target]
+        target = self.schema.entity(collection.target)
         return self._get_many(
             request, target, scope=(collection.column, parent_id), path=f"{set_name}({parent_id})/{nav}"
         )
@@ -100,12 +96,12 @@ class RecordsApi:
 
     # ----- reads -----
     def _get_many(
-        self, request: Request, ent: EntityDef, *, scope: tuple[str, str] | None = None, path: str | None = None
+        self, request: Request, ent: Entity, *, scope: tuple[str, str] | None = None, path: str | None = None
     ) -> Response:
         """A collection query; ``scope`` = (column, id) restricts it to a record's related rows served at ``path``."""
-        query = parse_query(request, ent)
+        query = self.parser.parse(request, ent)
         prefs = preferences(request)
-        predicate, navs = compile_checked_filter(ent, query.filter)
+        predicate, navs = self.parser.compile_filter(ent, query.filter)
         requested = prefs.get("odata.maxpagesize", "")
         max_page_size = int(requested) if requested.isdigit() and 0 < int(requested) <= MAX_PAGE_SIZE else None
         with self.store.lock:
@@ -129,8 +125,8 @@ class RecordsApi:
         applied = {"Preference-Applied": f"odata.maxpagesize={max_page_size}"} if max_page_size else {}
         return odata_response(body, 200, applied)
 
-    def _get_one(self, request: Request, ent: EntityDef, key: Key) -> Response:
-        query = parse_query(request, ent)
+    def _get_one(self, request: Request, ent: Entity, key: RowKey) -> Response:
+        query = self.parser.parse(request, ent)
         wanted = annotations_wanted(preferences(request))
         with self.store.lock:
             row = self.store.find(ent, key)
@@ -146,8 +142,8 @@ class RecordsApi:
         )
 
     # ----- writes -----
-    def _post(self, request: Request, ent: EntityDef) -> Response:
-        query = parse_query(request, ent)
+    def _post(self, request: Request, ent: Entity) -> Response:
+        query = self.parser.parse(request, ent)
         prefs = preferences(request)
         with self.store.lock:
             row = self.writer.create(ent, self.writer.parse_payload(ent, read_body(request)))
@@ -161,8 +157,8 @@ class RecordsApi:
             return odata_response(payload, 201, {"ETag": tag, "Preference-Applied": "return=representation"})
         return empty_response(204, {"OData-EntityId": _entity_url(request, ent, record_id)})
 
-    def _patch(self, request: Request, ent: EntityDef, key: Key) -> Response:
-        query = parse_query(request, ent)
+    def _patch(self, request: Request, ent: Entity, key: RowKey) -> Response:
+        query = self.parser.parse(request, ent)
         prefs = preferences(request)
         with self.store.lock:
             row, created = self.writer.upsert(
@@ -183,7 +179,7 @@ class RecordsApi:
             return odata_response(payload, 201 if created else 200, headers)
         return empty_response(204, {"OData-EntityId": _entity_url(request, ent, record_id)})
 
-    def _delete(self, request: Request, ent: EntityDef, key: Key) -> Response:
+    def _delete(self, request: Request, ent: Entity, key: RowKey) -> Response:
         with self.store.lock:
             self.writer.delete(ent, key, if_match=request.headers.get("If-Match"))
         return empty_response(204)
