@@ -177,6 +177,8 @@ class QueryParser:
             raise bad_request("Lambda operators (any/all) are not supported by the simulator.", CODE_QUERY)
         if isinstance(node, ast.Attribute):
             owner = node.owner
+            if isinstance(owner, ast.Identifier) and owner.name not in ent.navs and owner.name not in ent.collections:
+                raise unknown_property(ent.type_name, owner.name)
             if not isinstance(owner, ast.Identifier) or owner.name not in ent.navs:
                 raise bad_request("Only single-valued navigation properties can be used in a $filter path.", CODE_QUERY)
             target = self.schema.entity(ent.navs[owner.name].declared_type)
