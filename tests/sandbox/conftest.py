@@ -40,3 +40,15 @@ def client(server: ServerThread) -> Iterator[httpx.Client]:
     headers = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
     with httpx.Client(base_url=server.url + API, headers=headers, timeout=10) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def bare() -> Iterator[httpx.Client]:
+    """An org nobody has provisioned for the sync yet: standard tables only (read-only use in tests)."""
+    simulator = DataverseSimulator(seed=3, schema="bare")
+    thread = ServerThread(simulator).start()
+    try:
+        with httpx.Client(base_url=thread.url + API, timeout=10) as client:
+            yield client
+    finally:
+        thread.stop()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from sandbox.sims.base import ServerThread
 from sandbox.sims.dataverse import DataverseSimulator
-from tests.sandbox.dataverse_support import API, SOLUTIONS, error_of, make_opportunity
+from tests.sandbox.dataverse_support import SOLUTIONS, error_of, make_opportunity
 
 # (entity set, column, MaxLength from the entity reference, other columns the create needs)
 LENGTHS: list[tuple[str, str, int, dict[str, Any]]] = [
@@ -218,18 +216,6 @@ def test_unknown_entity_set_names_the_segment(client: httpx.Client):
 
 
 # ----------------------------------------------------------------------------- a bare org
-
-
-@pytest.fixture(scope="module")
-def bare() -> Iterator[httpx.Client]:
-    """An org nobody has provisioned for the sync yet: standard tables only."""
-    simulator = DataverseSimulator(seed=3, schema="bare")
-    thread = ServerThread(simulator).start()
-    try:
-        with httpx.Client(base_url=thread.url + API, timeout=10) as client:
-            yield client
-    finally:
-        thread.stop()
 
 
 def test_bare_org_has_no_cosell_columns(bare: httpx.Client, client: httpx.Client):

@@ -21,6 +21,7 @@ from sandbox.sims.dataverse.errors import (
     DataverseError,
     bad_request,
 )
+from sandbox.sims.dataverse.metadata import MetadataApi
 from sandbox.sims.dataverse.records import RecordsApi
 from sandbox.sims.dataverse.schema import Entity, SchemaKind, build_schema
 from sandbox.sims.dataverse.store import Store
@@ -55,6 +56,18 @@ class DataverseSimulator(Simulator):
             )
             if ent.collections:
                 self.add_route(f"{API}/{set_name}(<path:key>)/<nav>", ["GET"], self._api(records.related, set_name))
+        metadata = MetadataApi(self.schema)
+        self.add_route(f"{API}/EntityDefinitions", ["GET"], self._api(metadata.entity_definitions))
+        self.add_route(f"{API}/EntityDefinitions<path:rest>", ["GET"], self._api(metadata.entity_definitions))
+        self.add_route(f"{API}/RelationshipDefinitions", ["GET"], self._api(metadata.relationship_definitions))
+        self.add_route(
+            f"{API}/RelationshipDefinitions<path:rest>", ["GET"], self._api(metadata.relationship_definitions)
+        )
+        self.add_route(
+            f"{API}/RelationshipDefinitions/<path:cast>",
+            ["GET"],
+            self._api(lambda request, cast: metadata.relationship_definitions(request, "/" + cast)),
+        )
         self.add_route(f"{API}/WinOpportunity", ["POST"], self._api(records.close_opportunity, "win"))
         self.add_route(f"{API}/LoseOpportunity", ["POST"], self._api(records.close_opportunity, "lose"))
         self.add_route(f"{API}/WhoAmI", ["GET"], self._api(records.who_am_i))
