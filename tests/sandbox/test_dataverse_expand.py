@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from werkzeug.test import Client
 
 from sandbox.sims.base import ServerThread
 from sandbox.sims.dataverse import DataverseSimulator
@@ -157,3 +158,92 @@ def test_collection_expand_is_only_on_opportunities(client: httpx.Client):
 
     assert response.status_code == 400
     assert "Could not find a property named" in error_of(response)["message"]
+
+
+# ----------------------------------------------------------------------------- cached collection-valued $expand
+
+FRESH = {"If-None-Match": "null"}
+
+
+def _solutions_of(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    row = body["value"][0] if "value" in body else body
+    return [s["cosell_name"] for s in row[SOLUTIONS]]
+
+
+def test_collection_expand_is_stale_without_if_none_match_null(client: httpx.Client, sim: DataverseSimulator):
+    """Compose HTTP requests: expanded collections "may return cached data [...] Include If-None-Match: null"."""
+    opportunity = make_opportunity(client, name="Before")
+    first = add_solution(sim, opportunity, "SOL-1", "Azure")
+    params = {"$select": "name", "$expand": f"{SOLUTIONS}($select=cosell_name)"}
+    assert _solutions_of(client.get("/opportunities", params=params)) == ["Azure"]
+    assert _solutions_of(client.get(f"/opportunities({opportunity})", params=params)) == ["Azure"]
+
+    assert client.patch(f"/cosell_solutions({first})", json={"cosell_name": "Azure renamed"}).status_code == 204
+    add_solution(sim, opportunity, "SOL-2", "Defender")
+    assert client.patch(f"/opportunities({opportunity})", json={"name": "After"}).status_code == 204
+
+    stale_list = client.get("/opportunities", params=params)
+    stale_one = client.get(f"/opportunities({opportunity})", params=params)
+    fresh_list = client.get("/opportunities", params=params, headers=FRESH)
+    fresh_one = client.get(f"/opportunities({opportunity})", params=params, headers=FRESH)
+    other_url = client.get("/opportunities", params={**params, "$select": "name,estimatedvalue"})
+
+    assert _solutions_of(stale_list) == ["Azure"]  # the snapshot from the first time this URL was asked
+    assert _solutions_of(stale_one) == ["Azure"]
+    assert stale_list.json()["value"][0]["name"] == "After"  # the parent row itself is current
+    assert sorted(_solutions_of(fresh_list)) == ["Azure renamed", "Defender"]
+    assert sorted(_solutions_of(fresh_one)) == ["Azure renamed", "Defender"]
+    assert sorted(_solutions_of(other_url)) == ["Azure renamed", "Defender"]  # a URL asked for the first time
+    assert _solutions_of(client.get("/opportunities", params=params)) == ["Azure"]  # the header did not refresh it
+
+
+def test_collection_expand_cache_expires(
+    client: httpx.Client, sim: DataverseSimulator, monkeypatch: pytest.MonkeyPatch
+):
+    now = [1000.0]
+    monkeypatch.setattr(sim.expand_cache, "clock", lambda: now[0])
+    opportunity = sim.insert("opportunities", {"name": "Deal"})
+    add_solution(sim, opportunity, "SOL-1", "Azure")
+    params = {"$select": "name", "$expand": f"{SOLUTIONS}($select=cosell_name)"}
+    assert _solutions_of(client.get("/opportunities", params=params)) == ["Azure"]
+    add_solution(sim, opportunity, "SOL-2", "Defender")
+
+    now[0] += 59
+    within = client.get("/opportunities", params=params)
+    now[0] += 1  # 60 seconds after the snapshot
+    after = client.get("/opportunities", params=params)
+
+    assert _solutions_of(within) == ["Azure"]
+    assert sorted(_solutions_of(after)) == ["Azure", "Defender"]
+
+
+def test_single_valued_expand_and_related_collection_are_never_cached(client: httpx.Client, sim: DataverseSimulator):
+    account = sim.insert("accounts", {"name": "Before"})
+    opportunity = sim.insert("opportunities", {"name": "Deal", "parentaccountid@odata.bind": f"/accounts({account})"})
+    add_solution(sim, opportunity, "SOL-1", "Azure")
+    params = {"$select": "name", "$expand": "parentaccountid($select=name)"}
+    related = f"/opportunities({opportunity})/{SOLUTIONS}"
+    assert client.get("/opportunities", params=params).json()["value"][0]["parentaccountid"]["name"] == "Before"
+    assert len(client.get(related).json()["value"]) == 1
+
+    client.patch(f"/accounts({account})", json={"name": "After"})
+    add_solution(sim, opportunity, "SOL-2", "Defender")
+
+    assert client.get("/opportunities", params=params).json()["value"][0]["parentaccountid"]["name"] == "After"
+    assert len(client.get(related).json()["value"]) == 2
+
+
+def test_expand_cache_can_be_turned_off():
+    sim = DataverseSimulator(expand_cache_seconds=0)
+    app = Client(sim)
+    opportunity = sim.insert("opportunities", {"name": "Deal"})
+    add_solution(sim, opportunity, "SOL-1", "Azure")
+    url = f"{API}/opportunities({opportunity})"
+    query = {"$expand": f"{SOLUTIONS}($select=cosell_name)"}
+    assert len(app.get(url, query_string=query).get_json()[SOLUTIONS]) == 1
+
+    add_solution(sim, opportunity, "SOL-2", "Defender")
+
+    assert len(app.get(url, query_string=query).get_json()[SOLUTIONS]) == 2

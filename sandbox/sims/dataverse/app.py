@@ -22,6 +22,7 @@ from sandbox.sims.dataverse.errors import (
     bad_request,
 )
 from sandbox.sims.dataverse.metadata import MetadataApi
+from sandbox.sims.dataverse.reads import ExpandCache
 from sandbox.sims.dataverse.records import RecordsApi
 from sandbox.sims.dataverse.schema import Entity, SchemaKind, build_schema
 from sandbox.sims.dataverse.store import Store
@@ -39,14 +40,18 @@ class DataverseSimulator(Simulator):
         seed: int = 0,
         token_validator: Callable[[str], bool] | None = None,
         schema: SchemaKind = "provisioned",
+        expand_cache_seconds: float = 60,
     ) -> None:
         """``schema``: ``"provisioned"`` (the default, what ``make run`` and the tests use) has the sync's
-        ``cosell_*`` columns, alternate key and ``cosell_solution`` table; ``"bare"`` is a fresh org."""
+        ``cosell_*`` columns, alternate key and ``cosell_solution`` table; ``"bare"`` is a fresh org.
+
+        ``expand_cache_seconds``: how long a collection-valued ``$expand`` asked for without
+        ``If-None-Match: null`` is served from its first answer (0 turns the cache off)."""
         super().__init__(seed=seed)
         self._token_validator = token_validator
         self.schema = build_schema(schema)
         self._store = Store(self.schema, seed=seed)
-        self._records = RecordsApi(self._store)
+        self._records = RecordsApi(self._store, expand_cache_seconds=expand_cache_seconds)
         self._seed()
         records = self._records
         for set_name, ent in self.schema.by_set.items():
@@ -109,14 +114,20 @@ class DataverseSimulator(Simulator):
                 raise ValueError(exc.message) from exc
 
     def clear(self) -> None:
-        """Drop all rows, then put the seeded currencies and the seeded user back with their original ids."""
+        """Drop all rows and cached expands, then put the seeded currencies and user back with their ids."""
         with self._store.lock:
             self._store.wipe()
+            self._records.expand_cache.clear()
             self._seed()
 
     def currency_id(self, iso_code: str) -> str:
         """Id of a seeded ``transactioncurrency`` by ISO code (stable for the simulator's lifetime)."""
         return self._store.currency_ids[iso_code.upper()]
+
+    @property
+    def expand_cache(self) -> ExpandCache:
+        """The collection-valued ``$expand`` cache (tests step its ``clock``)."""
+        return self._records.expand_cache
 
     @property
     def user_id(self) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import copy
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -41,6 +44,44 @@ class SortKey:
 
     def __lt__(self, other: SortKey) -> bool:
         return self._cmp(other) < 0
+
+
+Snapshot = dict[tuple[str, str], list[Record]]  # (parent id, navigation property) -> expanded rows
+
+
+class ExpandCache:
+    """Stale collection-valued ``$expand`` results, as the service may serve them.
+
+    Microsoft: "Queries that expand collection-valued navigation properties may return cached data
+    for those properties that don't reflect recent changes. Include ``If-None-Match: null`` header
+    [...] to override browser caching of Web API request." (``MicrosoftDocs/powerapps-docs``,
+    ``powerapps-docs/developer/data-platform/webapi/compose-http-requests-handle-errors.md``, HTTP
+    headers.) So a GET with a collection-valued ``$expand`` and without that header gets the expanded
+    rows from a snapshot taken the first time that exact URL was asked, for ``seconds``; the parent
+    rows themselves are always current. ``seconds <= 0`` turns the cache off.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, Snapshot]] = {}
+
+    def snapshot_for(self, url: str) -> Snapshot | None:
+        """The snapshot this URL is served from (a new, empty one when there is none or it expired)."""
+        if self.seconds <= 0:
+            return None
+        now = self.clock()
+        with self._lock:
+            entry = self._entries.get(url)
+            if entry is None or now - entry[0] >= self.seconds:
+                entry = (now, {})
+                self._entries[url] = entry
+            return entry[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 class Page:
@@ -95,9 +136,10 @@ class Reader:
         *,
         base_url: str = "",
         also: tuple[str, ...] = (),
+        snapshot: Snapshot | None = None,
     ) -> Record:
         """The wire shape of one row; ``also`` adds columns the service returns unasked (the back-reference
-        lookup of rows in an expanded collection)."""
+        lookup of rows in an expanded collection); expanded collections come from ``snapshot`` when given."""
         out: Record = {"@odata.etag": etag(row)}
         columns = list(select) if select else list(ent.readable)
         for extra in (*also, ent.pk):
@@ -115,10 +157,16 @@ class Reader:
             if item.collection is None:
                 out[item.name] = self._project_single(ent, row, item, wanted)
                 continue
-            out[item.name] = [
-                self.project(item.target, child, item.select, [], wanted, also=(item.collection.column,))
-                for child in self.related_rows(ent, row, item)
-            ]
+            key = (row[ent.pk], item.name)
+            if snapshot is not None and key in snapshot:
+                out[item.name] = copy.deepcopy(snapshot[key])
+            else:
+                out[item.name] = [
+                    self.project(item.target, child, item.select, [], wanted, also=(item.collection.column,))
+                    for child in self.related_rows(ent, row, item)
+                ]
+                if snapshot is not None:
+                    snapshot[key] = copy.deepcopy(out[item.name])
             # Single-level expands are not paged; the link is the filtered collection with the same options.
             options = "&".join(quote(o, safe="$=,'()/") for o in item.raw_options)
             link = f"{base_url}/{ent.set_name}({row[ent.pk]})/{item.name}"
@@ -161,6 +209,7 @@ class Reader:
         wanted: Callable[[str], bool],
         base_url: str,
         scope: tuple[str, str] | None = None,
+        snapshot: Snapshot | None = None,
     ) -> Page:
         """Filter, order (then by key, so paging is stable), cut one page after the skiptoken's row."""
         page_size = max_page_size or MAX_PAGE_SIZE
@@ -189,6 +238,9 @@ class Reader:
             start = bisect.bisect_right(rows, SortKey(after, descending), key=key_of)
         chunk = rows[start : start + page_size]
         more = start + page_size < len(rows)
-        value = [self.project(ent, r, query.select, query.expand, wanted, base_url=base_url) for r in chunk]
+        value = [
+            self.project(ent, r, query.select, query.expand, wanted, base_url=base_url, snapshot=snapshot)
+            for r in chunk
+        ]
         token = encode_skiptoken([chunk[-1].get(c) for c, _ in clauses]) if more and chunk else None
         return Page(value, total, token, max_page_size)

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.dataverse.errors import CODE_QUERY, DataverseError, bad_request
 from sandbox.sims.dataverse.query import Query, QueryParser, annotations_wanted, parse_key
-from sandbox.sims.dataverse.reads import Reader
+from sandbox.sims.dataverse.reads import ExpandCache, Reader, Snapshot
 from sandbox.sims.dataverse.schema import Entity
 from sandbox.sims.dataverse.store import RowKey, Store
 from sandbox.sims.dataverse.wire import (
@@ -39,8 +39,9 @@ def _entity_url(request: Request, ent: Entity, record_id: str) -> str:
 class RecordsApi:
     """Request handlers over one org (store + reader + writer)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, expand_cache_seconds: float = 60) -> None:
         self.store = store
+        self.expand_cache = ExpandCache(expand_cache_seconds)
         self.schema = store.schema
         self.parser = QueryParser(store.schema)
         self.reader = Reader(store)
@@ -95,6 +96,15 @@ class RecordsApi:
         )
 
     # ----- reads -----
+    def _snapshot(self, request: Request, query: Query) -> Snapshot | None:
+        """Where a collection-valued $expand is served from: a cached snapshot unless the caller sent
+        ``If-None-Match: null`` (see :class:`ExpandCache`)."""
+        if not any(item.collection is not None for item in query.expand):
+            return None
+        if request.headers.get("If-None-Match", "").strip().lower() == "null":
+            return None
+        return self.expand_cache.snapshot_for(request.url)
+
     def _get_many(
         self, request: Request, ent: Entity, *, scope: tuple[str, str] | None = None, path: str | None = None
     ) -> Response:
@@ -114,6 +124,7 @@ class RecordsApi:
                 wanted=annotations_wanted(prefs),
                 base_url=base_url(request),
                 scope=scope,
+                snapshot=self._snapshot(request, query),
             )
         body: Record = {"@odata.context": _context(request, ent, query, single=False)}
         if query.count:
@@ -136,7 +147,15 @@ class RecordsApi:
             if_none_match = request.headers.get("If-None-Match", "")
             if if_none_match and not query.expand and etag_matches(if_none_match, row):
                 return empty_response(304, {"ETag": tag})
-            body = self.reader.project(ent, row, query.select, query.expand, wanted, base_url=base_url(request))
+            body = self.reader.project(
+                ent,
+                row,
+                query.select,
+                query.expand,
+                wanted,
+                base_url=base_url(request),
+                snapshot=self._snapshot(request, query),
+            )
         return odata_response(
             {"@odata.context": _context(request, ent, query, single=True), **body}, 200, {"ETag": tag}
         )
