@@ -47,7 +47,7 @@ from sandbox.sims.dataverse.errors import (
     bad_request,
     unknown_property,
 )
-from sandbox.sims.dataverse.query import _children
+from sandbox.sims.dataverse.query import ast_children
 from sandbox.sims.dataverse.schema import (
     OWNER_ENTITY,
     AlternateKey,
@@ -641,7 +641,7 @@ def _check_names(node: Any, allowed: frozenset[str], type_name: str) -> None:
         if node.name not in allowed:
             raise unknown_property(type_name, node.name)
         return
-    for child in _children(node):
+    for child in ast_children(node):
         _check_names(child, allowed, type_name)
 
 

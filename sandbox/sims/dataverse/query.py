@@ -197,7 +197,7 @@ class QueryParser:
             for arg in node.args:
                 self._check_filter_names(ent, arg, navs)
             return
-        for child in _children(node):
+        for child in ast_children(node):
             self._check_filter_names(ent, child, navs)
 
 
@@ -269,7 +269,8 @@ def encode_skiptoken(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def _children(node: Any) -> Iterator[Any]:
+def ast_children(node: Any) -> Iterator[Any]:
+    """The child nodes of an odata-query AST node (its dataclass fields that are nodes)."""
     if not dataclasses.is_dataclass(node):
         return
     for f in dataclasses.fields(node):

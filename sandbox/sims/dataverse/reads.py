@@ -7,6 +7,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -84,14 +85,14 @@ class ExpandCache:
             self._entries.clear()
 
 
+@dataclass
 class Page:
     """One page of a collection query: the projected rows, the total, and the cursor for the next page."""
 
-    def __init__(self, value: list[Record], total: int, next_token: str | None, page_size_applied: int | None):
-        self.value = value
-        self.total = total
-        self.next_token = next_token
-        self.page_size_applied = page_size_applied
+    value: list[Record]
+    total: int
+    next_token: str | None
+    page_size_applied: int | None
 
 
 class Reader:
