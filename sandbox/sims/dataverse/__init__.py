@@ -1,0 +1,40 @@
+"""Dataverse (Dynamics 365) Web API simulator, speaking the real wire format over real HTTP.
+
+It follows ``crm-apis.md`` part A so the app's real adapter can be tested without an org:
+OData queries with server-driven paging, ``@odata.bind`` lookups stored as ``_<nav>_value``,
+single-valued and collection-valued ``$expand``, create / update / upsert with ``If-Match`` /
+``If-None-Match``, alternate keys (``cosell_referralid`` when provisioned), the ``WinOpportunity`` /
+``LoseOpportunity`` actions and Dataverse's ``{"error": {"code": "0x…", "message": "…"}}`` error
+body (also for injected faults).
+
+Users and owners: ``systemusers`` holds one seeded user ("Sandbox Seller", whose id is the WhoAmI
+``UserId``, :attr:`DataverseSimulator.user_id`); every account, contact, opportunity and lead is
+created owned by that user unless ``ownerid@odata.bind`` names another user or a team. ``ownerid``
+is typed ``principal`` (its only property is ``ownerid``); the owner's columns come through
+``owninguser`` / ``owningteam``.
+
+``createdon`` / ``modifiedon`` have second precision (``2026-11-21T10:00:00Z``) and never go
+backwards; every write to a row (PATCH, upsert, the close actions) bumps its ``modifiedon`` and
+``versionnumber``. Writes to child rows (``cosell_solution``) do not touch the parent opportunity,
+as in Dataverse, so a ``modifiedon`` watermark on opportunities does not see solution changes.
+
+The service's stricter rules are enforced on purpose (unknown properties, case-sensitive
+navigation properties, DateOnly format, state/status pairs, no closing an opportunity by PATCH),
+because a simulator that accepts what the real service rejects hides bugs until production.
+
+Control API additions (besides the base class's): ``POST /_sim/seed``, ``GET /_sim/records/<set>``,
+``POST /_sim/clear``.
+
+Modules, one concern each: ``schema`` (the types and the Web API view of a schema), ``tables``
+(standard tables as data, from the entity reference), ``cosell`` (the sync's custom schema, present
+when ``schema="provisioned"``), ``errors``, ``wire`` (responses, keys, time), ``store`` (rows,
+indexes, versions), ``seed`` (the rows every org starts with), ``query`` (OData options), ``reads``
+(projection, paging), ``writes`` (validation, state rules, actions), ``records`` (record endpoints),
+``metadata`` (``EntityDefinitions`` / ``RelationshipDefinitions``, read-only), ``app`` (routing,
+control API).
+"""
+
+from sandbox.sims.dataverse.app import DataverseSimulator
+from sandbox.sims.dataverse.errors import DataverseError
+
+__all__ = ["DataverseError", "DataverseSimulator"]

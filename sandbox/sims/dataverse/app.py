@@ -1,0 +1,231 @@
+"""The simulator itself: routes, bearer-token check, the error body, the control API and in-process helpers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from sandbox.sims.base import Simulator, json_response
+from sandbox.sims.dataverse import seed as seeding
+from sandbox.sims.dataverse.errors import (
+    CODE_PAYLOAD,
+    CODE_QUERY,
+    CODE_THROTTLED,
+    CODE_UNAUTHORIZED,
+    CODE_UNEXPECTED,
+    DataverseError,
+    bad_request,
+)
+from sandbox.sims.dataverse.metadata import MetadataApi
+from sandbox.sims.dataverse.reads import ExpandCache
+from sandbox.sims.dataverse.records import RecordsApi
+from sandbox.sims.dataverse.schema import Entity, SchemaKind, build_schema
+from sandbox.sims.dataverse.store import Store
+from sandbox.sims.dataverse.wire import API, Record, odata_response
+
+
+class DataverseSimulator(Simulator):
+    """In-memory Dataverse org behind ``/api/data/v9.2/``; all data access happens under one lock."""
+
+    name = "dataverse"
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        token_validator: Callable[[str], bool] | None = None,
+        schema: SchemaKind = "provisioned",
+        expand_cache_seconds: float = 60,
+    ) -> None:
+        """``schema``: ``"provisioned"`` (the default, what ``make run`` and the tests use) has the sync's
+        ``cosell_*`` columns, alternate key and ``cosell_solution`` table; ``"bare"`` is a fresh org.
+
+        ``expand_cache_seconds``: how long a collection-valued ``$expand`` asked for without
+        ``If-None-Match: null`` is served from its first answer (0 turns the cache off)."""
+        super().__init__(seed=seed)
+        self._token_validator = token_validator
+        self.schema = build_schema(schema)
+        self._store = Store(self.schema, seed=seed)
+        self._records = RecordsApi(self._store, expand_cache_seconds=expand_cache_seconds)
+        self._seed()
+        records = self._records
+        for set_name, ent in self.schema.by_set.items():
+            self.add_route(f"{API}/{set_name}", ["GET", "POST"], self._api(records.collection, set_name))
+            self.add_route(
+                f"{API}/{set_name}(<path:key>)", ["GET", "PATCH", "DELETE"], self._api(records.item, set_name)
+            )
+            if ent.collections:
+                self.add_route(f"{API}/{set_name}(<path:key>)/<nav>", ["GET"], self._api(records.related, set_name))
+        metadata = MetadataApi(self.schema)
+        self.add_route(f"{API}/EntityDefinitions", ["GET"], self._api(metadata.entity_definitions))
+        self.add_route(f"{API}/EntityDefinitions<path:rest>", ["GET"], self._api(metadata.entity_definitions))
+        self.add_route(f"{API}/RelationshipDefinitions", ["GET"], self._api(metadata.relationship_definitions))
+        self.add_route(
+            f"{API}/RelationshipDefinitions<path:rest>", ["GET"], self._api(metadata.relationship_definitions)
+        )
+        self.add_route(
+            f"{API}/RelationshipDefinitions/<path:cast>",
+            ["GET"],
+            self._api(lambda request, cast: metadata.relationship_definitions(request, "/" + cast)),
+        )
+        self.add_route(f"{API}/WinOpportunity", ["POST"], self._api(records.close_opportunity, "win"))
+        self.add_route(f"{API}/LoseOpportunity", ["POST"], self._api(records.close_opportunity, "lose"))
+        self.add_route(f"{API}/WhoAmI", ["GET"], self._api(records.who_am_i))
+
+    # ----- in-process helpers (tests call these directly) -----
+    @property
+    def clock(self) -> Callable[[], str]:
+        """Where ``createdon``/``modifiedon`` come from (UTC, second precision); tests may replace it."""
+        return self._store.clock
+
+    @clock.setter
+    def clock(self, value: Callable[[], str]) -> None:
+        self._store.clock = value
+
+    def records(self, entity_set: str) -> list[Record]:
+        """Deep copies of every stored row, with ``_x_value`` columns and their lookup annotations."""
+        ent = self._entity(entity_set)
+        with self._store.lock:
+            return [copy.deepcopy(r) for r in self._store.rows[ent.logical].values()]
+
+    def get(self, entity_set: str, record_id: str) -> Record | None:
+        ent = self._entity(entity_set)
+        with self._store.lock:
+            row = self._store.rows[ent.logical].get(record_id.lower())
+            return copy.deepcopy(row) if row is not None else None
+
+    def insert(self, entity_set: str, record: Record) -> str:
+        """Store a row directly (no faults, no counting, no opportunity-close rule); returns its id.
+
+        Accepts writable columns, the primary key, ``<nav>@odata.bind``, raw ``_x_value`` ids,
+        ``statecode``/``statuscode`` (any valid pair) and ``createdon``/``modifiedon``.
+        Raises ``ValueError`` on anything the service would reject.
+        """
+        ent = self._entity(entity_set)
+        with self._store.lock:
+            try:
+                return self._records.writer.insert_raw(ent, record)
+            except DataverseError as exc:
+                raise ValueError(exc.message) from exc
+
+    def clear(self) -> None:
+        """Drop all rows and cached expands, then put the seeded currencies and user back with their ids."""
+        with self._store.lock:
+            self._store.wipe()
+            self._records.expand_cache.clear()
+            self._seed()
+
+    def currency_id(self, iso_code: str) -> str:
+        """Id of a seeded ``transactioncurrency`` by ISO code (stable for the simulator's lifetime)."""
+        return self._store.currency_ids[iso_code.upper()]
+
+    @property
+    def expand_cache(self) -> ExpandCache:
+        """The collection-valued ``$expand`` cache (tests step its ``clock``)."""
+        return self._records.expand_cache
+
+    @property
+    def user_id(self) -> str:
+        """The seeded user ("Sandbox Seller"): WhoAmI's ``UserId`` and the default owner of new rows."""
+        return self._store.user_id
+
+    # ----- control API -----
+    def control(self, request: Request, action: str) -> Response:
+        if action == "seed" and request.method == "POST":
+            return self._control_seed(request)
+        if action == "clear" and request.method == "POST":
+            self.clear()
+            return json_response({"ok": True})
+        if action.startswith("records/") and request.method == "GET":
+            set_name = action[len("records/") :]
+            if set_name not in self.schema.by_set:
+                return json_response({"error": f"unknown entity set {set_name!r}"}, 404)
+            return json_response(self.records(set_name))
+        return super().control(request, action)
+
+    def _control_seed(self, request: Request) -> Response:
+        try:
+            body = json.loads(request.get_data() or b"{}")
+        except ValueError as exc:
+            return json_response({"error": {"code": CODE_PAYLOAD, "message": f"invalid JSON: {exc}"}}, 400)
+        if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
+            return json_response({"error": {"code": CODE_PAYLOAD, "message": "body must be {set: [records]}"}}, 400)
+        store = self._store
+        with store.lock:
+            snapshot = store.snapshot()
+            result: dict[str, list[str]] = {}
+            try:
+                for set_name, rows in body.items():
+                    if set_name not in self.schema.by_set:
+                        raise bad_request(f"unknown entity set {set_name!r}")
+                    if not all(isinstance(row, dict) for row in rows):
+                        raise bad_request(f"records of {set_name!r} must be objects")
+                    result[set_name] = [
+                        self._records.writer.insert_raw(self.schema.by_set[set_name], row) for row in rows
+                    ]
+            except DataverseError as exc:
+                store.restore(snapshot)  # all or nothing
+                return json_response({"error": {"code": exc.code, "message": exc.message}}, 400)
+        return json_response(result)
+
+    # ----- error shape -----
+    def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+        """Dataverse's body for every error, including the base class's injected faults and 404/405."""
+        if code == "NotFound" and message.startswith("No route for "):
+            # The service names the first path segment it cannot resolve (an entity set it does not have).
+            path = message.split(" ", 4)[-1]
+            segment = path[len(API) + 1 :] if path.startswith(API + "/") else path.lstrip("/")
+            message = f"Resource not found for the segment '{re.split(r'[(/]', segment, maxsplit=1)[0]}'."
+        if not code.startswith("0x"):
+            if status == 429:
+                code = CODE_THROTTLED
+                message = "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+            elif status in (404, 405):
+                code = CODE_QUERY
+            elif status == 400:
+                code = CODE_PAYLOAD
+            else:
+                code = CODE_UNEXPECTED
+        return odata_response({"error": {"code": code, "message": message}}, status, headers)
+
+    # ----- plumbing -----
+    def _api(self, handler: Callable[..., Response], *bound: Any) -> Callable[..., Response]:
+        """Wrap a handler with the bearer-token check and the DataverseError -> error body mapping."""
+
+        def run(request: Request, **kwargs: Any) -> Response:
+            try:
+                self._authorize(request)
+                return handler(request, *bound, **kwargs)
+            except DataverseError as exc:
+                return self.error_response(exc.status, exc.code, exc.message, exc.headers)
+
+        return run
+
+    def _authorize(self, request: Request) -> None:
+        if self._token_validator is None:
+            return
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or not self._token_validator(token):
+            raise DataverseError(
+                401,
+                CODE_UNAUTHORIZED,
+                "The user is not authenticated: a valid bearer token is required.",
+                {
+                    "WWW-Authenticate": "Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize"
+                },
+            )
+
+    def _entity(self, entity_set: str) -> Entity:
+        try:
+            return self.schema.by_set[entity_set]
+        except KeyError:
+            raise ValueError(f"unknown entity set {entity_set!r}") from None
+
+    def _seed(self) -> None:
+        seeding.seed(self._store, self._records.writer)
