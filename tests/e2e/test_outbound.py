@@ -282,3 +282,54 @@ def test_resync_and_poll_racing_on_a_new_record_share_it_once(
     racer.join()
     assert answers == [200]
     assert len(referrals_for(sandbox, opportunity_id)) == 1
+
+
+def test_help_asked_after_sharing_is_explained_and_the_rest_of_the_change_still_travels(
+    host: HostProcess, sandbox: Sandbox, crm: CrmUser
+) -> None:
+    """/inviteContext is not a patchable path: sending it would fail the whole PATCH (value included)."""
+    pc = sandbox.partner_center
+    opportunity_id = crm.opportunity(help_needed=None)
+    fire(host, POLL)
+    [referral] = referrals_for(sandbox, opportunity_id)
+    assert referral["consent"]["consentToShareReferralWithMicrosoftSellers"] is False
+    crm.update("opportunities", opportunity_id, {"cosell_helpneeded": 100000002, "estimatedvalue": 64000})
+    before = len(pc.recorded("PATCH"))
+    fire(host, POLL)
+    [patch] = pc.recorded("PATCH")[before:]
+    assert patch.status == 200
+    assert {op["path"] for op in patch.body} == {
+        "/details/dealValue",
+        "/consent/consentToShareReferralWithMicrosoftSellers",
+    }
+    now = pc.get_referral(referral["id"])
+    assert now["details"]["dealValue"] == 64000
+    assert now["consent"]["consentToShareReferralWithMicrosoftSellers"] is True
+    newest = sandbox.dataverse.get("opportunities", opportunity_id)["cosell_audit"].splitlines()[0]
+    assert "Microsoft's help can only be requested when a referral is created" in newest
+    crm.update("opportunities", opportunity_id, {"name": "Renamed in the CRM"})
+    before = len(pc.recorded("PATCH"))
+    fire(host, POLL)
+    assert pc.recorded("PATCH")[before:] == []  # a rename has no patchable path: nothing is sent
+
+
+def test_a_record_read_twice_shows_its_new_solution_not_a_cached_expand(
+    host: HostProcess, sandbox: Sandbox, crm: CrmUser
+) -> None:
+    """Collection $expand results may be cached unless the read sends If-None-Match: null."""
+    opportunity_id = crm.opportunity()
+    fire(host, POLL)
+    [referral] = referrals_for(sandbox, opportunity_id)
+    resync = host.url("/api/manage/resync")
+    assert httpx.post(resync, json={"crmId": opportunity_id}, timeout=30).status_code == 200
+    crm.create(
+        "cosell_solutions",
+        {
+            "cosell_solutionidentifier": "SOL-20001-NEW",
+            "cosell_name": "Second solution",
+            "cosell_OpportunityId@odata.bind": f"/opportunities({opportunity_id})",
+        },
+    )
+    assert httpx.post(resync, json={"crmId": opportunity_id}, timeout=30).status_code == 200
+    solutions = sandbox.partner_center.get_referral(referral["id"])["details"]["requirements"]["solutions"]
+    assert sorted(s["id"] for s in solutions) == ["SOL-15974-MQF", "SOL-20001-NEW"]
