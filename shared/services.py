@@ -19,9 +19,9 @@ from shared.auth import ClientCredentialsToken, RefreshTokenGrant
 from shared.config import Settings, get_settings
 from shared.crm.dataverse_client import API_PATH, DataverseClient
 from shared.crm.dynamics import DynamicsCrm
+from shared.crm.dynamics_fields import dynamics_field_map
 from shared.crm.port import CrmPort
 from shared.http import ServiceClient
-from shared.mapping.fields import dynamics_field_map
 from shared.mapping.inbound import InboundOptions
 from shared.messages import REFERRAL_EVENTS_QUEUE, ReferralMessage
 from shared.partner_center.client import ReferralsClient

@@ -21,11 +21,12 @@ from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate,
 from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.crm.dynamics_columns import MAX_LENGTH
 from shared.crm.dynamics_deals import DynamicsDeals
-from shared.crm.port import CrmRejected, InboundResult
+from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
+from shared.crm.dynamics_status import LEAD_QUALIFIED, lead_codes, opportunity_codes
+from shared.crm.fields import FieldMap
+from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord
 from shared.http import ApiError
-from shared.mapping.fields import DYNAMICS_HELP_NEEDED, FieldMap
-from shared.mapping.model import AccountData, ContactData, CrmDeal, CrmPlan, DealData, DealState, SolutionData
-from shared.mapping.status import DYNAMICS_LEAD_CODES, DYNAMICS_OPPORTUNITY_CODES
+from shared.mapping.model import AccountData, ContactData, CrmDeal, CrmPlan, DealData, DealKind, DealStage, SolutionData
 from shared.mapping.text import (
     CHECK,
     CROSS,
@@ -36,7 +37,6 @@ from shared.mapping.text import (
     with_mark,
 )
 from shared.odata import odata_string
-from shared.store.state import SyncState
 
 log = logging.getLogger("cosell.crm.dynamics")
 
@@ -53,6 +53,8 @@ _ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "state", "postal_co
 
 class DynamicsCrm:
     kind = "dynamics"
+    # No "not accepted yet" state on an opportunity; closing is WinOpportunity / LoseOpportunity.
+    capabilities = Capabilities(pending_stage=False, closes_by_action=True)
 
     def __init__(
         self,
@@ -77,8 +79,14 @@ class DynamicsCrm:
     def changed_deals(self, since: str | None) -> Iterator[CrmDeal]:
         return self._deals.changed_since(since)
 
-    def get_deal(self, entity: str, crm_id: str) -> CrmDeal | None:
-        return self._deals.get(entity, crm_id)
+    def get_deal(self, crm_id: str, kind: DealKind | None = None) -> CrmDeal | None:
+        if not _is_guid(crm_id):
+            return None  # every Dataverse record id is a GUID
+        for entity in (kind,) if kind else ("opportunity", "lead"):
+            deal = self._deals.get(entity, crm_id)
+            if deal is not None:
+                return deal
+        return None
 
     def write_back(
         self, deal: CrmDeal, *, message: str, ok: bool, referral_id: str | None = None, link: str | None = None
@@ -87,7 +95,7 @@ class DynamicsCrm:
 
         A closed opportunity is read-only in Dynamics 365, so it gets nothing; the audit table has it.
         """
-        if deal.entity == "opportunity" and deal.state != DealState.OPEN:
+        if deal.entity == "opportunity" and deal.stage in (DealStage.WON, DealStage.LOST):
             return False
         entity_set, col = (LEADS, self._col_lead) if deal.entity == "lead" else (OPPORTUNITIES, self._col_opportunity)
         line = audit_line(self._clock(), message)
@@ -100,11 +108,11 @@ class DynamicsCrm:
         self._dv.update(key_by_id(entity_set, deal.crm_id), body)
         return True
 
-    def wire_fields(self, plan: CrmPlan) -> dict[str, Any]:
-        """The columns an inbound sync of ``plan`` would write (kept in state to diff the next one)."""
+    def memo_for(self, plan: CrmPlan) -> dict[str, Any]:
+        """The memo is the columns an inbound sync of ``plan`` writes (the next one writes only what differs)."""
         return self._lead_fields(plan) if plan.kind == "lead" else self._opportunity_fields(_deal_of(plan))
 
-    def field_limits(self, kind: str) -> dict[str, int]:
+    def field_limits(self, kind: DealKind) -> dict[str, int]:
         """How long each neutral field may be in the columns an inbound ``kind`` plan writes to."""
         fields = self._fields
         record_table = "lead" if kind == "lead" else "opportunity"
@@ -145,7 +153,7 @@ class DynamicsCrm:
         return limits
 
     # ------------------------------------------------------------------ inbound
-    def apply_inbound(self, plan: CrmPlan, previous: SyncState | None, audit_message: str) -> InboundResult:
+    def apply_inbound(self, plan: CrmPlan, previous: KnownRecord | None, audit_message: str) -> InboundResult:
         if plan.deal is None or plan.kind == "skip":
             raise ValueError("apply_inbound needs a plan with a deal")
         line = audit_line(self._clock(), audit_message)
@@ -153,7 +161,7 @@ class DynamicsCrm:
             return self._apply_lead(plan, previous, line)
         return self._apply_opportunity(plan, previous, line)
 
-    def _apply_opportunity(self, plan: CrmPlan, previous: SyncState | None, line: str) -> InboundResult:
+    def _apply_opportunity(self, plan: CrmPlan, previous: KnownRecord | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_opportunity
         select = ["opportunityid", "statecode", "statuscode", col("name"), col("audit")]
@@ -168,9 +176,9 @@ class DynamicsCrm:
 
         crm_id = str(current["opportunityid"])
         notes: list[str] = []
-        known = previous.crm_fields if previous and previous.crm_id == crm_id else {}
+        known = previous.memo if previous and previous.crm_id == crm_id else {}
         changed = {k: v for k, v in fields.items() if known.get(k, _MISSING) != v}
-        if previous and previous.last_error and self._checkmark:
+        if previous and previous.failed_before and self._checkmark:
             changed[col("name")] = fields[col("name")]  # a success after a failure puts ✔ back
         hashes = previous.part_hashes if previous else {}
         new_hashes = plan.part_hashes()
@@ -179,7 +187,7 @@ class DynamicsCrm:
             contact_ids = self._ensure_contacts(plan.contacts, account_id)
             if contact_ids:
                 changed["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])
-        state, status = DYNAMICS_OPPORTUNITY_CODES[deal.status_reason]
+        state, status = opportunity_codes(deal.stage, deal.close_reason)
         current_state = int(current.get("statecode") or 0)
         body = dict(changed)
         if body or current_state != state:
@@ -200,17 +208,17 @@ class DynamicsCrm:
         return InboundResult("opportunity", crm_id, False, fields, notes=notes)
 
     def _current(
-        self, entity: str, plan: CrmPlan, previous: SyncState | None, select: list[str]
+        self, entity: str, plan: CrmPlan, previous: KnownRecord | None, select: list[str]
     ) -> dict[str, Any] | None:
         """The record this referral already has: by the id we stored, else by its referral id key."""
         entity_set = OPPORTUNITIES if entity == "opportunity" else LEADS
-        if previous and previous.crm_entity == entity and previous.crm_id:
+        if previous and previous.kind == entity and previous.crm_id:
             return self._dv.get(key_by_id(entity_set, previous.crm_id), select=select)
         column = self._fields.column(entity, "referral_id")
         return self._dv.get(key_by_alternate(entity_set, column, plan.referral_id), select=select)
 
     def _create_opportunity(
-        self, plan: CrmPlan, previous: SyncState | None, fields: dict[str, Any], line: str
+        self, plan: CrmPlan, previous: KnownRecord | None, fields: dict[str, Any], line: str
     ) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_opportunity
@@ -225,13 +233,13 @@ class DynamicsCrm:
         }
         if contact_ids:
             body["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])
-        lead_id = previous.crm_id if previous and previous.crm_entity == "lead" else ""
+        lead_id = previous.crm_id if previous and previous.kind == "lead" else ""
         if lead_id:
             body["originatingleadid@odata.bind"] = bind(LEADS, lead_id)
         crm_id, created = self._dv.upsert(
             key_by_alternate(OPPORTUNITIES, col("referral_id"), deal.referral_id), body, select="opportunityid"
         )
-        state, status = DYNAMICS_OPPORTUNITY_CODES[deal.status_reason]
+        state, status = opportunity_codes(deal.stage, deal.close_reason)
         if state != 0:
             self._close_opportunity(crm_id, deal, status)
         self._sync_solutions(crm_id, plan.solutions, existing=False)
@@ -239,13 +247,13 @@ class DynamicsCrm:
             self._qualify_lead(lead_id, line)
         return InboundResult("opportunity", crm_id, created, fields, lead_id=lead_id)
 
-    def _apply_lead(self, plan: CrmPlan, previous: SyncState | None, line: str) -> InboundResult:
+    def _apply_lead(self, plan: CrmPlan, previous: KnownRecord | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_lead
         select = ["leadid", "statecode", "statuscode", col("name"), col("audit")]
         current = self._current("lead", plan, previous, select)
         fields = self._lead_fields(plan)
-        state, status = DYNAMICS_LEAD_CODES[deal.status_reason]
+        state, status = lead_codes(deal.stage, deal.close_reason)
         if current is None:
             body = {
                 **{k: v for k, v in fields.items() if k != col("referral_id")},
@@ -258,9 +266,9 @@ class DynamicsCrm:
                 self._dv.update(key_by_id(LEADS, crm_id), {"statecode": state, "statuscode": status})
             return InboundResult("lead", crm_id, created, fields)
         crm_id = str(current["leadid"])
-        known = previous.crm_fields if previous and previous.crm_id == crm_id else {}
+        known = previous.memo if previous and previous.crm_id == crm_id else {}
         body = {k: v for k, v in fields.items() if known.get(k, _MISSING) != v}
-        if previous and previous.last_error and self._checkmark:
+        if previous and previous.failed_before and self._checkmark:
             body[col("name")] = fields[col("name")]
         if int(current.get("statecode") or 0) != state or int(current.get("statuscode") or 0) != status:
             body.update({"statecode": state, "statuscode": status})
@@ -275,14 +283,14 @@ class DynamicsCrm:
         current = self._dv.get(key_by_id(LEADS, lead_id), select=["leadid", col("audit")])
         if current is None:
             return
-        state, status = DYNAMICS_LEAD_CODES["qualified"]
+        state, status = LEAD_QUALIFIED
         audit = prepend_audit(current.get(col("audit")), f"{line} (converted to an opportunity)", self._audit_max)
         self._dv.update(key_by_id(LEADS, lead_id), {"statecode": state, "statuscode": status, col("audit"): audit})
 
     def _close_opportunity(self, crm_id: str, deal: DealData, status: int) -> None:
-        won = deal.state == DealState.WON
+        won = deal.stage == DealStage.WON
         close: dict[str, Any] = {
-            "subject": f"{'Won' if won else 'Lost'} in Partner Center ({deal.status_reason})",
+            "subject": f"{'Won' if won else 'Lost'} in Partner Center ({deal.close_reason or 'won'})",
             "opportunityid@odata.bind": bind(OPPORTUNITIES, crm_id),
             "actualend": (deal.close_date or self._clock().date()).isoformat(),
         }
@@ -296,12 +304,12 @@ class DynamicsCrm:
             # A close re-sent after its answer was lost meets an opportunity that is already closed:
             # the state we wanted is the state it has, which is success, not a permanent failure.
             current = self._dv.get(key_by_id(OPPORTUNITIES, crm_id), select=["statecode"]) if exc.status < 500 else None
-            target_state = DYNAMICS_OPPORTUNITY_CODES["won" if won else "lost"][0]
+            target_state = opportunity_codes(deal.stage, deal.close_reason)[0]
             if current is None or int(current.get("statecode") or 0) != target_state:
                 raise
 
     # ------------------------------------------------------------------ failure marking
-    def mark_failed(self, entity: str, crm_id: str, message: str) -> bool:
+    def mark_failed(self, entity: DealKind, crm_id: str, message: str) -> bool:
         entity_set, col = (LEADS, self._col_lead) if entity == "lead" else (OPPORTUNITIES, self._col_opportunity)
         current = self._dv.get(key_by_id(entity_set, crm_id), select=[col("name"), col("audit"), "statecode"])
         if current is None:

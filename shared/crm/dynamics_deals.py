@@ -15,8 +15,10 @@ from typing import Any
 
 from shared.crm.dataverse_client import DataverseClient, key_by_id
 from shared.crm.dataverse_metadata import DataverseNavigation
-from shared.mapping.fields import DYNAMICS_HELP_NEEDED, FieldMap
-from shared.mapping.model import AccountData, ContactData, CrmDeal, DealState, SolutionData
+from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
+from shared.crm.dynamics_status import lead_stage, opportunity_stage
+from shared.crm.fields import FieldMap
+from shared.mapping.model import AccountData, ContactData, CrmDeal, SolutionData
 from shared.mapping.text import strip_mark
 
 # The owner: ``ownerid`` is typed ``principal`` (user or team), which has no name columns, so the
@@ -121,7 +123,8 @@ class DynamicsDeals:
     # ------------------------------------------------------------------ parsing
     def _deal(self, entity: str, row: dict[str, Any]) -> CrmDeal:
         col = self._col(entity)
-        state = _state(entity, int(row.get("statecode") or 0))
+        statecode = int(row.get("statecode") or 0)
+        stage = lead_stage(statecode) if entity == "lead" else opportunity_stage(statecode)
         currency = (row.get(self._currency_nav(entity)) or {}).get("isocurrencycode")
         owner = row.get(OWNER_NAV) or {}
         help_value = row.get(col("help_needed"))
@@ -135,7 +138,7 @@ class DynamicsDeals:
             currency=currency,
             close_date=_date(row.get(col("close_date"))),
             description=row.get(col("description")),
-            state=state,
+            stage=stage,
             help_needed=_HELP_BY_VALUE.get(help_value) if help_value is not None else None,
             visible=bool(row.get(col("visible"))),
             account=self._account(entity, row),
@@ -195,11 +198,6 @@ class DynamicsDeals:
         items = row.get(self._solutions_nav()) or []
         found = [SolutionData(id=i[col["id"]], name=i.get(col["name"]), type=i.get(col["type"])) for i in items]
         return tuple(sorted((s for s in found if s.id), key=lambda s: s.id))
-
-
-def _state(entity: str, statecode: int) -> DealState:
-    # opportunity: 0 open, 1 won, 2 lost; lead: 0 open, 1 qualified, 2 disqualified
-    return {0: DealState.OPEN, 1: DealState.WON, 2: DealState.LOST}.get(statecode, DealState.OPEN)
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.mapping.model import AccountData, ContactData, CrmPlan, DealData, DealState, SolutionData
-from shared.mapping.status import deal_state, describe
+from shared.mapping.model import AccountData, ContactData, CrmPlan, DealData, SolutionData
+from shared.mapping.status import deal_stage, describe
 from shared.mapping.text import CHECK, with_mark
 from shared.partner_center.models import Referral
 
@@ -79,7 +79,7 @@ def plan_for(referral: Referral, options: InboundOptions) -> CrmPlan:
 
 
 def _deal(referral: Referral, options: InboundOptions) -> DealData:
-    state, reason = deal_state(referral.status, referral.substatus)
+    stage, close_reason = deal_stage(referral.status, referral.substatus)
     title = (referral.name or "").strip() or (referral.customer_profile.name or "").strip() or f"Referral {referral.id}"
     invite = referral.invite_context
     help_code = invite.assistance_request_code if invite else None
@@ -94,8 +94,8 @@ def _deal(referral: Referral, options: InboundOptions) -> DealData:
         currency=(details.currency or "").strip().upper() or None,
         close_date=details.closing_date_time.date() if details.closing_date_time else None,
         description=details.notes,
-        state=state,
-        status_reason=reason,
+        stage=stage,
+        close_reason=close_reason,
         help_needed=help_code,
         visible=bool(referral.consent.consent_to_share_referral_with_microsoft_sellers),
         microsoft_crm_id=referral.microsoft_crm_id,
@@ -152,4 +152,4 @@ def _blank_none(value: str | None) -> str | None:
     return value or None
 
 
-__all__ = ["DealState", "InboundOptions", "is_accepted", "is_lead_category", "plan_for"]
+__all__ = ["InboundOptions", "is_accepted", "is_lead_category", "plan_for"]

@@ -15,12 +15,19 @@ from enum import StrEnum
 from typing import Any, Literal
 
 PlanKind = Literal["opportunity", "lead", "skip"]
+DealKind = Literal["opportunity", "lead"]
+# Why a lost deal was lost: Partner Center's substatus (lost, declined, expired), or "" when open or won.
+CloseReason = Literal["", "lost", "declined", "expired"]
 
 
-class DealState(StrEnum):
-    OPEN = "open"
+class DealStage(StrEnum):
+    """Where a deal stands, in Partner Center's terms; each adapter maps it to its stages or codes."""
+
+    PENDING = "pending"  # not accepted yet (a CRM's on-hold stage; an open lead)
+    OPEN = "open"  # open, and the CRM cannot say whether it was accepted (Dynamics opportunities)
+    ACCEPTED = "accepted"  # accepted / being worked on
     WON = "won"
-    LOST = "lost"
+    LOST = "lost"  # lost, declined or expired: see the close reason
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,8 @@ class DealData:
     currency: str | None
     close_date: dt.date | None
     description: str | None
-    state: DealState
-    # in_progress | won | lost | declined | expired: picks the CRM status reason
-    status_reason: str
+    stage: DealStage
+    close_reason: CloseReason
     help_needed: str | None
     visible: bool
     microsoft_crm_id: str | None
@@ -140,8 +146,8 @@ class CrmDeal:
     currency: str | None
     close_date: dt.date | None
     description: str | None
-    # opportunity: open / won / lost; lead: open / won (qualified) / lost (disqualified)
-    state: DealState
+    # as the CRM holds it: a lead is pending until qualified (accepted) or disqualified (lost)
+    stage: DealStage
     help_needed: str | None
     visible: bool
     account: AccountData | None = None

@@ -1,4 +1,4 @@
-"""CRM deal -> Partner Center referral. Pure: validation, the create body, the JSON Patch of differences.
+"""CRM deal -> Partner Center referral. Pure: validation, the new referral, the changes that differ.
 
 Also the *shared content* of a deal: the fields both directions sync. Its hash is stored whenever
 either direction leaves the two sides equal, so a write that merely echoes what was just synced
@@ -7,25 +7,27 @@ either direction leaves the two sides equal, so a write that merely echoes what 
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from shared.mapping.countries import ISO_3166_ALPHA2
-from shared.mapping.model import CrmDeal, CrmPlan, DealState, stable_hash
+from shared.mapping.model import CrmDeal, CrmPlan, DealStage, stable_hash
 from shared.partner_center.models import Referral
-from shared.partner_center.patch import PatchOperation, add, replace
+from shared.partner_center.writes import ReferralChanges, ReferralDraft
 
 
 @dataclass(frozen=True)
 class OutboundOptions:
     qualification: str = "SalesQualified"
+    # The CRM can say "not accepted yet" for an opportunity (an on-hold stage): leaving it accepts.
+    pending_stage: bool = False
 
 
 # ----------------------------------------------------------------------------- shared content
 # The fields both directions sync, compared to tell a real change from an echo.
-_SHARED_FIELDS = ("title", "deal_value", "currency", "close_date", "description", "state", "help_needed", "visible")
+_SHARED_FIELDS = ("title", "deal_value", "currency", "close_date", "description", "stage", "help_needed", "visible")
 
 
 def content_hash_of_deal(deal: CrmDeal) -> str:
@@ -37,18 +39,24 @@ def content_hash_of_deal(deal: CrmDeal) -> str:
     )
 
 
-def content_hash_of_plan(plan: CrmPlan) -> str:
+def content_hash_of_plan(plan: CrmPlan, *, pending_stage: bool) -> str:
     """The same hash, from what the inbound direction just wrote to the CRM."""
     if plan.deal is None:
         return ""
-    return content_hash_of_deal(deal_written_by(plan))
+    return content_hash_of_deal(deal_written_by(plan, pending_stage=pending_stage))
 
 
-def deal_written_by(plan: CrmPlan) -> CrmDeal:
-    """The CRM deal an inbound sync of ``plan`` leaves behind, as the CRM poll will read it."""
+def deal_written_by(plan: CrmPlan, *, pending_stage: bool) -> CrmDeal:
+    """The CRM deal an inbound sync of ``plan`` leaves behind, as the CRM poll will read it.
+
+    A CRM without a pending stage for opportunities reads an open one back as just open.
+    """
     deal = plan.deal
     if deal is None:
         raise ValueError(f"plan for referral {plan.referral_id} has no deal")
+    stage = deal.stage
+    if plan.kind == "opportunity" and not pending_stage and stage in (DealStage.PENDING, DealStage.ACCEPTED):
+        stage = DealStage.OPEN
     return CrmDeal(
         entity=plan.kind,
         crm_id="",
@@ -59,7 +67,7 @@ def deal_written_by(plan: CrmPlan) -> CrmDeal:
         currency=deal.currency,
         close_date=deal.close_date,
         description=deal.description,
-        state=deal.state,
+        stage=stage,
         help_needed=deal.help_needed,
         visible=deal.visible,
         account=plan.account,
@@ -114,47 +122,24 @@ def rejection_message(found: list[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- create
-def create_body(deal: CrmDeal, options: OutboundOptions | None = None) -> dict[str, Any]:
+def new_referral(deal: CrmDeal, options: OutboundOptions | None = None) -> ReferralDraft:
     """A new referral from a CRM deal. Help requested = co-sell (Shared, visible); otherwise private or partner-led."""
     options = options or OutboundOptions()
-    account = deal.account
-    shared_with_microsoft = deal.visible or bool(deal.help_needed)
-    body: dict[str, Any] = {
-        "name": deal.title,
-        "externalReferenceId": deal.crm_id,
-        "type": "Shared" if deal.help_needed else "Independent",
-        "qualification": options.qualification,
-        "customerProfile": {
-            "name": account.name if account else "",
-            "address": {
-                "addressLine1": account.address_line1 or "",
-                "addressLine2": account.address_line2 or "",
-                "city": account.city or "",
-                "state": account.state or "",
-                "postalCode": account.postal_code or "",
-                "country": (account.country or "").strip().upper(),
-            }
-            if account
-            else {},
-            "team": [_member(deal.contact)] if deal.contact and deal.contact.email else [],
-        },
-        "consent": {
-            "consentToShareReferralWithMicrosoftSellers": shared_with_microsoft,
-            "consentToContact": True,
-            "consentToToShareInfoWithOthers": shared_with_microsoft,
-        },
-        "details": {
-            "notes": deal.description or "",
-            "dealValue": float(deal.deal_value) if deal.deal_value is not None else None,
-            "currency": (deal.currency or "").strip().upper() or None,
-            "closingDateTime": _closing(deal.close_date),
-            "requirements": {"solutions": [_solution(s) for s in deal.solutions]},
-        },
-        "team": [_member(deal.owner)] if deal.owner and deal.owner.email else [],
-    }
-    if deal.help_needed:
-        body["inviteContext"] = {"assistanceRequestCode": deal.help_needed, "notes": deal.description or ""}
-    return body
+    return ReferralDraft(
+        name=deal.title,
+        external_reference_id=deal.crm_id,
+        customer=deal.account,
+        customer_contact=deal.contact,
+        owner=deal.owner,
+        notes=deal.description,
+        deal_value=deal.deal_value,
+        currency=(deal.currency or "").strip().upper() or None,
+        closing_date=deal.close_date,
+        solutions=deal.solutions,
+        visible_to_microsoft=deal.visible or bool(deal.help_needed),
+        help_needed=deal.help_needed,
+        qualification=options.qualification,
+    )
 
 
 # ----------------------------------------------------------------------------- update
@@ -166,14 +151,14 @@ def terminal_reason(referral: Referral) -> str:
 
 @dataclass(frozen=True)
 class ReferralUpdate:
-    """What one CRM deal changes on its referral: the patch, and what cannot be sent (said in the audit)."""
+    """What one CRM deal changes on its referral, and what cannot be sent (said in the audit)."""
 
-    ops: tuple[PatchOperation, ...] = ()
+    changes: ReferralChanges = field(default_factory=ReferralChanges)
     notes: tuple[str, ...] = ()
 
     @property
     def paths(self) -> list[str]:
-        return sorted({op.path for op in self.ops})
+        return sorted({op.path for op in self.changes.operations()})
 
 
 HELP_NOT_PATCHABLE = (
@@ -182,77 +167,57 @@ HELP_NOT_PATCHABLE = (
 )
 
 
-def referral_update(deal: CrmDeal, referral: Referral) -> ReferralUpdate:
-    """One JSON Patch carrying only the mapped fields that differ, on documented paths only.
+def referral_update(deal: CrmDeal, referral: Referral, options: OutboundOptions | None = None) -> ReferralUpdate:
+    """Only the mapped fields that differ, and only fields Partner Center lets a partner change.
 
     For a lead only its status travels: qualifying accepts the referral, disqualifying declines it.
-    The name is not among the patchable paths, so a referral keeps the name it was shared with.
+    The name is not among the patchable fields, so a referral keeps the name it was shared with.
     """
+    options = options or OutboundOptions()
+    status = _status_change(deal, referral, options)
     if deal.entity == "lead":
-        return ReferralUpdate(tuple(_status_ops(deal, referral)))
-    ops: list[PatchOperation] = []
-    notes: list[str] = []
+        return ReferralUpdate(ReferralChanges(status=status))
     details = referral.details
+    changed: dict[str, Any] = {"status": status}
     if deal.deal_value is not None and (details.deal_value is None or Decimal(details.deal_value) != deal.deal_value):
-        ops.append(replace("/details/dealValue", float(deal.deal_value)))
+        changed["deal_value"] = deal.deal_value
     currency = (deal.currency or "").strip().upper()
     if currency and currency != (details.currency or "").strip().upper():
-        ops.append(replace("/details/currency", currency))
+        changed["currency"] = currency
     if deal.close_date and (details.closing_date_time is None or details.closing_date_time.date() != deal.close_date):
-        ops.append(replace("/details/closingDateTime", _closing(deal.close_date)))
+        changed["closing_date"] = deal.close_date
     if (deal.description or "").strip() != (details.notes or "").strip():
-        ops.append(replace("/details/notes", deal.description or ""))
-    ops.extend(_status_ops(deal, referral))
+        changed["notes"] = deal.description or ""
+    notes: list[str] = []
     invite = referral.invite_context
     if deal.help_needed and not (invite and invite.assistance_request_code):
         notes.append(HELP_NOT_PATCHABLE)
     # Visibility only ever goes false -> true.
     if (deal.visible or deal.help_needed) and not referral.consent.consent_to_share_referral_with_microsoft_sellers:
-        ops.append(replace("/consent/consentToShareReferralWithMicrosoftSellers", True))
+        changed["share_with_microsoft"] = True
     current_solutions = {s.id for s in (details.requirements.solutions if details.requirements else [])}
     if deal.solutions and {s.id for s in deal.solutions} != current_solutions:
-        ops.append(replace("/details/requirements/solutions", [_solution(s) for s in deal.solutions]))
+        changed["solutions"] = deal.solutions
     team_emails = {(m.email or "").lower() for m in referral.customer_profile.team}
     if deal.contact and deal.contact.email and deal.contact.email.lower() not in team_emails:
-        ops.append(add("/customerProfile/team/-", _member(deal.contact)))
-    return ReferralUpdate(tuple(ops), tuple(notes))
+        changed["new_customer_contact"] = deal.contact
+    return ReferralUpdate(dataclasses.replace(ReferralChanges(), **changed), tuple(notes))
 
 
-def _status_ops(deal: CrmDeal, referral: Referral) -> list[PatchOperation]:
-    """Won/lost close the referral; a lead qualified in the CRM accepts it, disqualified declines it."""
+def _status_change(deal: CrmDeal, referral: Referral, options: OutboundOptions) -> tuple[str, str] | None:
+    """Won/lost close the referral; accepting in the CRM accepts a pending one, dropping it declines it."""
     status = (referral.status or "").lower()
     target: tuple[str, str] | None = None
-    if deal.entity == "opportunity":
-        if deal.state == DealState.WON:
-            target = ("Closed", "Won")
-        elif deal.state == DealState.LOST:
-            target = ("Closed", "Lost")
-        # Dynamics has no on-hold stage: editing an opportunity never accepts a pending referral by itself.
-    elif status == "new":
-        if deal.state == DealState.WON:
-            target = ("Active", "Accepted")
-        elif deal.state == DealState.LOST:
-            target = ("Closed", "Declined")
+    pending = status == "new"
+    accepts = deal.stage == DealStage.ACCEPTED and (deal.entity == "lead" or options.pending_stage)
+    if deal.entity == "opportunity" and deal.stage == DealStage.WON:
+        target = ("Closed", "Won")
+    elif deal.entity == "opportunity" and deal.stage == DealStage.LOST:
+        target = ("Closed", "Lost")
+    elif pending and accepts:
+        target = ("Active", "Accepted")
+    elif pending and deal.entity == "lead" and deal.stage == DealStage.LOST:
+        target = ("Closed", "Declined")
     if target is None or (status, (referral.substatus or "").lower()) == (target[0].lower(), target[1].lower()):
-        return []
-    return [replace("/status", target[0]), replace("/substatus", target[1])]
-
-
-def _member(contact: Any) -> dict[str, Any]:
-    return {
-        "firstName": contact.first_name or "",
-        "lastName": contact.last_name or "",
-        "email": contact.email,
-        "phoneNumber": contact.phone or "",
-    }
-
-
-def _solution(solution: Any) -> dict[str, Any]:
-    item = {"id": solution.id, "name": solution.name or solution.id}
-    if solution.type:
-        item["type"] = solution.type
-    return item
-
-
-def _closing(value: dt.date | None) -> str | None:
-    return f"{value.isoformat()}T00:00:00Z" if value else None
+        return None
+    return target

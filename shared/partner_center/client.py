@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 from shared.http import ServiceClient
 from shared.partner_center.models import MalformedReferral, Referral
-from shared.partner_center.patch import PatchOperation
+from shared.partner_center.writes import ReferralChanges, ReferralDraft
 
 log = logging.getLogger("cosell.partner_center")
 
@@ -74,15 +73,15 @@ class ReferralsClient:
                 return referral
         return None
 
-    def create(self, body: dict[str, Any]) -> Referral:
+    def create(self, draft: ReferralDraft) -> Referral:
         # A create whose answer is lost (or a 5xx) may have been carried out: never blindly retry it.
+        body = draft.to_wire()
         response = self._http.request("POST", "referrals", json=body, headers=self._headers(), idempotent=False)
         return Referral.parse(response.json())
 
-    def patch(
-        self, referral_id: str, operations: Sequence[PatchOperation], *, etag: str | None = None
-    ) -> Referral | None:
-        """Apply a JSON Patch (documented paths, ``replace``/``add``) and return the updated referral."""
+    def patch(self, referral_id: str, changes: ReferralChanges, *, etag: str | None = None) -> Referral | None:
+        """One JSON Patch (documented paths, ``replace``/``add``); the updated referral, or None on a 204."""
+        operations = changes.operations()
         headers = self._headers(Prefer="return=representation")
         headers["Content-Type"] = "application/json"
         if etag:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.auth import AuthError
-from shared.crm.port import CrmPort, CrmRejected, InboundResult
+from shared.crm.port import CrmPort, CrmRejected, InboundResult, KnownRecord
 from shared.http import ApiError, ApiUnavailable, CallStats, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.limits import fit
@@ -140,7 +140,7 @@ class InboundSync:
 
         unreadable = _unreadable_note(referral)
         try:
-            result = self._crm.apply_inbound(plan, previous, _crm_audit_message(plan) + unreadable)
+            result = self._crm.apply_inbound(plan, _known(previous), _crm_audit_message(plan) + unreadable)
         except Exception as exc:
             if is_permanent(exc):
                 self._fail(previous, referral_id, f"Sync from Partner Center failed: {readable(exc)}", stats, source)
@@ -148,13 +148,16 @@ class InboundSync:
 
         self._state.save(self._next_state(previous, referral, plan, content_hash, result))
         # What the CRM now holds is what Partner Center has: the next CRM poll must not send it back.
-        self._state.agree(result.entity, result.crm_id, referral.id, content_hash_of_plan(plan))
+        pending_stage = self._crm.capabilities.pending_stage
+        self._state.agree(
+            result.kind, result.crm_id, referral.id, content_hash_of_plan(plan, pending_stage=pending_stage)
+        )
         outcome = "created" if result.created else "updated"
-        what = f"{outcome} {result.entity} from referral ({plan.pc_status})"
+        what = f"{outcome} {result.kind} from referral ({plan.pc_status})"
         if result.notes:
             what += "; " + "; ".join(result.notes)
         what += unreadable
-        return self._record(referral_id, result.crm_id, outcome, what, stats, source, entity=result.entity)
+        return self._record(referral_id, result.crm_id, outcome, what, stats, source, entity=result.kind)
 
     def _stale_reason(self, referral: Referral, previous: SyncState | None) -> str:
         if not previous or not previous.pc_updated_at or not referral.updated_date_time:
@@ -171,14 +174,14 @@ class InboundSync:
     ) -> SyncState:
         state = previous or SyncState(referral_id=referral.id)
         state.crm_kind = self._crm.kind
-        state.crm_entity = result.entity
+        state.crm_entity = result.kind
         state.crm_id = result.crm_id
         if result.lead_id:
             state.lead_id = result.lead_id
         state.pc_updated = _iso(referral.updated_date_time) or state.pc_updated
         state.pc_hash = content_hash
         state.part_hashes = plan.part_hashes()
-        state.crm_fields = result.crm_fields
+        state.crm_fields = result.memo
         state.last_outcome = "created" if result.created else "updated"
         state.last_error = ""
         state.last_synced_at = self._clock().isoformat()
@@ -228,9 +231,23 @@ class InboundSync:
         return SyncOutcome(referral_id, outcome, message, entity, crm_id, calls, writes)
 
 
+def _known(state: SyncState | None) -> KnownRecord | None:
+    """What the adapter needs of the stored state: the record, its memo and part hashes, never the row."""
+    if state is None or not state.crm_id or state.crm_entity not in ("opportunity", "lead"):
+        return None
+    return KnownRecord(
+        kind="lead" if state.crm_entity == "lead" else "opportunity",
+        crm_id=state.crm_id,
+        memo=state.crm_fields,
+        part_hashes=state.part_hashes,
+        failed_before=bool(state.last_error),
+        lead_id=state.lead_id,
+    )
+
+
 def _crm_audit_message(plan: CrmPlan) -> str:
     status = plan.pc_status
-    if plan.deal and plan.deal.status_reason in ("lost", "declined", "expired") and plan.reason:
+    if plan.deal and plan.deal.close_reason and plan.reason:
         status = f"{status}: {plan.reason}"
     notes = "".join(f" {note}." for note in plan.notes)
     return f"Partner Center referral to CRM sync success ({status}).{notes}"

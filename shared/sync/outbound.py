@@ -12,6 +12,7 @@ is lost, the next attempt first looks for a referral whose ``externalReferenceId
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections import Counter
@@ -23,11 +24,11 @@ from shared.crm.port import CrmPort, CrmRejected
 from shared.http import ApiError, ApiUnavailable, CallStats, Throttled, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.limits import fit
-from shared.mapping.model import CrmDeal
+from shared.mapping.model import CrmDeal, DealKind
 from shared.mapping.outbound import (
     OutboundOptions,
     content_hash_of_deal,
-    create_body,
+    new_referral,
     problems,
     referral_update,
     rejection_message,
@@ -90,7 +91,8 @@ class OutboundSync:
         self._audit = audit
         self._leases = leases
         self._inbound_options = inbound_options
-        self._options = options or OutboundOptions()
+        # The engine asks the adapter what its CRM can express (an opportunity's pending stage).
+        self._options = dataclasses.replace(options or OutboundOptions(), pending_stage=crm.capabilities.pending_stage)
         self._lease_seconds = lease_seconds
         self._lease_wait = lease_wait
         self._clock = clock
@@ -150,16 +152,15 @@ class OutboundSync:
         )
         return report
 
-    def sync_record(self, crm_id: str, *, entity: str | None = None, source: str = "resync") -> RecordOutcome | None:
+    def sync_record(
+        self, crm_id: str, *, entity: DealKind | None = None, source: str = "resync"
+    ) -> RecordOutcome | None:
         """Re-sync one CRM record now, whatever its hashes say (the resync route); None if it does not exist.
 
         Without ``entity`` the id is looked up as an opportunity, then as a lead.
         """
-        for kind in (entity,) if entity else ("opportunity", "lead"):
-            deal = self._crm.get_deal(kind, crm_id)
-            if deal is not None:
-                return self._handle(deal, source=source, force=True)
-        return None
+        deal = self._crm.get_deal(crm_id, entity)
+        return self._handle(deal, source=source, force=True) if deal is not None else None
 
     # ------------------------------------------------------------------ one record
     def _handle(self, deal: CrmDeal, *, source: str, force: bool = False) -> RecordOutcome:
@@ -239,7 +240,7 @@ class OutboundSync:
             record.create_intent = self._clock().isoformat()
             self._state.save_crm(record)
             try:
-                referral = self._referrals.create(create_body(deal, self._options))
+                referral = self._referrals.create(new_referral(deal, self._options))
             except ApiError as exc:
                 if not is_permanent(exc):
                     raise
@@ -281,8 +282,8 @@ class OutboundSync:
         if terminal:
             self._state.agree(deal.entity, deal.crm_id, referral_id, content)
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal}.")
-        update = referral_update(deal, referral)
-        if not update.ops:
+        update = referral_update(deal, referral, self._options)
+        if not update.paths:
             self._remember(deal, content, referral)
             if update.notes:
                 message = "Nothing sent to Partner Center: " + "; ".join(update.notes) + "."
@@ -290,7 +291,7 @@ class OutboundSync:
                 return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", message)
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already equal in Partner Center.")
         try:
-            updated = self._referrals.patch(referral_id, update.ops, etag=referral.e_tag)
+            updated = self._referrals.patch(referral_id, update.changes, etag=referral.e_tag)
         except ApiError as exc:
             if exc.status != 412:
                 if is_permanent(exc):
@@ -304,8 +305,10 @@ class OutboundSync:
                 return RecordOutcome(
                     deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal_reason(referral)}."
                 )
-            update = referral_update(deal, referral)
-            updated = self._referrals.patch(referral_id, update.ops, etag=referral.e_tag) if update.ops else referral
+            update = referral_update(deal, referral, self._options)
+            updated = (
+                self._referrals.patch(referral_id, update.changes, etag=referral.e_tag) if update.paths else referral
+            )
         updated = updated or self._referrals.get(referral_id)
         message = f"Partner Center referral updated from the CRM: {', '.join(update.paths)}."
         if update.notes:
@@ -332,7 +335,7 @@ class OutboundSync:
             # referral we just accepted is left to the inbound sync, which makes its opportunity.)
             state.pc_hash = plan.content_hash()
             state.part_hashes = plan.part_hashes()
-            state.crm_fields = self._crm.wire_fields(plan)
+            state.crm_fields = self._crm.memo_for(plan)
         state.last_outcome, state.last_error = "shared", ""
         state.last_synced_at = self._clock().isoformat()
         self._state.save(state)

@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import json
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ import pytest
 from sandbox.environment import PARTNER_CENTER_CLIENT_ID, TENANT_ID, Sandbox
 from shared.auth import MemoryRefreshTokenStore, RefreshTokenGrant
 from shared.http import ApiError, ServiceClient, count_calls
+from shared.mapping.model import AccountData, ContactData, SolutionData
 from shared.partner_center.client import ReferralsClient
-from shared.partner_center.patch import replace
+from shared.partner_center.writes import ReferralChanges, ReferralDraft
 
 FIXTURE = json.loads(
     (Path(__file__).resolve().parents[2] / "sandbox/fixtures/fixture_b_shared_accepted.json").read_text()
@@ -44,6 +46,34 @@ def referral(**changes: object) -> dict:
     return body
 
 
+def draft(external_id: str) -> ReferralDraft:
+    """The fixture's customer and deal, as the outbound sync would describe a new referral."""
+    profile = FIXTURE["customerProfile"]
+    address = profile["address"]
+    return ReferralDraft(
+        name=FIXTURE["name"],
+        external_reference_id=external_id,
+        customer=AccountData(
+            profile["name"],
+            address["addressLine1"],
+            None,
+            address["city"],
+            address["state"],
+            address["postalCode"],
+            address["country"],
+        ),
+        customer_contact=ContactData("Ada", "Buyer", "ada@contoso.example"),
+        owner=None,
+        notes=FIXTURE["details"]["notes"],
+        deal_value=Decimal(1000),
+        currency="USD",
+        closing_date=dt.date(2026, 12, 31),
+        solutions=(SolutionData("SOL-1", "Contoso-Ale"),),
+        visible_to_microsoft=True,
+        help_needed="GeneralOrOther",
+    )
+
+
 def test_list_follows_next_links_with_filter_and_order(client: ReferralsClient, sandbox: Sandbox) -> None:
     tag = uuid.uuid4().hex[:8]
     ids = [sandbox.partner_center.seed_referral(referral(name=f"{tag}-{n}"), fire=False)["id"] for n in range(230)]
@@ -65,20 +95,15 @@ def test_filter_on_updated_date_time(client: ReferralsClient, sandbox: Sandbox) 
 
 
 def test_create_then_patch_with_etag(client: ReferralsClient) -> None:
-    body = referral()
-    for key in ("id", "status", "substatus", "engagementId"):
-        body.pop(key)
-    created = client.create({**body, "externalReferenceId": "crm-123"})
+    created = client.create(draft("crm-123"))
     assert created.external_reference_id == "crm-123"
     assert created.e_tag
-    updated = client.patch(
-        created.id, [replace("/details/dealValue", 12345)], etag=created.e_tag
-    )
+    updated = client.patch(created.id, ReferralChanges(deal_value=Decimal(12345)), etag=created.e_tag)
     assert updated is not None
     assert updated.details.deal_value == 12345
     assert updated.e_tag != created.e_tag
     with pytest.raises(ApiError) as stale:
-        client.patch(created.id, [replace("/details/notes", "x")], etag=created.e_tag)
+        client.patch(created.id, ReferralChanges(notes="x"), etag=created.e_tag)
     assert (stale.value.status, stale.value.code) == (412, "preconditionFailed")
     assert client.get(created.id).details.notes == FIXTURE["details"]["notes"]
 
@@ -86,11 +111,8 @@ def test_create_then_patch_with_etag(client: ReferralsClient) -> None:
 def test_a_lost_create_is_found_by_its_external_id_and_never_a_strangers(client: ReferralsClient) -> None:
     """Partner Center ignores an undocumented externalReferenceId filter: the match is made here."""
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
-    body = referral()
-    for key in ("id", "status", "substatus", "engagementId"):
-        body.pop(key)
-    stranger = client.create({**body, "externalReferenceId": f"crm-{uuid.uuid4()}"})
-    ours = client.create({**body, "externalReferenceId": "crm-ours-" + stranger.id})
+    stranger = client.create(draft(f"crm-{uuid.uuid4()}"))
+    ours = client.create(draft("crm-ours-" + stranger.id))
     found = client.find_by_external_reference("crm-ours-" + stranger.id, updated_since=since)
     assert found is not None
     assert found.id == ours.id
@@ -100,7 +122,7 @@ def test_a_lost_create_is_found_by_its_external_id_and_never_a_strangers(client:
 def test_errors_surface_partner_centers_error_body(client: ReferralsClient, sandbox: Sandbox) -> None:
     closed = sandbox.partner_center.seed_referral(referral(status="Closed", substatus="Won"), fire=False)
     with pytest.raises(ApiError) as info:
-        client.patch(closed["id"], [replace("/details/notes", "late")])
+        client.patch(closed["id"], ReferralChanges(notes="late"))
     assert info.value.status == 400
     assert info.value.code == "invalidRequest"
     assert info.value.message

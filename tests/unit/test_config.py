@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.config import Settings
-from shared.mapping.fields import dynamics_field_map
+from shared.crm.dynamics_fields import dynamics_field_map
 
 
 def test_defaults_follow_design_md(monkeypatch: pytest.MonkeyPatch) -> None:

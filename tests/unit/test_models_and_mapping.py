@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.mapping.inbound import InboundOptions, is_lead_category, plan_for
-from shared.mapping.model import DealState
+from shared.mapping.model import DealStage
 from shared.mapping.text import audit_line, normalise_company, prepend_audit, strip_mark, with_mark
 from shared.partner_center.models import MalformedReferral, Referral, WebhookEvent
 
@@ -93,11 +93,11 @@ def test_classification_of_the_three_samples(fixture_a: Referral, fixture_b: Ref
     assert plan_for(fixture_a, options).kind == "lead"
     # B: Shared co-sell invited by Microsoft, Active/Accepted -> opportunity, open
     plan_b = plan_for(fixture_b, options)
-    assert (plan_b.kind, plan_b.deal and plan_b.deal.state) == ("opportunity", DealState.OPEN)
+    assert (plan_b.kind, plan_b.deal and plan_b.deal.stage) == ("opportunity", DealStage.ACCEPTED)
     # C: Independent + SalesQualified by msft (a qualified lead) that was won -> opportunity, won
     assert is_lead_category(fixture_c)
     plan_c = plan_for(fixture_c, options)
-    assert (plan_c.kind, plan_c.deal and plan_c.deal.state) == ("opportunity", DealState.WON)
+    assert (plan_c.kind, plan_c.deal and plan_c.deal.stage) == ("opportunity", DealStage.WON)
 
 
 def test_sync_cosell_only_skips_unaccepted_leads(fixture_a: Referral, fixture_b: Referral) -> None:
@@ -177,7 +177,7 @@ def test_hostile_name_normalises_without_losing_its_words() -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("שלום בע\"מ", "שָׁלוֹם בע\"מ"),  # Hebrew, with and without niqqud
+        ('שלום בע"מ', 'שָׁלוֹם בע"מ'),  # Hebrew, with and without niqqud
         ("شركة النور", "شَرِكَة النور"),  # Arabic, with and without harakat
         ("Ｔｏｋｙｏ　Ｓｏｆｔ", "tokyo soft"),  # full-width forms (NFKC)
         ("ΑΘΗΝΑ Α.Ε.", "αθηνα αε"),

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from shared.mapping.inbound import InboundOptions, plan_for
-from shared.mapping.model import AccountData, ContactData, CrmDeal, DealState, SolutionData
+from shared.mapping.model import AccountData, ContactData, CrmDeal, DealStage, SolutionData
 from shared.mapping.outbound import (
     HELP_NOT_PATCHABLE,
     content_hash_of_deal,
     content_hash_of_plan,
-    create_body,
+    new_referral,
     problems,
     referral_update,
     rejection_message,
@@ -39,7 +39,7 @@ def deal(**changes: object) -> CrmDeal:
         currency="USD",
         close_date=dt.date(2026, 12, 31),
         description="Move to Dynamics 365",
-        state=DealState.OPEN,
+        stage=DealStage.OPEN,
         help_needed="ProofOfConceptOrDemo",
         visible=True,
         account=AccountData("Contoso Ltd", "1 Main St", None, "Redmond", "WA", "98052", "US"),
@@ -87,7 +87,7 @@ def test_rejection_message_matches_the_documented_audit_text() -> None:
 
 
 def test_create_body_for_a_co_sell_deal() -> None:
-    body = create_body(deal())
+    body = new_referral(deal()).to_wire()
     assert (body["type"], body["externalReferenceId"], body["name"]) == ("Shared", deal().crm_id, "Contoso migration")
     assert body["inviteContext"]["assistanceRequestCode"] == "ProofOfConceptOrDemo"
     assert body["consent"]["consentToShareReferralWithMicrosoftSellers"] is True
@@ -107,19 +107,21 @@ def test_create_body_for_a_co_sell_deal() -> None:
 
 
 def test_create_body_for_a_private_deal() -> None:
-    body = create_body(deal(help_needed=None, visible=False))
+    body = new_referral(deal(help_needed=None, visible=False)).to_wire()
     assert body["type"] == "Independent"
     assert "inviteContext" not in body
     assert body["consent"]["consentToShareReferralWithMicrosoftSellers"] is False
 
 
 def referral_for(d: CrmDeal, **changes: object) -> Referral:
-    referral = Referral.model_validate({**create_body(d), "id": "r-1", "status": "Active", "substatus": "Accepted"})
+    referral = Referral.model_validate(
+        {**new_referral(d).to_wire(), "id": "r-1", "status": "Active", "substatus": "Accepted"}
+    )
     return referral.model_copy(update=changes)
 
 
 def patch_ops(d: CrmDeal, referral: Referral) -> list[dict[str, object]]:
-    return [op.to_wire() for op in referral_update(d, referral).ops]
+    return [op.to_wire() for op in referral_update(d, referral).changes.operations()]
 
 
 def test_no_difference_no_patch() -> None:
@@ -137,11 +139,11 @@ def test_only_what_changed_is_patched() -> None:
 
 def test_won_and_lost_close_the_referral() -> None:
     current = referral_for(deal())
-    assert patch_ops(deal(state=DealState.WON), current)[-2:] == [
+    assert patch_ops(deal(stage=DealStage.WON), current)[-2:] == [
         {"op": "replace", "path": "/status", "value": "Closed"},
         {"op": "replace", "path": "/substatus", "value": "Won"},
     ]
-    assert patch_ops(deal(state=DealState.LOST), current)[-1] == {
+    assert patch_ops(deal(stage=DealStage.LOST), current)[-1] == {
         "op": "replace",
         "path": "/substatus",
         "value": "Lost",
@@ -152,7 +154,7 @@ def test_visibility_only_goes_from_false_to_true_and_help_is_not_patched_but_exp
     private = referral_for(deal(help_needed=None, visible=False))
     update = referral_update(deal(help_needed="QuotesOrLicensing", visible=True), private)
     # /inviteContext/... is not a patchable path: one such operation fails the whole PATCH.
-    assert [op.to_wire() for op in update.ops] == [
+    assert [op.to_wire() for op in update.changes.operations()] == [
         {"op": "replace", "path": "/consent/consentToShareReferralWithMicrosoftSellers", "value": True}
     ]
     assert update.notes == (HELP_NOT_PATCHABLE,)
@@ -184,7 +186,7 @@ def test_every_difference_maps_to_a_documented_path() -> None:
         currency="EUR",
         close_date=dt.date(2027, 1, 31),
         description="other",
-        state=DealState.WON,
+        stage=DealStage.WON,
         help_needed="GeneralOrOther",
         visible=True,
         contact=ContactData("Bo", "New", "bo@contoso.example"),
@@ -198,8 +200,8 @@ def test_every_difference_maps_to_a_documented_path() -> None:
     for start in starts:
         for entity in ("opportunity", "lead"):
             update = referral_update(dataclasses.replace(everything, entity=entity), start)
-            assert update.ops or entity == "lead"  # a lead moves only a pending referral
-            assert {op.path for op in update.ops} <= PATCHABLE_PATHS
+            assert update.paths or entity == "lead"  # a lead moves only a pending referral
+            assert set(update.paths) <= PATCHABLE_PATHS
 
 
 def test_new_customer_contact_is_added_not_replaced() -> None:
@@ -217,12 +219,12 @@ def test_new_customer_contact_is_added_not_replaced() -> None:
 def test_a_lead_only_moves_its_referral_status() -> None:
     pending = referral_for(deal(), status="New", substatus="Pending")
     lead = deal(entity="lead", deal_value=Decimal(1))
-    assert patch_ops(dataclasses.replace(lead, state=DealState.OPEN), pending) == []
-    assert patch_ops(dataclasses.replace(lead, state=DealState.WON), pending) == [
+    assert patch_ops(dataclasses.replace(lead, stage=DealStage.OPEN), pending) == []
+    assert patch_ops(dataclasses.replace(lead, stage=DealStage.ACCEPTED), pending) == [
         {"op": "replace", "path": "/status", "value": "Active"},
         {"op": "replace", "path": "/substatus", "value": "Accepted"},
     ]
-    assert patch_ops(dataclasses.replace(lead, state=DealState.LOST), pending)[-1]["value"] == "Declined"
+    assert patch_ops(dataclasses.replace(lead, stage=DealStage.LOST), pending)[-1]["value"] == "Declined"
 
 
 def test_terminal_referrals_are_recognised() -> None:
@@ -245,15 +247,17 @@ def test_content_hash_is_equal_from_either_side() -> None:
         currency="USD",
         close_date=None,
         description=referral.details.notes,
-        state=DealState.OPEN,
+        stage=DealStage.OPEN,
         help_needed=None,
         visible=False,
         account=plan.account,
         contact=ContactData("Sue", "Smith", "SUE.SMITH@contoso.com"),
         solutions=(SolutionData("Dynamics365forFieldService", "x"),),
     )
-    assert content_hash_of_deal(read_back) == content_hash_of_plan(plan)
-    assert content_hash_of_deal(dataclasses.replace(read_back, deal_value=Decimal(1))) != content_hash_of_plan(plan)
+    assert content_hash_of_deal(read_back) == content_hash_of_plan(plan, pending_stage=False)
+    assert content_hash_of_deal(dataclasses.replace(read_back, deal_value=Decimal(1))) != content_hash_of_plan(
+        plan, pending_stage=False
+    )
 
 
 def test_lead_content_hash_ignores_what_a_crm_lead_cannot_hold() -> None:
@@ -271,9 +275,10 @@ def test_lead_content_hash_ignores_what_a_crm_lead_cannot_hold() -> None:
         currency="USD",
         close_date=plan.deal.close_date,
         description=referral.details.notes,
-        state=DealState.OPEN,
+        stage=DealStage.PENDING,  # an open lead is a pending one
         help_needed=None,
         visible=False,
         contact=ContactData(None, None, None),
     )
-    assert content_hash_of_deal(read_back) == content_hash_of_plan(plan)  # although the referral lists a solution
+    # Equal although the referral lists a solution: a CRM lead holds none.
+    assert content_hash_of_deal(read_back) == content_hash_of_plan(plan, pending_stage=False)

@@ -1,14 +1,12 @@
-"""The field map, as data: neutral field name -> CRM column, per CRM and record type.
+"""Dynamics 365 defaults of the field map (DESIGN.md), the help choice values, and the connector's knobs.
 
-Defaults are DESIGN.md's; DEAL_VALUE_FIELD, DEAL_CURRENCY_FIELD and ACCOUNT_COUNTRY_FIELD override
-the connector's three knobs, and CRM_FIELD_MAP (JSON, e.g. ``{"opportunity": {"microsoft_crm_id":
-"new_msxid"}}``) overrides any other column without touching code.
+DEAL_VALUE_FIELD, DEAL_CURRENCY_FIELD and ACCOUNT_COUNTRY_FIELD override the connector's three
+knobs; CRM_FIELD_MAP overrides any other column.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from shared.crm.fields import FieldMap, parse_overrides
 
 DYNAMICS_DEFAULTS: dict[str, dict[str, str]] = {
     "opportunity": {
@@ -89,17 +87,6 @@ DYNAMICS_HELP_NEEDED: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True)
-class FieldMap:
-    tables: dict[str, dict[str, str]]
-
-    def column(self, record: str, field: str) -> str:
-        return self.tables[record][field]
-
-    def get(self, record: str, field: str) -> str | None:
-        return self.tables.get(record, {}).get(field)
-
-
 def dynamics_field_map(
     *,
     deal_value_field: str,
@@ -114,17 +101,3 @@ def dynamics_field_map(
     for record, columns in parse_overrides(overrides_json).items():
         tables.setdefault(record, {}).update(columns)
     return FieldMap(tables)
-
-
-def parse_overrides(raw: str | None) -> dict[str, dict[str, str]]:
-    if not raw or not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"CRM_FIELD_MAP is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or not all(
-        isinstance(v, dict) and all(isinstance(c, str) for c in v.values()) for v in data.values()
-    ):
-        raise ValueError('CRM_FIELD_MAP must look like {"opportunity": {"field": "column"}}')
-    return data
