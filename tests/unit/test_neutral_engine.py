@@ -1,0 +1,58 @@
+"""The engine is CRM-neutral: mapping/ and sync/ name no CRM column, entity, option value or status code.
+
+The forbidden words are read from the adapters' own field maps and code tables, so a column added
+to an adapter is checked here without editing this test.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.crm.dynamics_fields import DYNAMICS_DEFAULTS, DYNAMICS_HELP_NEEDED
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE = [*(ROOT / "shared" / "mapping").glob("*.py"), *(ROOT / "shared" / "sync").glob("*.py")]
+
+# Wire names of Dataverse that are not in the field map (entity sets, keys, codes, actions); entity
+# sets that are plain English ("contacts", "leads") are not words a check can forbid.
+DATAVERSE_WORDS = {
+    "statecode",
+    "statuscode",
+    "opportunityid",
+    "leadid",
+    "accountid",
+    "contactid",
+    "transactioncurrencies",
+    "systemusers",
+    "owninguser",
+    "ownerid",
+    "modifiedon",
+    "WinOpportunity",
+    "LoseOpportunity",
+    "odata",
+}
+
+
+def _crm_words() -> set[str]:
+    neutral = {field for columns in DYNAMICS_DEFAULTS.values() for field in columns}
+    columns = {column for columns in DYNAMICS_DEFAULTS.values() for column in columns.values()}
+    return (columns - neutral) | DATAVERSE_WORDS
+
+
+@pytest.mark.parametrize("path", ENGINE, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_engine_modules_name_nothing_of_a_crm(path: Path) -> None:
+    source = path.read_text(encoding="utf-8")
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
+    found = sorted(words & _crm_words())
+    assert not found, f"{path.relative_to(ROOT)} names CRM-specific {found}: move it into the adapter"
+    values = {str(v) for v in DYNAMICS_HELP_NEEDED.values()}
+    assert not values & set(re.findall(r"\d+", source)), f"{path.relative_to(ROOT)} holds an option value"
+
+
+def test_the_check_sees_what_it_forbids() -> None:
+    words = _crm_words()
+    assert {"estimatedvalue", "cosell_referralid", "statecode", "WinOpportunity"} <= words
+    assert "name" not in words  # a neutral word, also a column
