@@ -24,6 +24,7 @@ from shared.crm.dynamics_deals import DynamicsDeals
 from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
 from shared.crm.dynamics_status import LEAD_QUALIFIED, lead_codes, opportunity_codes
 from shared.crm.fields import FieldMap
+from shared.crm.matching import account_id, contact_id, customer_key, same_customer, solution_row_id
 from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord
 from shared.http import ApiError
 from shared.mapping.model import AccountData, ContactData, CrmDeal, CrmPlan, DealData, DealKind, DealStage, SolutionData
@@ -31,8 +32,6 @@ from shared.mapping.text import (
     CHECK,
     CROSS,
     audit_line,
-    normalise_company,
-    normalise_postal_code,
     prepend_audit,
     with_mark,
 )
@@ -40,8 +39,6 @@ from shared.odata import odata_string
 
 log = logging.getLogger("cosell.crm.dynamics")
 
-# Deterministic record ids: the same customer, contact or solution row always gets the same id.
-_NAMESPACE = uuid.UUID("6f1c3d4e-2b7a-5c8d-9e0f-a1b2c3d4e5f6")
 
 OPPORTUNITIES = "opportunities"
 LEADS = "leads"
@@ -399,25 +396,18 @@ class DynamicsCrm:
         return bind(CURRENCIES, cached)
 
     def _ensure_account(self, account: AccountData, referral_id: str) -> str:
-        """Find by normalised company name + postal code, else create (idempotently).
-
-        A customer without a usable name matches nothing: its account is its referral's own.
-        """
+        """Find by normalised company name + postal code, else create (idempotently); see shared.crm.matching."""
         col = self._account_col
-        postal = normalise_postal_code(account.postal_code)
-        wanted = normalise_company(account.name)
-        if not wanted:
-            account_id = str(uuid.uuid5(_NAMESPACE, f"account|referral|{referral_id}"))
-        else:
-            found = self._find_account(account, wanted, postal)
-            if found:
-                return found
-            account_id = str(uuid.uuid5(_NAMESPACE, f"account|{wanted}|{postal}"))
+        wanted = customer_key(account)
+        found = self._find_account(account, wanted) if wanted[0] else None
+        if found:
+            return found
+        new_id = account_id(account, referral_id)
         body = {col("name"): account.name, **_address_columns(account, col)}
-        self._dv.upsert(key_by_id(ACCOUNTS, account_id), _drop_none(body), select="accountid")
-        return account_id
+        self._dv.upsert(key_by_id(ACCOUNTS, new_id), _drop_none(body), select="accountid")
+        return new_id
 
-    def _find_account(self, account: AccountData, wanted: str, postal: str) -> str | None:
+    def _find_account(self, account: AccountData, wanted: tuple[str, str]) -> str | None:
         col = self._account_col
         select = ["accountid", col("name"), col("postal_code")]
         exact = f"{col('name')} eq {odata_string(account.name)}"
@@ -431,9 +421,7 @@ class DynamicsCrm:
                 ACCOUNTS, select=select, filter=f"{col('postal_code')} eq {odata_string(account.postal_code)}"
             )
             for row in candidates:
-                if normalise_company(row.get(col("name"))) == wanted and (
-                    normalise_postal_code(row.get(col("postal_code"))) == postal
-                ):
+                if same_customer(row.get(col("name")), row.get(col("postal_code")), wanted):
                     return str(row["accountid"])
         return None
 
@@ -454,7 +442,7 @@ class DynamicsCrm:
             if found:
                 ids.append(str(found["contactid"]))
                 continue
-            contact_id = str(uuid.uuid5(_NAMESPACE, f"contact|{contact.email}"))
+            new_id = contact_id(contact.email)
             body: dict[str, Any] = _drop_none(
                 {
                     col["first_name"]: contact.first_name,
@@ -465,8 +453,8 @@ class DynamicsCrm:
             )
             if account_id:
                 body["parentcustomerid_account@odata.bind"] = bind(ACCOUNTS, account_id)
-            self._dv.upsert(key_by_id(CONTACTS, contact_id), body, select="contactid")
-            ids.append(contact_id)
+            self._dv.upsert(key_by_id(CONTACTS, new_id), body, select="contactid")
+            ids.append(new_id)
         return ids
 
     def _sync_solutions(self, opportunity_id: str, solutions: tuple[SolutionData, ...], *, existing: bool) -> None:
@@ -486,7 +474,7 @@ class DynamicsCrm:
         for solution_id, solution in wanted.items():
             if solution_id in present:
                 continue
-            row_id = str(uuid.uuid5(_NAMESPACE, f"solution|{opportunity_id}|{solution_id}"))
+            row_id = solution_row_id(opportunity_id, solution_id)
             body = _drop_none(
                 {
                     col["id"]: solution.id,
