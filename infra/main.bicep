@@ -82,6 +82,15 @@ param salesforceClientId string = ''
 @description('SALESFORCE_API_VERSION.')
 param salesforceApiVersion string = 'v60.0'
 
+@description('SALESFORCE_STAGE_PENDING: the Opportunity stage of a referral not accepted yet (the on-hold stage).')
+param salesforceStagePending string = 'Prospecting'
+
+@description('SALESFORCE_STAGE_ACCEPTED: the Opportunity stage of an accepted referral.')
+param salesforceStageAccepted string = 'Qualification'
+
+@description('SALESFORCE_LEAD_STATUS: the Status of a Lead created from a referral.')
+param salesforceLeadStatus string = 'Open - Not Contacted'
+
 @description('DISPLAY_CHECKMARK: prefix ✔/✖ on the synced record\'s name.')
 param displayCheckmark bool = true
 
@@ -266,6 +275,9 @@ var appSettings = {
   SALESFORCE_CLIENT_ID: salesforceClientId
   SALESFORCE_CLIENT_SECRET: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.uri}secrets/${secretNames.salesforceClientSecret})'
   SALESFORCE_API_VERSION: salesforceApiVersion
+  SALESFORCE_STAGE_PENDING: salesforceStagePending
+  SALESFORCE_STAGE_ACCEPTED: salesforceStageAccepted
+  SALESFORCE_LEAD_STATUS: salesforceLeadStatus
 
   DISPLAY_CHECKMARK: displayCheckmark ? 'true' : 'false'
   SYNC_COSELL_ONLY: syncCosellOnly ? 'true' : 'false'

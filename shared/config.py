@@ -89,7 +89,12 @@ class Settings(BaseSettings):
     salesforce_login_url: str | None = Field(None, validation_alias="SALESFORCE_LOGIN_URL")
     salesforce_client_id: str | None = Field(None, validation_alias="SALESFORCE_CLIENT_ID")
     salesforce_client_secret: SecretStr | None = Field(None, validation_alias="SALESFORCE_CLIENT_SECRET")
-    salesforce_api_version: str = Field("v60.0", validation_alias="SALESFORCE_API_VERSION")
+    salesforce_api_version: str = Field("v60.0", pattern=r"^v\d+\.\d$", validation_alias="SALESFORCE_API_VERSION")
+    # Stages and lead status the Salesforce adapter writes (DESIGN.md): a referral not accepted yet
+    # sits in the pending ("on-hold") stage; moving it on accepts the referral in Partner Center.
+    salesforce_stage_pending: str = Field("Prospecting", min_length=1, validation_alias="SALESFORCE_STAGE_PENDING")
+    salesforce_stage_accepted: str = Field("Qualification", min_length=1, validation_alias="SALESFORCE_STAGE_ACCEPTED")
+    salesforce_lead_status: str = Field("Open - Not Contacted", min_length=1, validation_alias="SALESFORCE_LEAD_STATUS")
 
     # --- sync behaviour (the connector solution's knobs) ---
     display_checkmark: bool = Field(True, validation_alias="DISPLAY_CHECKMARK")

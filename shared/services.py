@@ -21,6 +21,9 @@ from shared.crm.dataverse_client import API_PATH, DataverseClient
 from shared.crm.dynamics import DynamicsCrm
 from shared.crm.dynamics_fields import dynamics_field_map
 from shared.crm.port import CrmPort
+from shared.crm.salesforce import SalesforceCrm
+from shared.crm.salesforce_client import ClientCredentialsSession, SalesforceClient, salesforce_error
+from shared.crm.salesforce_fields import salesforce_field_map
 from shared.http import ServiceClient
 from shared.mapping.inbound import InboundOptions
 from shared.messages import REFERRAL_EVENTS_QUEUE, ReferralMessage
@@ -143,9 +146,12 @@ def webhook_registration_client() -> WebhookRegistrationClient:
 
 @Once
 def crm() -> CrmPort:
+    """The CRM adapter CRM_KIND names: the one place an adapter is chosen."""
     settings = get_settings()
-    if settings.crm_kind != "dynamics":
-        raise ConfigurationError(f"CRM_KIND={settings.crm_kind} is not supported by this build yet")
+    return _salesforce(settings) if settings.crm_kind == "salesforce" else _dynamics(settings)
+
+
+def _dynamics(settings: Settings) -> DynamicsCrm:
     _require(settings, "dataverse_url", "dataverse_tenant_id", "dataverse_client_id", "dataverse_client_secret")
     org = str(settings.dataverse_url).rstrip("/")
     secret = settings.dataverse_client_secret
@@ -166,6 +172,42 @@ def crm() -> CrmPort:
     client = DataverseClient(_http(settings, "dataverse", f"{org}/{API_PATH}", token))
     return DynamicsCrm(
         client, fields, display_checkmark=settings.display_checkmark, audit_max_chars=settings.audit_max_chars
+    )
+
+
+def _salesforce(settings: Settings) -> SalesforceCrm:
+    _require(settings, "salesforce_login_url", "salesforce_client_id", "salesforce_client_secret")
+    origin = str(settings.salesforce_login_url).rstrip("/")
+    secret = settings.salesforce_client_secret
+    session = ClientCredentialsSession(
+        origin,
+        str(settings.salesforce_client_id),
+        secret.get_secret_value() if secret else "",
+        timeout=settings.http_timeout_seconds,
+    )
+    fields = salesforce_field_map(
+        deal_value_field=settings.deal_value_field,
+        deal_currency_field=settings.deal_currency_field,
+        account_country_field=settings.account_country_field,
+        overrides_json=settings.crm_field_map,
+    )
+    http = ServiceClient(
+        "salesforce",
+        f"{origin}/services/data/{settings.salesforce_api_version}/",
+        auth=session,
+        timeout=settings.http_timeout_seconds,
+        max_attempts=settings.http_max_attempts,
+        max_backoff=settings.http_max_backoff_seconds,
+        error_parser=salesforce_error,
+    )
+    return SalesforceCrm(
+        SalesforceClient(http, origin=origin),
+        fields,
+        stage_pending=settings.salesforce_stage_pending,
+        stage_accepted=settings.salesforce_stage_accepted,
+        lead_status=settings.salesforce_lead_status,
+        display_checkmark=settings.display_checkmark,
+        audit_max_chars=settings.audit_max_chars,
     )
 
 

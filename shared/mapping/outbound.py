@@ -78,9 +78,9 @@ def deal_written_by(plan: CrmPlan, *, pending_stage: bool) -> CrmDeal:
 
 def _content_hash(*, lead: bool, **fields: Any) -> str:
     if lead:
-        # A CRM lead carries no solutions, help or visibility, and its contact is inline: compare what it holds.
-        for name in ("solutions", "help_needed", "visible", "contact"):
-            fields[name] = None if name != "solutions" else []
+        # Only a lead's stage travels to Partner Center (qualify accepts, disqualify declines), and
+        # CRMs hold different things on a lead (Salesforce has no name or value on one).
+        return stable_hash({"lead": True, "stage": fields["stage"]})
     fields["solutions"] = sorted(fields["solutions"])
     fields["description"] = (fields["description"] or "").strip() or None
     fields["contact"] = (fields["contact"] or "").lower() or None

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.crm.dynamics_fields import DYNAMICS_DEFAULTS, DYNAMICS_HELP_NEEDED
+from shared.crm.salesforce_fields import SALESFORCE_DEFAULTS, STAGE_LOST, STAGE_WON
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = [*(ROOT / "shared" / "mapping").glob("*.py"), *(ROOT / "shared" / "sync").glob("*.py")]
@@ -36,10 +37,14 @@ DATAVERSE_WORDS = {
 }
 
 
+SALESFORCE_WORDS = {"SystemModstamp", "StageName", "IsClosed", "IsWon", "OpportunityContactRole", "AccountId"}
+FIELD_MAPS = (DYNAMICS_DEFAULTS, SALESFORCE_DEFAULTS)
+
+
 def _crm_words() -> set[str]:
-    neutral = {field for columns in DYNAMICS_DEFAULTS.values() for field in columns}
-    columns = {column for columns in DYNAMICS_DEFAULTS.values() for column in columns.values()}
-    return (columns - neutral) | DATAVERSE_WORDS
+    neutral = {field for field_map in FIELD_MAPS for columns in field_map.values() for field in columns}
+    columns = {column for field_map in FIELD_MAPS for columns in field_map.values() for column in columns.values()}
+    return (columns - neutral) | DATAVERSE_WORDS | SALESFORCE_WORDS
 
 
 @pytest.mark.parametrize("path", ENGINE, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -50,9 +55,12 @@ def test_engine_modules_name_nothing_of_a_crm(path: Path) -> None:
     assert not found, f"{path.relative_to(ROOT)} names CRM-specific {found}: move it into the adapter"
     values = {str(v) for v in DYNAMICS_HELP_NEEDED.values()}
     assert not values & set(re.findall(r"\d+", source)), f"{path.relative_to(ROOT)} holds an option value"
+    for stage in (STAGE_WON, STAGE_LOST):
+        assert stage not in source, f"{path.relative_to(ROOT)} names the CRM stage {stage!r}"
 
 
 def test_the_check_sees_what_it_forbids() -> None:
     words = _crm_words()
     assert {"estimatedvalue", "cosell_referralid", "statecode", "WinOpportunity"} <= words
+    assert {"Amount", "Referral_Identifier__c", "StageName", "Microsoft_Solution__c"} <= words
     assert "name" not in words  # a neutral word, also a column

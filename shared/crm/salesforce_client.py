@@ -1,0 +1,194 @@
+"""Salesforce REST wire format: the token, SOQL and its escapes, sObject rows, upsert, error arrays, limits.
+
+Sources: Salesforce REST API Developer Guide (query and ``nextRecordsUrl``, sObject rows, upsert by
+external id, status codes and error arrays, ``Sforce-Limit-Info``), SOQL and SOSL Reference
+("Quoted String Escape Sequences"), and Salesforce Help ("OAuth 2.0 Client Credentials Flow").
+See ``crm-apis.md`` part B for the facts and links.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from shared.auth import AuthError
+from shared.http import ApiError, ApiUnavailable, ServiceClient, Throttled
+
+log = logging.getLogger("cosell.crm.salesforce")
+
+# 403 REQUEST_LIMIT_EXCEEDED: the org's rolling 24-hour API allocation (or its concurrent long
+# requests) is used up. Salesforce sends no Retry-After; come back after this long.
+LIMIT_BACKOFF_SECONDS = 300.0
+_LIMIT_WARN_SHARE = 0.8
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+# SOQL string literal escapes (SOQL and SOSL Reference, "Quoted String Escape Sequences").
+_SOQL_ESCAPES = {
+    "\\": "\\\\",
+    "'": "\\'",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+def soql_string(value: str) -> str:
+    """A SOQL string literal: every character that could end or change it is escaped."""
+    return "'" + "".join(_SOQL_ESCAPES.get(ch, ch) for ch in value) + "'"
+
+
+def soql(fields: Iterable[str], sobject: str, where: str = "", tail: str = "") -> str:
+    """A SOQL query. Names come from the field map, never from data; every value in ``where`` is a
+    :func:`soql_string` literal (or a date or boolean the code wrote), so data cannot change the query."""
+    text = f"SELECT {', '.join(dict.fromkeys(fields))} FROM {sobject}"  # noqa: S608 - see the docstring
+    if where:
+        text += f" WHERE {where}"
+    return f"{text} {tail}".rstrip()
+
+
+def salesforce_error(response: httpx.Response) -> tuple[str, str]:
+    """Salesforce answers ``[{"message", "errorCode", "fields"}]``; the token endpoint ``{"error", ...}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:500]
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        first = body[0]
+        fields = first.get("fields") or []
+        where = f" (fields: {', '.join(map(str, fields))})" if fields else ""
+        return str(first.get("errorCode", "")), f"{first.get('message', '')}{where}"
+    if isinstance(body, dict) and "error" in body:
+        return str(body.get("error", "")), str(body.get("error_description", ""))
+    return "", response.text[:500]
+
+
+class ClientCredentialsSession:
+    """An access token from the client-credentials flow, kept until Salesforce refuses it.
+
+    The token response carries no ``expires_in`` (the org's session settings decide), so the token
+    is reused until a call answers 401 ``INVALID_SESSION_ID``; the HTTP policy then asks for a new one.
+    """
+
+    def __init__(self, login_url: str, client_id: str, client_secret: str, *, timeout: float = 15.0) -> None:
+        self._endpoint = ServiceClient(
+            "salesforce-auth",
+            login_url.rstrip("/") + "/services/oauth2/",
+            timeout=timeout,
+            max_attempts=4,
+            error_parser=salesforce_error,
+            changes_data=False,
+        )
+        self._form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._token is None:
+                self._token = self._redeem()
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        with self._lock:
+            if self._token == token:
+                self._token = None
+
+    def _redeem(self) -> str:
+        try:
+            body = self._endpoint.request("POST", "token", data=self._form).json()
+        except ApiError as exc:
+            raise AuthError(
+                f"Salesforce refused the client credentials grant: {exc.code} {exc.message}".strip()
+            ) from exc
+        except ApiUnavailable as exc:
+            raise AuthError("Salesforce token endpoint unreachable (SALESFORCE_LOGIN_URL)") from exc
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthError("Salesforce answered without an access token")
+        return token
+
+
+class SalesforceClient:
+    """REST calls under ``/services/data/<version>/`` with Salesforce's errors and limits."""
+
+    def __init__(self, http: ServiceClient, *, origin: str) -> None:
+        self._http = http
+        self._origin = origin.rstrip("/")
+        self._warned_at = 0.0
+
+    # ------------------------------------------------------------------ reads
+    def query(self, soql: str) -> Iterator[dict[str, Any]]:
+        """Every row the query matches, following ``nextRecordsUrl`` (a path on the same host)."""
+        body = self._call("GET", "query", params={"q": soql}).json()
+        while True:
+            yield from body.get("records", [])
+            next_url = body.get("nextRecordsUrl")
+            if body.get("done", True) or not next_url:
+                return
+            body = self._call("GET", self._origin + next_url).json()
+
+    def get(self, sobject: str, record_id: str, fields: list[str]) -> dict[str, Any] | None:
+        response = self._call(
+            "GET", f"sobjects/{sobject}/{quote(record_id, safe='')}", params={"fields": ",".join(fields)}, ok=(404,)
+        )
+        return None if response.status_code == 404 else response.json()
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"sobjects/{sobject}/describe").json())
+
+    # ------------------------------------------------------------------ writes
+    def create(self, sobject: str, values: dict[str, Any]) -> str:
+        response = self._call("POST", f"sobjects/{sobject}", json=values, idempotent=False)
+        return str(response.json()["id"])
+
+    def update(self, sobject: str, record_id: str, values: dict[str, Any]) -> None:
+        self._call("PATCH", f"sobjects/{sobject}/{quote(record_id, safe='')}", json=values)
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        self._call("DELETE", f"sobjects/{sobject}/{quote(record_id, safe='')}", ok=(404,))
+
+    def upsert(self, sobject: str, external_field: str, value: str, values: dict[str, Any]) -> tuple[str, bool]:
+        """Create or update by an External ID field; (id, created). Repeating it converges on one row."""
+        path = f"sobjects/{sobject}/{external_field}/{quote(value, safe='')}"
+        response = self._call("PATCH", path, json=values)
+        if response.status_code == 204 or not response.content:
+            # Older API versions answer an update with 204 and no body: read the id back.
+            rows = list(self.query(soql(["Id"], sobject, f"{external_field} = {soql_string(value)}")))
+            return str(rows[0]["Id"]), False
+        body = response.json()
+        return str(body["id"]), bool(body.get("created", response.status_code == 201))
+
+    # ------------------------------------------------------------------ the policy around each call
+    def _call(
+        self, method: str, url: str, *, ok: tuple[int, ...] = (), idempotent: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {"Accept": "application/json"}
+        try:
+            response = self._http.request(method, url, headers=headers, expected=ok, idempotent=idempotent, **kwargs)
+        except ApiError as exc:
+            if exc.code == "REQUEST_LIMIT_EXCEEDED":
+                log.warning("Salesforce API allocation used up (REQUEST_LIMIT_EXCEEDED); pausing")
+                raise Throttled(exc.service, exc.method, exc.path, exc.status, LIMIT_BACKOFF_SECONDS) from exc
+            raise
+        self._note_usage(response)
+        return response
+
+    def _note_usage(self, response: httpx.Response) -> None:
+        """The daily allocation is a budget shared with every integration: say when it runs low."""
+        match = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if not match:
+            return
+        used, limit = int(match.group(1)), int(match.group(2))
+        if limit and used / limit >= _LIMIT_WARN_SHARE and time.monotonic() - self._warned_at > 300:
+            self._warned_at = time.monotonic()
+            log.warning("Salesforce API usage at %d of %d requests in the last 24 h", used, limit)

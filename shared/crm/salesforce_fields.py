@@ -1,0 +1,124 @@
+"""Salesforce defaults of the field map (DESIGN.md), field sizes, and the stage rules.
+
+Standard fields and sizes: Salesforce Object Reference (Opportunity, Lead, Account, Contact,
+OpportunityContactRole). Custom fields: DESIGN.md ("Default CRM fields", the Salesforce paragraph).
+"""
+
+from __future__ import annotations
+
+from shared.crm.fields import FieldMap, parse_overrides
+
+_REFERRAL_FIELDS = {
+    "sync": "Sync_with_Partner_Center__c",
+    "referral_id": "Referral_Identifier__c",
+    "referral_link": "Referral_Link__c",
+    "help_needed": "How_can_Microsoft_help__c",
+    "visible": "Referral_Visible__c",
+    "microsoft_crm_id": "Microsoft_CRM_Identifier__c",
+    "referral_program": "Referral_Program__c",
+    "audit": "Audit__c",
+}
+
+SALESFORCE_DEFAULTS: dict[str, dict[str, str]] = {
+    "opportunity": {
+        "object": "Opportunity",
+        "name": "Name",
+        "deal_value": "Amount",
+        "currency": "CurrencyIsoCode",
+        "close_date": "CloseDate",
+        "description": "Description",
+        "stage": "StageName",
+        **_REFERRAL_FIELDS,
+    },
+    "lead": {
+        "object": "Lead",
+        # A Lead has no deal value or close date: the opportunity made on acceptance carries them.
+        "description": "Description",
+        "status": "Status",
+        "company": "Company",
+        "first_name": "FirstName",
+        "last_name": "LastName",
+        "email": "Email",
+        "phone": "Phone",
+        "address_line1": "Street",
+        "city": "City",
+        "state": "State",
+        "postal_code": "PostalCode",
+        "country": "CountryCode",
+        **_REFERRAL_FIELDS,
+    },
+    "account": {
+        "object": "Account",
+        "name": "Name",
+        "address_line1": "BillingStreet",
+        "city": "BillingCity",
+        "state": "BillingState",
+        "postal_code": "BillingPostalCode",
+        "country": "BillingCountryCode",
+    },
+    "contact": {
+        "object": "Contact",
+        "first_name": "FirstName",
+        "last_name": "LastName",
+        "email": "Email",
+        "phone": "Phone",
+    },
+    "solution": {
+        "object": "Microsoft_Solution__c",
+        "relationship": "Microsoft_Solutions__r",
+        "id": "Solution_Identifier__c",
+        "name": "Name",
+        "type": "Solution_Type__c",
+        "parent": "Opportunity__c",
+    },
+}
+
+# Field sizes (Object Reference "Properties"/length; DESIGN.md for the custom fields).
+MAX_LENGTH: dict[str, dict[str, int]] = {
+    "Opportunity": {
+        "Name": 120,
+        "Description": 32000,
+        "Referral_Identifier__c": 100,
+        "Referral_Link__c": 255,
+        "Microsoft_CRM_Identifier__c": 100,
+        "Referral_Program__c": 100,
+    },
+    "Lead": {
+        "Company": 255,
+        "FirstName": 40,
+        "LastName": 80,
+        "Email": 80,
+        "Phone": 40,
+        "Street": 255,
+        "City": 40,
+        "State": 80,
+        "PostalCode": 20,
+        "Description": 32000,
+        "Referral_Identifier__c": 100,
+        "Referral_Link__c": 255,
+        "Microsoft_CRM_Identifier__c": 100,
+        "Referral_Program__c": 100,
+    },
+    "Account": {"Name": 255, "BillingStreet": 255, "BillingCity": 40, "BillingState": 80, "BillingPostalCode": 20},
+    "Contact": {"FirstName": 40, "LastName": 80, "Email": 80, "Phone": 40},
+    "Microsoft_Solution__c": {"Name": 80, "Solution_Identifier__c": 100, "Solution_Type__c": 100},
+}
+
+STAGE_WON = "Closed Won"
+STAGE_LOST = "Closed Lost"
+
+
+def salesforce_field_map(
+    *,
+    deal_value_field: str,
+    deal_currency_field: str,
+    account_country_field: str,
+    overrides_json: str | None = None,
+) -> FieldMap:
+    tables = {name: dict(columns) for name, columns in SALESFORCE_DEFAULTS.items()}
+    tables["opportunity"]["deal_value"] = deal_value_field
+    tables["opportunity"]["currency"] = deal_currency_field
+    tables["account"]["country"] = account_country_field
+    for record, columns in parse_overrides(overrides_json).items():
+        tables.setdefault(record, {}).update(columns)
+    return FieldMap(tables)
