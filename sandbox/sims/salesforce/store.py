@@ -127,8 +127,10 @@ class Store:
                     self._remove(child_obj, candidate, removed)
 
     def wipe(self) -> None:
+        """Back to an empty org (the stamp floor too, so a test's clock starts afresh)."""
         for table in (*self.rows.values(), *self.bin.values()):
             table.clear()
+        self._last_stamp = None
 
     def snapshot(self) -> tuple[Any, ...]:
         return copy.deepcopy(self.rows), copy.deepcopy(self.bin), self._last_stamp
