@@ -55,17 +55,25 @@ def prefix_of(record_id: str) -> str:
 
 
 class IdFactory:
-    """Deterministic ids per seed: ``<prefix><pod 2><0><9 base-62 digits>``, like ``0065g00000AbCdE``."""
+    """Deterministic ids per seed: ``<prefix><pod 2><0><9 base-62 digits>``, like ``0065g00000AbCdE``.
+
+    Record numbers grow with every record of an object, as the service's do, so ``ORDER BY Id`` is
+    creation order (the recommended poll orders by ``SystemModstamp, Id``); each object starts at a
+    seeded offset and steps by a small seeded amount, so ids are not guessable from one another."""
 
     def __init__(self, seed: int = 0, pod: str = "8d") -> None:
         self._rng = random.Random(seed)
         self._pod = pod
-        self._issued: set[str] = set()
+        self._next: dict[str, int] = {}
 
     def new(self, prefix: str) -> str:
-        while True:
-            digits = "".join(self._rng.choice(_BASE62) for _ in range(9))
-            id15 = f"{prefix}{self._pod}0{digits}"
-            if id15 not in self._issued:
-                self._issued.add(id15)
-                return to18(id15)
+        number = self._next.get(prefix)
+        if number is None:
+            number = self._rng.randrange(62**6, 62**7)
+        number += self._rng.randint(1, 7)
+        self._next[prefix] = number
+        digits = ""
+        for _ in range(9):
+            number, rest = divmod(number, 62)
+            digits = _BASE62[rest] + digits
+        return to18(f"{prefix}{self._pod}0{digits}")

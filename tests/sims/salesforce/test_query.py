@@ -201,6 +201,7 @@ def test_order_by_several_fields_with_nulls_limit_offset_and_count(api: httpx.Cl
         return [r["Name"] for r in records(api, f"SELECT Name FROM Opportunity {tail}")]  # noqa: S608 (SOQL built on purpose)
 
     assert names("ORDER BY Amount, Name") == ["c", "a", "b", "d"]  # nulls first by default
+    assert names("ORDER BY Id") == ["b", "a", "c", "d"]  # ids grow with creation, as the service's do
     assert names("ORDER BY Amount DESC NULLS LAST, Name DESC") == ["d", "b", "a", "c"]
     assert names("ORDER BY Amount ASC NULLS LAST, Name LIMIT 2 OFFSET 1") == ["b", "d"]
     counted = query(api, "SELECT COUNT() FROM Opportunity WHERE Amount = 10").json()
