@@ -1,8 +1,11 @@
-"""The simulated outside world, wired together: Entra ID, Partner Center (with signed webhooks) and Dataverse.
+"""The simulated outside world, wired together: Entra ID, Partner Center (with signed webhooks), Dataverse
+and Salesforce.
 
 ``make run``, ``make demo`` and the end-to-end tests all build it here, so what a developer sees
 locally is exactly what the tests exercise. :meth:`Sandbox.app_settings` returns the app settings
 that point the function app at these simulators; nothing else in the app knows they are fakes.
+The Salesforce org runs alongside; :meth:`Sandbox.salesforce_settings` holds what ``CRM_KIND=salesforce``
+needs (``app_settings`` keeps Dynamics as the sandbox's CRM).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from sandbox.sims.base import ServerThread
 from sandbox.sims.dataverse import DataverseSimulator
 from sandbox.sims.entra import EntraSimulator
 from sandbox.sims.partner_center import PartnerCenterSimulator
+from sandbox.sims.salesforce import SalesforceSimulator
 
 ORGANIZATION = "Co-sell Sandbox"
 TENANT_ID = "00000000-0000-4000-8000-00000000c05e"
 PARTNER_CENTER_CLIENT_ID = "11111111-0000-4000-8000-000000000001"
 DATAVERSE_CLIENT_ID = "22222222-0000-4000-8000-000000000d65"
+SALESFORCE_CLIENT_ID = "3MVG9CoSellSandbox.ConnectedApp"
 PARTNER_CENTER_AUDIENCE = "https://api.partner.microsoft.com"
 WEBHOOKS_AUDIENCE = "https://api.partnercenter.microsoft.com"
 
@@ -29,6 +34,7 @@ class SandboxPorts:
     entra: int = 0
     partner_center: int = 0
     dataverse: int = 0
+    salesforce: int = 0
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Sandbox:
         # Secrets of the simulated tenant: generated per run, never real.
         self.pc_client_secret = f"pc-secret-{self.seed}"
         self.dv_client_secret = f"dv-secret-{self.seed}"
+        self.sf_client_secret = f"sf-secret-{self.seed}"
         self.entra = EntraSimulator(seed=self.seed)
         self.entra.add_client(PARTNER_CENTER_CLIENT_ID, self.pc_client_secret)
         self.entra.add_client(DATAVERSE_CLIENT_ID, self.dv_client_secret)
@@ -55,6 +62,7 @@ class Sandbox:
             delivery_backoff=self.delivery_backoff,
         )
         self.dataverse = DataverseSimulator(seed=self.seed, token_validator=self._dataverse_token_ok)
+        self.salesforce = SalesforceSimulator(seed=self.seed, clients={SALESFORCE_CLIENT_ID: self.sf_client_secret})
         self._servers: list[ServerThread] = []
 
     def _dataverse_token_ok(self, token: str) -> bool:
@@ -64,7 +72,8 @@ class Sandbox:
         self._entra_server = ServerThread(self.entra, port=self.ports.entra).start()
         self._pc_server = ServerThread(self.partner_center, port=self.ports.partner_center).start()
         self._dv_server = ServerThread(self.dataverse, port=self.ports.dataverse).start()
-        self._servers = [self._entra_server, self._pc_server, self._dv_server]
+        self._sf_server = ServerThread(self.salesforce, port=self.ports.salesforce).start()
+        self._servers = [self._entra_server, self._pc_server, self._dv_server, self._sf_server]
         self.partner_center.base_url = self._pc_server.url
         self.refresh_token = self.entra.issue_refresh_token(PARTNER_CENTER_CLIENT_ID)
         return self
@@ -86,6 +95,21 @@ class Sandbox:
     @property
     def dataverse_url(self) -> str:
         return self._dv_server.url
+
+    @property
+    def salesforce_url(self) -> str:
+        """The org's My Domain: token endpoint and REST API on the same host, as ``instance_url`` says."""
+        return self._sf_server.url
+
+    def salesforce_settings(self) -> dict[str, str]:
+        """The settings that point the app at the simulated Salesforce org (merge over ``app_settings``)."""
+        return {
+            "CRM_KIND": "salesforce",
+            "SALESFORCE_LOGIN_URL": self.salesforce_url,
+            "SALESFORCE_CLIENT_ID": SALESFORCE_CLIENT_ID,
+            "SALESFORCE_CLIENT_SECRET": self.sf_client_secret,
+            "SALESFORCE_API_VERSION": "v60.0",
+        }
 
     def app_settings(self, storage_connection: str) -> dict[str, str]:
         """Every setting the function app needs to run against this sandbox."""

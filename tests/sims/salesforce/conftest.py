@@ -1,0 +1,70 @@
+"""Fixtures for the Salesforce simulator tests: one server for the session, wiped before each test,
+and an API client that signed in with the client-credentials flow."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from sandbox.sims.base import ServerThread
+from sandbox.sims.salesforce import SalesforceSimulator
+from sandbox.sims.salesforce.wire import utc_now
+from tests.sims.salesforce.support import CLIENT_ID, CLIENT_SECRET, VERSION, sign_in
+
+# One TLS context for every client: httpx builds (and loads CA certificates for) one per client otherwise,
+# which costs more than the requests themselves here.
+_TLS = ssl.create_default_context()
+
+
+@pytest.fixture(scope="session")
+def _served() -> Iterator[tuple[SalesforceSimulator, ServerThread]]:
+    simulator = SalesforceSimulator(seed=5, clients={CLIENT_ID: CLIENT_SECRET})
+    thread = ServerThread(simulator).start()
+    yield simulator, thread
+    thread.stop()
+
+
+@pytest.fixture
+def sim(_served: tuple[SalesforceSimulator, ServerThread]) -> SalesforceSimulator:
+    simulator = _served[0]
+    simulator.set_faults(None)
+    simulator.clear()
+    simulator.reset_stats()
+    simulator.set_api_usage(0, 100_000)
+    simulator.revoke_tokens()
+    simulator.clock = utc_now
+    return simulator
+
+
+@pytest.fixture
+def server(sim: SalesforceSimulator, _served: tuple[SalesforceSimulator, ServerThread]) -> ServerThread:
+    return _served[1]
+
+
+@pytest.fixture
+def api(server: ServerThread) -> Iterator[httpx.Client]:
+    """A client on ``/services/data/v60.0`` with a fresh bearer token."""
+    with httpx.Client(base_url=server.url, timeout=10, verify=_TLS) as login:
+        token = sign_in(login)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    base = f"{server.url}/services/data/{VERSION}"
+    with httpx.Client(base_url=base, headers=headers, timeout=10, verify=_TLS) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def bare() -> Iterator[httpx.Client]:
+    """An org nobody has provisioned for the sync: standard objects only (read-only use in tests)."""
+    simulator = SalesforceSimulator(seed=3, schema="bare", clients={CLIENT_ID: CLIENT_SECRET})
+    thread = ServerThread(simulator).start()
+    try:
+        with httpx.Client(base_url=thread.url, timeout=10) as login:
+            token = sign_in(login)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"{thread.url}/services/data/{VERSION}", headers=headers, timeout=10) as client:
+            yield client
+    finally:
+        thread.stop()
