@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # sits in the pending ("on-hold") stage; moving it on accepts the referral in Partner Center.
     salesforce_stage_pending: str = Field("Prospecting", min_length=1, validation_alias="SALESFORCE_STAGE_PENDING")
     salesforce_stage_accepted: str = Field("Qualification", min_length=1, validation_alias="SALESFORCE_STAGE_ACCEPTED")
+    # Salesforce's 403 REQUEST_LIMIT_EXCEEDED carries no Retry-After: after the in-call retries,
+    # work pauses this long (the daily allocation frees up as the rolling 24 hours move on).
+    salesforce_limit_pause_seconds: float = Field(300.0, gt=0, validation_alias="SALESFORCE_LIMIT_PAUSE_SECONDS")
     salesforce_lead_status: str = Field("Open - Not Contacted", min_length=1, validation_alias="SALESFORCE_LEAD_STATUS")
 
     # --- sync behaviour (the connector solution's knobs) ---

@@ -166,8 +166,11 @@ class ServiceClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         changes_data: bool = True,
+        throttled: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
         self.service = service
+        # A service that signals throttling other than by 429/5xx (Salesforce: 403 REQUEST_LIMIT_EXCEEDED).
+        self._throttled = throttled
         # False for endpoints whose POSTs read rather than write (a token redemption is not a write).
         self._changes_data = changes_data
         self._sleep = sleep
@@ -208,7 +211,8 @@ class ServiceClient:
 
         def should_retry(exc: BaseException) -> bool:
             if isinstance(exc, _RetryableResponse):
-                if not idempotent and exc.response.status_code != 429:
+                refused_unseen = exc.response.status_code == 429 or exc.response.status_code not in RETRYABLE_STATUSES
+                if not idempotent and not refused_unseen:
                     return False
                 return not self._too_long(exc.response)
             if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
@@ -260,6 +264,10 @@ class ServiceClient:
         if response.status_code in RETRYABLE_STATUSES:
             response.read()
             raise _RetryableResponse(response)
+        if self._throttled is not None and response.status_code >= 400:
+            response.read()
+            if self._throttled(response):
+                raise _RetryableResponse(response)
         return response
 
     def _drop_refused_token(self, response: httpx.Response) -> bool:

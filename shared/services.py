@@ -22,7 +22,12 @@ from shared.crm.dynamics import DynamicsCrm
 from shared.crm.dynamics_fields import dynamics_field_map
 from shared.crm.port import CrmPort
 from shared.crm.salesforce import SalesforceCrm
-from shared.crm.salesforce_client import ClientCredentialsSession, SalesforceClient, salesforce_error
+from shared.crm.salesforce_client import (
+    ClientCredentialsSession,
+    SalesforceClient,
+    limit_exceeded,
+    salesforce_error,
+)
 from shared.crm.salesforce_fields import salesforce_field_map
 from shared.http import ServiceClient
 from shared.mapping.inbound import InboundOptions
@@ -199,9 +204,10 @@ def _salesforce(settings: Settings) -> SalesforceCrm:
         max_attempts=settings.http_max_attempts,
         max_backoff=settings.http_max_backoff_seconds,
         error_parser=salesforce_error,
+        throttled=limit_exceeded,
     )
     return SalesforceCrm(
-        SalesforceClient(http, origin=origin),
+        SalesforceClient(http, origin=origin, limit_pause=settings.salesforce_limit_pause_seconds),
         fields,
         stage_pending=settings.salesforce_stage_pending,
         stage_accepted=settings.salesforce_stage_accepted,

@@ -46,7 +46,7 @@ log = logging.getLogger("cosell.crm.salesforce")
 
 _ID = re.compile(r"[A-Za-z0-9]{15}([A-Za-z0-9]{3})?")
 _PREFIX = {"opportunity": "006", "lead": "00Q"}
-DEFAULT_CLOSE_DAYS = 90  # CloseDate is required on an Opportunity; a referral without one gets this
+DEFAULT_CLOSE_DAYS = 90  # CloseDate is required: the last resort when a plan has none (see mapping/inbound)
 _MISSING = object()
 
 
@@ -334,7 +334,8 @@ class SalesforceCrm:
         put("deal_value", float(deal.deal_value) if deal.deal_value is not None else None)
         if deal.currency and self._has(record, "currency"):
             put("currency", deal.currency)
-        put("close_date", deal.close_date.isoformat() if deal.close_date else None)
+        if deal.close_date:  # CloseDate is required on an Opportunity: never cleared
+            put("close_date", deal.close_date.isoformat())
         put("description", deal.description)
         put("sync", True)
         put("referral_id", deal.referral_id)

@@ -24,8 +24,9 @@ from shared.http import ApiError, ApiUnavailable, ServiceClient, Throttled
 log = logging.getLogger("cosell.crm.salesforce")
 
 # 403 REQUEST_LIMIT_EXCEEDED: the org's rolling 24-hour API allocation (or its concurrent long
-# requests) is used up. Salesforce sends no Retry-After; come back after this long.
-LIMIT_BACKOFF_SECONDS = 300.0
+# requests) is used up. Salesforce sends no Retry-After: the HTTP policy backs off and retries as for
+# a 429; if it persists the work pauses for SALESFORCE_LIMIT_PAUSE_SECONDS.
+LIMIT_CODE = "REQUEST_LIMIT_EXCEEDED"
 _LIMIT_WARN_SHARE = 0.8
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
@@ -54,6 +55,11 @@ def soql(fields: Iterable[str], sobject: str, where: str = "", tail: str = "") -
     if where:
         text += f" WHERE {where}"
     return f"{text} {tail}".rstrip()
+
+
+def limit_exceeded(response: httpx.Response) -> bool:
+    """The refusal is Salesforce's API limit, not a missing permission (both are 403)."""
+    return response.status_code == 403 and salesforce_error(response)[0] == LIMIT_CODE
 
 
 def salesforce_error(response: httpx.Response) -> tuple[str, str]:
@@ -121,9 +127,10 @@ class ClientCredentialsSession:
 class SalesforceClient:
     """REST calls under ``/services/data/<version>/`` with Salesforce's errors and limits."""
 
-    def __init__(self, http: ServiceClient, *, origin: str) -> None:
+    def __init__(self, http: ServiceClient, *, origin: str, limit_pause: float = 300.0) -> None:
         self._http = http
         self._origin = origin.rstrip("/")
+        self._limit_pause = limit_pause
         self._warned_at = 0.0
 
     # ------------------------------------------------------------------ reads
@@ -176,9 +183,9 @@ class SalesforceClient:
         try:
             response = self._http.request(method, url, headers=headers, expected=ok, idempotent=idempotent, **kwargs)
         except ApiError as exc:
-            if exc.code == "REQUEST_LIMIT_EXCEEDED":
-                log.warning("Salesforce API allocation used up (REQUEST_LIMIT_EXCEEDED); pausing")
-                raise Throttled(exc.service, exc.method, exc.path, exc.status, LIMIT_BACKOFF_SECONDS) from exc
+            if exc.code == LIMIT_CODE:
+                log.warning("Salesforce API limit reached (REQUEST_LIMIT_EXCEEDED); pausing %.0f s", self._limit_pause)
+                raise Throttled(exc.service, exc.method, exc.path, exc.status, self._limit_pause) from exc
             raise
         self._note_usage(response)
         return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from shared.mapping.model import AccountData, ContactData, CrmPlan, DealData, SolutionData
@@ -10,6 +11,7 @@ from shared.mapping.text import CHECK, with_mark
 from shared.partner_center.models import Referral
 
 _LEAD_QUALIFICATIONS = frozenset({"salesqualified", "marketingqualified"})
+DEFAULT_CLOSE_DAYS = 90
 # Customer contacts synced per referral: bounds the work (and the lease time) of one sync.
 MAX_CONTACTS = 25
 # Referral paths (as Referral.unreadable names them) -> the deal field they feed.
@@ -92,7 +94,7 @@ def _deal(referral: Referral, options: InboundOptions) -> DealData:
         title=title,
         deal_value=details.deal_value,
         currency=(details.currency or "").strip().upper() or None,
-        close_date=details.closing_date_time.date() if details.closing_date_time else None,
+        close_date=_close_date(referral),
         description=details.notes,
         stage=stage,
         close_reason=close_reason,
@@ -103,6 +105,19 @@ def _deal(referral: Referral, options: InboundOptions) -> DealData:
         referral_link=options.referral_link_template.format(id=referral.id),
         unreadable=frozenset(_DEAL_FIELD_OF_PATH[p] for p in referral.unreadable if p in _DEAL_FIELD_OF_PATH),
     )
+
+
+def _close_date(referral: Referral) -> dt.date | None:
+    """Partner Center's closing date, else the referral's creation + 90 days.
+
+    A CRM may require one (Salesforce does on its opportunities); deriving it from the creation date
+    keeps it the same on every sync, so it never reads as a change.
+    """
+    closing = referral.details.closing_date_time
+    if closing:
+        return closing.date()
+    created = referral.created_date_time
+    return (created + dt.timedelta(days=DEFAULT_CLOSE_DAYS)).date() if created else None
 
 
 def _account(referral: Referral) -> AccountData:

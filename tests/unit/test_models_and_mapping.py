@@ -111,7 +111,8 @@ def test_plan_fields_from_sample_b(fixture_b: Referral) -> None:
     deal = plan.deal
     assert deal is not None
     assert deal.name == "✔ Test Cosell Invite_20"
-    assert (deal.deal_value, deal.currency, deal.close_date) == (Decimal(50000), "USD", None)
+    # No closing date in the sample: its creation date (2019-02-23) + 90 days, the same on every sync.
+    assert (deal.deal_value, deal.currency, deal.close_date) == (Decimal(50000), "USD", dt.date(2019, 5, 24))
     assert deal.referral_link == "https://pc.example/r/4111fffc-f9ee-4d53-bba6-569135228642"
     assert plan.account
     assert (plan.account.name, plan.account.postal_code, plan.account.country) == (

@@ -245,7 +245,7 @@ def test_content_hash_is_equal_from_either_side() -> None:
         title=plan.deal.title,
         deal_value=Decimal("50000.0"),  # Dataverse money comes back as a float
         currency="USD",
-        close_date=None,
+        close_date=plan.deal.close_date,  # no closing date in Partner Center: creation + 90 days
         description=referral.details.notes,
         stage=DealStage.OPEN,
         help_needed=None,
