@@ -9,7 +9,8 @@ STAMP_NODE := node_modules/.installed
 
 help:
 	@echo "make run    local host + Azurite + simulated Partner Center and Dynamics 365 on http://127.0.0.1:7071"
-	@echo "make demo   scripted scenario in both directions; exits 0 only if everything converged"
+	@echo "            (make run CRM=salesforce: the same against a simulated Salesforce org)"
+	@echo "make demo   scripted scenario in both directions; exits 0 only if everything converged (CRM=salesforce too)"
 	@echo "make test   the whole test suite (unit, integration, end to end)"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks (bench/)"
@@ -26,11 +27,14 @@ $(STAMP_NODE): package.json package-lock.json
 
 deps: $(STAMP_PY) $(STAMP_NODE)
 
+# CRM=salesforce points the sandbox at the simulated Salesforce org instead of Dynamics 365.
+CRM ?= dynamics
+
 run: deps
-	$(PY) -m sandbox.run
+	$(PY) -m sandbox.run --crm $(CRM)
 
 demo: deps
-	$(PY) -m sandbox.demo
+	$(PY) -m sandbox.demo --crm $(CRM)
 
 lint: $(STAMP_PY)
 	$(PY) -m ruff check .

@@ -25,7 +25,7 @@ from sandbox.ports import port_open
 from sandbox.stack import REPO_ROOT, Stack
 
 DEFAULT_HOST_PORT = 7071
-SIM_PORTS = SandboxPorts(entra=7081, partner_center=7082, dataverse=7083)
+SIM_PORTS = SandboxPorts(entra=7081, partner_center=7082, dataverse=7083, salesforce=7084)
 AZURITE_PORTS = (10000, 10001, 10002)
 FIXTURES = REPO_ROOT / "sandbox" / "fixtures"
 
@@ -82,12 +82,16 @@ def _wait_for_ctrl_c() -> None:
         pass
 
 
-def run_sandbox(data_dir: Path, port: int) -> int:
+def run_sandbox(data_dir: Path, port: int, crm: str = "dynamics") -> int:
     stack = Stack(
         data_dir,
         host_port=_free_or_zero(port) or None,
+        crm=crm,
         sandbox_ports=SandboxPorts(
-            _free_or_zero(SIM_PORTS.entra), _free_or_zero(SIM_PORTS.partner_center), _free_or_zero(SIM_PORTS.dataverse)
+            _free_or_zero(SIM_PORTS.entra),
+            _free_or_zero(SIM_PORTS.partner_center),
+            _free_or_zero(SIM_PORTS.dataverse),
+            _free_or_zero(SIM_PORTS.salesforce),
         ),
         azurite_ports=None if any(port_open("127.0.0.1", p) for p in AZURITE_PORTS) else AZURITE_PORTS,
         log_path=data_dir / "host.log",
@@ -102,7 +106,15 @@ def run_sandbox(data_dir: Path, port: int) -> int:
         for referral in samples:
             stack.sandbox.partner_center.seed_referral(referral)
         threading.Thread(target=show_missed_webhook_heal, args=(stack, samples[1]), daemon=True).start()
-        pc, dv = stack.sandbox.partner_center_url, stack.sandbox.dataverse_url
+        pc = stack.sandbox.partner_center_url
+        if crm == "salesforce":
+            sf = stack.sandbox.salesforce_url
+            crm_lines = f"   Simulated Salesforce     {sf}   (opportunities: {sf}/_sim/records/Opportunity)"
+            crm_name = "Salesforce"
+        else:
+            dv = stack.sandbox.dataverse_url
+            crm_lines = f"   Simulated Dynamics 365   {dv}   (opportunities: {dv}/_sim/records/opportunities)"
+            crm_name = "Dynamics 365"
         print(
             f"""
 ================================================================================
@@ -110,7 +122,7 @@ def run_sandbox(data_dir: Path, port: int) -> int:
    Function app            {stack.host.base_url}/api/health
    Webhook registration    {registration.get("action")} -> {stack.host.base_url}/api/partner-center/events
    Simulated Partner Center {pc}   (referrals: {pc}/_sim/referrals)
-   Simulated Dynamics 365   {dv}   (opportunities: {dv}/_sim/records/opportunities)
+{crm_lines}
    Azurite (queues, tables) {stack.azurite.queue_endpoint} / {stack.azurite.table_endpoint}
 
  Three Microsoft sample referrals were just created in Partner Center; watch them sync below.
@@ -119,7 +131,7 @@ def run_sandbox(data_dir: Path, port: int) -> int:
  Create another one:
    curl -s -X POST {pc}/_sim/referrals -H 'Content-Type: application/json' \\
         -d @sandbox/fixtures/fixture_b_shared_accepted.json
- Change its deal value (one PATCH reaches Dynamics 365):
+ Change its deal value (one write reaches {crm_name}):
    curl -s -X PATCH {pc}/_sim/referrals/<id> -H 'Content-Type: application/json' \\
         -d '{{"details": {{"dealValue": 75000}}}}'
 ================================================================================
@@ -159,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_HOST_PORT)
     parser.add_argument("--mode", choices=("auto", "sandbox", "real"), default="auto")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".sandbox")
+    parser.add_argument("--crm", choices=("dynamics", "salesforce"), default="dynamics", help="the sandbox's CRM")
     args = parser.parse_args(argv)
     settings_path = REPO_ROOT / "local.settings.json"
     mode = args.mode
@@ -169,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         if not settings_path.exists():
             parser.error("--mode real needs local.settings.json (copy local.settings.example.json)")
         return run_real(args.data_dir, args.port, settings_path)
-    return run_sandbox(args.data_dir, args.port)
+    return run_sandbox(args.data_dir, args.port, args.crm)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ class Stack:
     sandbox_ports: SandboxPorts = field(default_factory=SandboxPorts)
     azurite_ports: tuple[int, int, int] | None = None
     seed: int = 0
+    crm: str = "dynamics"  # or "salesforce": which simulated CRM the app is pointed at
     log_path: Path | None = None
     extra_settings: Mapping[str, str] = field(default_factory=dict)
     _azurite: Azurite | None = field(default=None, init=False, repr=False)
@@ -56,7 +57,10 @@ class Stack:
             self._azurite = start_azurite(self.data_dir / "azurite", ports=self.azurite_ports)
             self._sandbox = Sandbox(self.data_dir, ports=self.sandbox_ports, seed=self.seed, delivery_backoff=0.2)
             self._sandbox.start()
-            settings = {**self._sandbox.app_settings(self._azurite.connection_string), **PINNED, **self.extra_settings}
+            settings = self._sandbox.app_settings(self._azurite.connection_string)
+            if self.crm == "salesforce":
+                settings.update(self._sandbox.salesforce_settings())
+            settings = {**settings, **PINNED, **self.extra_settings}
             log_path = self.log_path or self.data_dir / "host.log"
             self._host = start_host(REPO_ROOT, env=settings, port=self.host_port, log_path=log_path, timeout=60)
         except BaseException:

@@ -1,0 +1,232 @@
+"""A seller at work in either simulated CRM, behind one interface, and a neutral view of its records.
+
+``make demo``, ``make run`` and the end-to-end tests drive both CRMs with the same story (share a
+deal, change it, win it, type a bad country) and check the outcome the same way; each seller makes
+real API calls to its simulator, as a user's app would, so the sync sees ordinary writes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from sandbox.crm_user import CrmUser
+from sandbox.environment import SALESFORCE_CLIENT_ID, Sandbox
+
+_HELP = {
+    "CustomerTechnicalArchitecture": 100000001,
+    "ProofOfConceptOrDemo": 100000002,
+}
+
+
+@dataclass(frozen=True)
+class DealView:
+    """A CRM record as the sync leaves it, in neutral words."""
+
+    id: str
+    name: str
+    referral_id: str | None
+    value: float | None
+    stage: str  # open | won | lost
+    audit: str
+
+
+class Seller(Protocol):
+    crm_name: str
+
+    def opportunity(
+        self,
+        *,
+        name: str = "",
+        country: str = "US",
+        contact: bool = True,
+        solution: bool = True,
+        value: float = 50000,
+        help_needed: str | None = "CustomerTechnicalArchitecture",
+    ) -> str: ...
+
+    def set_value(self, deal_id: str, value: float) -> None: ...
+
+    def win(self, deal_id: str, value: float) -> None: ...
+
+    def deal(self, deal_id: str) -> DealView | None: ...
+
+    def deals_for(self, referral_id: str) -> list[DealView]: ...
+
+    def leads_for(self, referral_id: str) -> list[str]: ...
+
+    def writes(self) -> int: ...
+
+    def poll_watermark(self) -> str: ...
+
+
+class DynamicsSeller:
+    crm_name = "Dynamics 365"
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._user = CrmUser(sandbox)
+        self._dv = sandbox.dataverse
+
+    def opportunity(self, *, help_needed: str | None = "CustomerTechnicalArchitecture", **kwargs: Any) -> str:
+        return self._user.opportunity(help_needed=_HELP.get(help_needed or ""), **kwargs)
+
+    def set_value(self, deal_id: str, value: float) -> None:
+        self._user.update("opportunities", deal_id, {"estimatedvalue": value})
+
+    def win(self, deal_id: str, value: float) -> None:
+        self._user.win(deal_id, value)
+
+    def deal(self, deal_id: str) -> DealView | None:
+        row = self._dv.get("opportunities", deal_id)
+        return _dataverse_view(row) if row else None
+
+    def deals_for(self, referral_id: str) -> list[DealView]:
+        rows = [r for r in self._dv.records("opportunities") if r.get("cosell_referralid") == referral_id]
+        return [_dataverse_view(r) for r in rows]
+
+    def leads_for(self, referral_id: str) -> list[str]:
+        rows = self._dv.records("leads")
+        return [str(r.get("subject") or "") for r in rows if r.get("cosell_referralid") == referral_id]
+
+    def writes(self) -> int:
+        return sum(1 for r in self._dv.recorded() if r.method in ("POST", "PATCH", "DELETE"))
+
+    def poll_watermark(self) -> str:
+        return "crm-dynamics"
+
+
+def _dataverse_view(row: dict[str, Any]) -> DealView:
+    return DealView(
+        id=str(row["opportunityid"]),
+        name=str(row.get("name") or ""),
+        referral_id=row.get("cosell_referralid"),
+        value=row.get("estimatedvalue"),
+        stage={1: "won", 2: "lost"}.get(int(row.get("statecode") or 0), "open"),
+        audit=str(row.get("cosell_audit") or ""),
+    )
+
+
+class SalesforceSeller:
+    """A seller in the simulated Salesforce org, through the REST API with a client of its own."""
+
+    crm_name = "Salesforce"
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sf = sandbox.salesforce
+        base = sandbox.salesforce_url
+        token = httpx.post(
+            f"{base}/services/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": SALESFORCE_CLIENT_ID,
+                "client_secret": sandbox.sf_client_secret,
+            },
+        ).json()["access_token"]
+        self._http = httpx.Client(base_url=f"{base}/services/data/v60.0/", headers={"Authorization": f"Bearer {token}"})
+
+    def _create(self, sobject: str, body: dict[str, Any]) -> str:
+        response = self._http.post(f"sobjects/{sobject}", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def update(self, sobject: str, record_id: str, body: dict[str, Any]) -> None:
+        response = self._http.patch(f"sobjects/{sobject}/{record_id}", json=body)
+        assert response.status_code == 204, response.text
+
+    def opportunity(
+        self,
+        *,
+        name: str = "",
+        country: str = "US",
+        contact: bool = True,
+        solution: bool = True,
+        value: float = 50000,
+        help_needed: str | None = "CustomerTechnicalArchitecture",
+    ) -> str:
+        tag = uuid.uuid4().hex[:8]
+        account: dict[str, Any] = {
+            "Name": f"Outbound Customer {tag}",
+            "BillingCity": "Redmond",
+            "BillingPostalCode": "98052",
+        }
+        # A country that is not an ISO code cannot even be stored in a picklist org: use the text field.
+        account["BillingCountryCode" if len(country) == 2 else "BillingCountry"] = country
+        account_id = self._create("Account", account)
+        body: dict[str, Any] = {
+            "Name": name or f"Outbound deal {tag}",
+            "StageName": "Qualification",
+            "CloseDate": "2026-12-31",
+            "Amount": value,
+            "CurrencyIsoCode": "USD",
+            "Description": "Migrating the customer's CRM to Dynamics 365.",
+            "AccountId": account_id,
+            "Sync_with_Partner_Center__c": True,
+        }
+        if help_needed:
+            body["How_can_Microsoft_help__c"] = help_needed
+        opportunity_id = self._create("Opportunity", body)
+        if contact:
+            contact_id = self._create(
+                "Contact",
+                {
+                    "FirstName": "Ada",
+                    "LastName": "Buyer",
+                    "Email": f"ada.{tag}@contoso.example",
+                    "AccountId": account_id,
+                },
+            )
+            self._create(
+                "OpportunityContactRole", {"OpportunityId": opportunity_id, "ContactId": contact_id, "IsPrimary": True}
+            )
+        if solution:
+            self._create(
+                "Microsoft_Solution__c",
+                {"Name": "Contoso-Ale", "Solution_Identifier__c": "SOL-15974-MQF", "Opportunity__c": opportunity_id},
+            )
+        return opportunity_id
+
+    def set_value(self, deal_id: str, value: float) -> None:
+        self.update("Opportunity", deal_id, {"Amount": value})
+
+    def win(self, deal_id: str, value: float) -> None:
+        self.update("Opportunity", deal_id, {"StageName": "Closed Won", "Amount": value})
+
+    def deal(self, deal_id: str) -> DealView | None:
+        row = self._sf.get("Opportunity", deal_id)
+        return _salesforce_view(row) if row else None
+
+    def deals_for(self, referral_id: str) -> list[DealView]:
+        rows = [r for r in self._sf.records("Opportunity") if r.get("Referral_Identifier__c") == referral_id]
+        return [_salesforce_view(r) for r in rows]
+
+    def leads_for(self, referral_id: str) -> list[str]:
+        rows = self._sf.records("Lead")
+        return [str(r.get("Company") or "") for r in rows if r.get("Referral_Identifier__c") == referral_id]
+
+    def writes(self) -> int:
+        writes = ("POST", "PATCH", "DELETE")
+        return sum(1 for r in self._sf.recorded() if r.method in writes and "/oauth2/" not in r.path)
+
+    def poll_watermark(self) -> str:
+        return "crm-salesforce"
+
+
+def _salesforce_view(row: dict[str, Any]) -> DealView:
+    stage = "open"
+    if row.get("IsClosed"):
+        stage = "won" if row.get("IsWon") else "lost"
+    return DealView(
+        id=str(row["Id"]),
+        name=str(row.get("Name") or ""),
+        referral_id=row.get("Referral_Identifier__c"),
+        value=row.get("Amount"),
+        stage=stage,
+        audit=str(row.get("Audit__c") or ""),
+    )
+
+
+def seller_for(sandbox: Sandbox, crm: str) -> Seller:
+    return SalesforceSeller(sandbox) if crm == "salesforce" else DynamicsSeller(sandbox)
