@@ -300,8 +300,8 @@ class MemoryCrm:
         self._check_lengths(memo)
         record.fields.update({k: v for k, v in memo.items()})
         record.fields["referral_id"] = plan.referral_id
+        self._write(record, {}, message)  # a failing write (fail_next) leaves no half-created record
         self.records[record.id] = record
-        self._write(record, {}, message)
         lead_id = known.crm_id if known and known.kind == "lead" and plan.kind == "opportunity" else ""
         if lead_id and lead_id in self.records:
             self._write(self.records[lead_id], {}, f"{message} (converted to an opportunity)", stage=DealStage.ACCEPTED)
