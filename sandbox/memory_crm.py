@@ -13,7 +13,7 @@ import datetime as dt
 import itertools
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -214,7 +214,12 @@ class MemoryCrm:
         values["name"] = deal.name
         values["close_date"] = deal.close_date.isoformat() if deal.close_date else None
         values["deal_value"] = str(deal.deal_value) if deal.deal_value is not None else None
-        return {k: v for k, v in values.items() if k not in deal.unreadable}
+        memo = {k: v for k, v in values.items() if k not in deal.unreadable}
+        if plan.kind == "lead":
+            # A lead holds its company and first contact inline: they follow the referral like any field.
+            memo["_company"] = asdict(plan.account) if plan.account else None
+            memo["_lead_contact"] = asdict(plan.contacts[0]) if plan.contacts else None
+        return memo
 
     def apply_inbound(self, plan: CrmPlan, known: KnownRecord | None, audit_message: str) -> InboundResult:
         deal = plan.deal
@@ -298,7 +303,7 @@ class MemoryCrm:
             record.company = plan.account
             record.lead_contact = plan.contacts[0] if plan.contacts else None
         self._check_lengths(memo)
-        record.fields.update({k: v for k, v in memo.items()})
+        record.fields.update({k: v for k, v in memo.items() if not k.startswith("_")})
         record.fields["referral_id"] = plan.referral_id
         self._write(record, {}, message)  # a failing write (fail_next) leaves no half-created record
         self.records[record.id] = record
@@ -347,6 +352,12 @@ class MemoryCrm:
         contacts = changes.pop("_contacts", None)
         if contacts is not None:
             record.contact_ids = contacts
+        if "_company" in changes:
+            company = changes.pop("_company")
+            record.company = AccountData(**company) if company else None
+        if "_lead_contact" in changes:
+            lead_contact = changes.pop("_lead_contact")
+            record.lead_contact = ContactData(**lead_contact) if lead_contact else None
         record.fields.update(changes)
         if stage is not None:
             record.stage = stage

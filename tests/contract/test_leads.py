@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.crm.port import CrmPort
 from shared.mapping.model import DealStage
-from tests.contract.referrals import LEAD, MESSAGE, changed, known_after, plan_of, referral
+from tests.contract.referrals import LEAD, MESSAGE, changed, known_after, member, plan_of, referral
 from tests.contract.sellers import Seller
 
 
@@ -91,3 +91,39 @@ def test_an_unchanged_lead_plan_writes_nothing(crm: CrmPort, seller: Seller) -> 
     crm.apply_inbound(plan, known_after(result, plan), MESSAGE)
 
     assert seller.writes() == before
+
+
+def test_a_lead_follows_its_referrals_company_and_first_contact(crm: CrmPort, seller: Seller) -> None:
+    data = referral(LEAD, team=[member("Ada", "Buyer", "ada@fabrikam.example")])
+    plan = plan_of(crm, data)
+    lead = crm.apply_inbound(plan, None, MESSAGE)
+
+    moved = changed(data, customer="Fabrikam Holdings", team=[member("Bo", "Lead", "bo@fabrikam.example")])
+    crm.apply_inbound(plan_of(crm, moved), known_after(lead, plan), MESSAGE)
+
+    view = seller.deal(lead.crm_id)
+    assert view is not None
+    assert view.company == "Fabrikam Holdings"
+    deal = crm.get_deal(lead.crm_id)
+    assert deal is not None
+    assert deal.account is not None
+    assert deal.account.name == "Fabrikam Holdings"
+    assert deal.contact is not None
+    assert deal.contact.email == "bo@fabrikam.example"
+
+
+def test_an_accepted_lead_that_was_won_at_once_makes_a_won_opportunity(crm: CrmPort, seller: Seller) -> None:
+    data = referral(LEAD)
+    lead_plan = plan_of(crm, data)
+    lead = crm.apply_inbound(lead_plan, None, MESSAGE)
+
+    won = plan_of(crm, changed(data, status=("Closed", "Won")))
+    result = crm.apply_inbound(won, known_after(lead, lead_plan), MESSAGE)
+
+    assert (result.kind, result.lead_id) == ("opportunity", lead.crm_id)
+    opportunity = seller.deal(result.crm_id)
+    assert opportunity is not None
+    assert opportunity.stage == DealStage.WON
+    lead_view = seller.deal(lead.crm_id)
+    assert lead_view is not None
+    assert lead_view.stage == DealStage.ACCEPTED
