@@ -89,6 +89,8 @@ class Seller(Protocol):
         """Change ``title``, ``description``, ``deal_value``, ``sync`` or ``referral_id`` as a seller does."""
         ...
 
+    def delete(self, kind: DealKind, crm_id: str) -> None: ...
+
     def deal(self, crm_id: str) -> DealView | None: ...
 
     def deals(self, kind: DealKind) -> list[DealView]: ...
@@ -123,6 +125,9 @@ class MemorySeller:
         if "title" in fields:
             fields["name"] = fields.pop("title")
         self.crm.seller_updates(crm_id, **fields)
+
+    def delete(self, kind: DealKind, crm_id: str) -> None:
+        del self.crm.records[crm_id]
 
     def deal(self, crm_id: str) -> DealView | None:
         record = self.crm.records.get(crm_id)
@@ -295,6 +300,11 @@ class DynamicsSeller:
             column = columns["name" if name == "title" else name]
             body[column] = float(value) if isinstance(value, Decimal) else value
         self._patch(f"{'opportunities' if kind == 'opportunity' else 'leads'}({crm_id})", body)
+
+    def delete(self, kind: DealKind, crm_id: str) -> None:
+        entity_set = "opportunities" if kind == "opportunity" else "leads"
+        response = self.http.delete(f"{entity_set}({crm_id})", headers={"Authorization": f"Bearer {self._token()}"})
+        assert response.status_code == 204, response.text
 
     # ----- reads, straight from the simulator's rows -----
     def deal(self, crm_id: str) -> DealView | None:

@@ -268,3 +268,20 @@ def test_a_value_partner_center_sent_unreadable_keeps_the_crm_value(crm: CrmPort
     assert view is not None
     assert view.deal_value == Decimal(50000), "the CRM keeps its value"
     assert view.description == "New notes.", "the readable fields still travel"
+
+
+def test_a_record_the_seller_deleted_is_created_again(crm: CrmPort, seller: Seller) -> None:
+    data = co_sell()
+    plan = plan_of(crm, data)
+    first = crm.apply_inbound(plan, None, MESSAGE)
+    seller.delete("opportunity", first.crm_id)
+
+    again = crm.apply_inbound(plan_of(crm, changed(data, deal_value=1)), known_after(first, plan), MESSAGE)
+
+    assert again.created
+    assert again.crm_id != first.crm_id
+    view = seller.deal(again.crm_id)
+    assert view is not None
+    assert view.referral_id == data["id"]
+    assert len(seller.deals("opportunity")) == 1
+    assert len(seller.accounts()) == 1, "the customer's account is found again, not duplicated"
