@@ -13,7 +13,7 @@ import datetime as dt
 import itertools
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -83,12 +83,28 @@ class MemoryCrm:
         self.fail_next: Exception | None = None  # the next write raises this (a test's fault)
 
     # ------------------------------------------------------------------ the seller's side
+    def seller_creates_account(self, account: AccountData) -> str:
+        """An account as a seller types it (not a write of the sync: not counted)."""
+        with self._lock:
+            ref = f"acc-{next(self._ids)}"
+            self.accounts[ref] = account
+            return ref
+
+    def seller_creates_contact(self, contact: ContactData, account_ref: str | None = None) -> str:
+        """A contact as a seller types it, under ``account_ref`` (not counted)."""
+        with self._lock:
+            ref = f"con-{next(self._ids)}"
+            self.contacts[ref] = (contact, account_ref)
+            return ref
+
     def seller_creates(
         self,
         *,
         title: str,
-        account: AccountData | None,
+        account: AccountData | None = None,
         contact: ContactData | None = None,
+        account_ref: str | None = None,
+        contact_ref: str | None = None,
         deal_value: Any = None,
         currency: str | None = "USD",
         close_date: dt.date | None = None,
@@ -102,17 +118,17 @@ class MemoryCrm:
         kind: DealKind = "opportunity",
         stage: DealStage | None = None,
     ) -> str:
-        """An opportunity (or lead) as a seller types it, marked for sync."""
+        """An opportunity (or lead) as a seller types it, marked for sync.
+
+        An opportunity's customer is a new ``account`` (and ``contact``) or existing ones by reference;
+        a lead holds its company and contact inline.
+        """
         with self._lock:
-            account_ref = None
             if account is not None and kind == "opportunity":
-                account_ref = f"acc-{next(self._ids)}"
-                self.accounts[account_ref] = account
-            contact_refs: list[str] = []
+                account_ref = self.seller_creates_account(account)
             if contact is not None and kind == "opportunity":
-                ref = f"con-{next(self._ids)}"
-                self.contacts[ref] = (contact, account_ref)
-                contact_refs.append(ref)
+                contact_ref = self.seller_creates_contact(contact, account_ref)
+            contact_refs = [contact_ref] if contact_ref else []
             record = Record(
                 kind=kind,
                 id=f"{kind[:3]}-{next(self._ids)}",
@@ -147,6 +163,8 @@ class MemoryCrm:
             record = self.records[crm_id]
             if "solutions" in fields:
                 record.solutions = {s.id: s for s in fields.pop("solutions")}
+            if "sync" in fields:
+                record.sync = bool(fields.pop("sync"))
             record.fields.update(fields)
             if stage is not None:
                 record.stage = stage
@@ -180,7 +198,7 @@ class MemoryCrm:
             if referral_id:
                 changes.update(referral_id=referral_id, referral_link=link)
             if self._checkmark:
-                changes["name"] = with_mark(deal.title, CHECK if ok else CROSS, True)
+                changes["name"] = self._marked(deal.title, CHECK if ok else CROSS)
             self._write(record, changes, message)
             return True
 
@@ -196,7 +214,12 @@ class MemoryCrm:
         values["name"] = deal.name
         values["close_date"] = deal.close_date.isoformat() if deal.close_date else None
         values["deal_value"] = str(deal.deal_value) if deal.deal_value is not None else None
-        return {k: v for k, v in values.items() if k not in deal.unreadable}
+        memo = {k: v for k, v in values.items() if k not in deal.unreadable}
+        if plan.kind == "lead":
+            # A lead holds its company and first contact inline: they follow the referral like any field.
+            memo["_company"] = asdict(plan.account) if plan.account else None
+            memo["_lead_contact"] = asdict(plan.contacts[0]) if plan.contacts else None
+        return memo
 
     def apply_inbound(self, plan: CrmPlan, known: KnownRecord | None, audit_message: str) -> InboundResult:
         deal = plan.deal
@@ -238,7 +261,7 @@ class MemoryCrm:
             record = self.records.get(crm_id)
             if record is None:
                 return False
-            changes = {"name": with_mark(str(record.fields["name"]), CROSS, True)} if self._checkmark else {}
+            changes = {"name": self._marked(str(record.fields["name"]), CROSS)} if self._checkmark else {}
             self._write(record, changes, message)
             return True
 
@@ -279,10 +302,11 @@ class MemoryCrm:
         else:
             record.company = plan.account
             record.lead_contact = plan.contacts[0] if plan.contacts else None
-        record.fields.update({k: v for k, v in memo.items()})
+        self._check_lengths(memo)
+        record.fields.update({k: v for k, v in memo.items() if not k.startswith("_")})
         record.fields["referral_id"] = plan.referral_id
+        self._write(record, {}, message)  # a failing write (fail_next) leaves no half-created record
         self.records[record.id] = record
-        self._write(record, {}, message)
         lead_id = known.crm_id if known and known.kind == "lead" and plan.kind == "opportunity" else ""
         if lead_id and lead_id in self.records:
             self._write(self.records[lead_id], {}, f"{message} (converted to an opportunity)", stage=DealStage.ACCEPTED)
@@ -324,15 +348,38 @@ class MemoryCrm:
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
+        self._check_lengths(changes)
         contacts = changes.pop("_contacts", None)
         if contacts is not None:
             record.contact_ids = contacts
+        if "_company" in changes:
+            company = changes.pop("_company")
+            record.company = AccountData(**company) if company else None
+        if "_lead_contact" in changes:
+            lead_contact = changes.pop("_lead_contact")
+            record.lead_contact = ContactData(**lead_contact) if lead_contact else None
         record.fields.update(changes)
         if stage is not None:
             record.stage = stage
         record.audit = prepend_audit(record.audit, audit_line(dt.datetime.now(dt.UTC), message), self._audit_max)
         record.modified_on = self._tick()
         self.writes += 1
+
+    def _marked(self, title: str, mark: str) -> str:
+        """The name with its mark, the title cut so that both fit the name field (as ``limits.fit`` cuts)."""
+        name = with_mark(title, mark, True)
+        limit = self._limits.get("deal.name")
+        if limit is None or len(name) <= limit:
+            return name
+        prefix = with_mark("", mark, True)
+        return prefix + strip_mark(title)[: max(0, limit - len(prefix))]
+
+    def _check_lengths(self, values: dict[str, Any]) -> None:
+        """Like a real CRM, refuse the whole write when a value is longer than its field."""
+        for name, value in values.items():
+            limit = self._limits.get(f"deal.{name}")
+            if isinstance(value, str) and limit is not None and len(value) > limit:
+                raise CrmRejected(f"The {name} is {len(value)} characters long; the CRM holds {limit}.")
 
     def _deal(self, record: Record) -> CrmDeal:
         f = record.fields

@@ -1,0 +1,211 @@
+"""InboundSync (Partner Center → CRM) over the fakes and the memory CRM."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from shared.http import ApiError
+from shared.mapping.model import DealStage
+from shared.store.leases import LeaseUnavailable
+from shared.sync.inbound import PermanentSyncError
+from tests.contract.referrals import LEAD, SHARED, WON, plan_of
+from tests.engine.conftest import LEASE_SECONDS, LEASE_WAIT, World
+
+
+def test_a_new_referral_creates_its_opportunity_and_remembers_it(world: World) -> None:
+    ref = world.incoming(SHARED)
+
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "created"
+    [record] = world.deals_of(ref.id)
+    assert outcome.crm_id == record.id
+    assert record.fields["name"] == "✔ Test Cosell Invite_20"
+    state = world.state.get(ref.id)
+    assert state is not None
+    assert (state.crm_entity, state.crm_id) == ("opportunity", record.id)
+    assert state.pc_updated_at == ref.updated_date_time
+    assert world.audit.outcomes(ref.id) == ["created"]
+
+
+def test_an_unchanged_referral_makes_zero_crm_writes(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    writes = world.crm.writes
+    world.crm.fail_next = AssertionError("the CRM was written")  # any write would raise
+
+    outcome = world.inbound.sync(ref.id)  # the same event delivered again
+
+    assert outcome.outcome == "unchanged"
+    assert world.crm.writes == writes
+    assert world.crm.fail_next is not None, "no write was even attempted"
+    assert world.audit.outcomes(ref.id) == ["created", "unchanged"]
+
+
+def test_a_referral_touched_without_a_mapped_change_writes_nothing(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    writes = world.crm.writes
+    world.clock.advance(5)
+    world.referrals.update(ref.id, {"statusReason": "Touched by Microsoft"})  # newer version, same mapping
+
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "unchanged"
+    assert world.crm.writes == writes
+    state = world.state.get(ref.id)
+    assert state is not None
+    assert state.pc_updated > ref.updated_date_time.isoformat(), "the newer version is remembered"
+
+
+def test_a_changed_field_is_written(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    world.clock.advance(5)
+    world.referrals.update(ref.id, {"details": {"dealValue": 60000}})
+    writes = world.crm.writes
+
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "updated"
+    [record] = world.deals_of(ref.id)
+    assert record.fields["deal_value"] == "60000"
+    assert world.crm.writes == writes + 1
+
+
+def test_an_older_version_than_the_last_synced_is_skipped(world: World) -> None:
+    ref = world.incoming(SHARED, deal_value=50000)
+    old_time = ref.updated_date_time
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"details": {"dealValue": 60000}})
+    world.inbound.sync(ref.id)  # version 2 arrives first
+    writes = world.crm.writes
+
+    # The delayed event for version 1; the read is served stale (an older updatedDateTime).
+    stale = old_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    world.referrals.update(ref.id, {"details": {"dealValue": 50000}, "updatedDateTime": stale})
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "skipped"
+    assert "out-of-order" in outcome.message
+    assert world.crm.writes == writes
+    [record] = world.deals_of(ref.id)
+    assert record.fields["deal_value"] == "60000", "the newer version stays"
+    assert world.audit.outcomes(ref.id) == ["created", "skipped"]
+
+
+def test_the_same_version_again_is_not_out_of_order(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    state = world.state.get(ref.id)
+    assert state is not None
+    world.state.save(dataclasses.replace(state, pc_hash="a plan applied before a mapping change"))
+
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "updated", "an equal updatedDateTime is re-synced, never skipped"
+
+
+def test_a_closed_deal_is_reopened(world: World) -> None:
+    ref = world.incoming(WON)
+    world.inbound.sync(ref.id)
+    [record] = world.deals_of(ref.id)
+    assert record.stage == DealStage.WON
+
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"status": "Active", "substatus": "Accepted"})
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "updated"
+    assert world.record(record.id).stage == DealStage.OPEN
+    assert "(Active/Accepted)" in world.record(record.id).audit.splitlines()[0]
+
+
+def test_solutions_removed_in_partner_center_are_removed(world: World) -> None:
+    ref = world.incoming(SHARED, solutions=["SOL-1", "SOL-2"])
+    world.inbound.sync(ref.id)
+
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"details": {"requirements": {"solutions": [{"id": "SOL-2", "name": "Two"}]}}})
+    world.inbound.sync(ref.id)
+
+    [record] = world.deals_of(ref.id)
+    assert set(record.solutions) == {"SOL-2"}
+
+
+def test_an_accepted_lead_becomes_an_opportunity_made_from_the_lead(world: World) -> None:
+    ref = world.incoming(LEAD)
+    world.inbound.sync(ref.id)
+    [lead] = world.deals_of(ref.id, "lead")
+
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"status": "Active", "substatus": "Accepted"})
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "created"
+    [opportunity] = world.deals_of(ref.id)
+    assert world.record(lead.id).stage == DealStage.ACCEPTED
+    state = world.state.get(ref.id)
+    assert state is not None
+    assert (state.crm_entity, state.crm_id, state.lead_id) == ("opportunity", opportunity.id, lead.id)
+
+
+def test_a_second_worker_takes_a_lapsed_lease_and_does_not_create_twice(world: World) -> None:
+    ref = world.incoming(SHARED)
+    # Worker A took the lease, created the opportunity, and died before saving any state.
+    assert world.leases.try_acquire(f"referral_{ref.id}", LEASE_SECONDS)
+    world.crm.apply_inbound(plan_of(world.crm, world.referrals.referral(ref.id)), None, "Worker A.")
+
+    with pytest.raises(LeaseUnavailable):
+        world.inbound.sync(ref.id)  # worker B waits LEASE_WAIT seconds, A's lease is still live
+    assert world.clock.now < world.leases.leases[f"referral_{ref.id}"].expires_at
+
+    world.clock.advance(LEASE_SECONDS - LEASE_WAIT + 1)  # A's lease has lapsed
+    outcome = world.inbound.sync(ref.id)
+
+    assert world.leases.taken_over == [f"referral_{ref.id}"]
+    assert outcome.outcome == "updated", "worker B found A's opportunity by the referral id"
+    assert len(world.deals_of(ref.id)) == 1
+
+
+def test_a_permanent_failure_marks_the_record_and_a_later_success_clears_it(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    [record] = world.deals_of(ref.id)
+
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"details": {"currency": "XTS"}})  # not set up in the CRM
+    with pytest.raises(PermanentSyncError):
+        world.inbound.sync(ref.id)
+
+    assert world.record(record.id).fields["name"].startswith("✖ ")
+    assert "Currency" in world.record(record.id).audit.splitlines()[0]
+    assert world.audit.outcomes(ref.id) == ["created", "failed"]
+
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"details": {"currency": "USD"}})
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "updated"
+    assert world.record(record.id).fields["name"] == "✔ Test Cosell Invite_20"
+
+
+def test_a_transient_crm_failure_is_retried_and_remembers_nothing(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.crm.fail_next = ApiError("crm", "PATCH", "x", 503, "", "unavailable")
+
+    with pytest.raises(ApiError):
+        world.inbound.sync(ref.id)
+
+    assert world.state.get(ref.id) is None
+    assert world.audit.outcomes(ref.id) == ["retry"]
+    assert world.inbound.sync(ref.id).outcome == "created", "the host's retry succeeds"
+
+
+def test_a_referral_partner_center_does_not_have_fails_for_good(world: World) -> None:
+    with pytest.raises(PermanentSyncError):
+        world.inbound.sync("9d3b7b0e-0000-4000-8000-000000000404")
+
+    assert world.audit.outcomes("9d3b7b0e-0000-4000-8000-000000000404") == ["failed"]
