@@ -49,6 +49,7 @@ class DataverseSimulator(Simulator):
         ``If-None-Match: null`` is served from its first answer (0 turns the cache off)."""
         super().__init__(seed=seed)
         self._token_validator = token_validator
+        self._kind: SchemaKind = schema
         self.schema = build_schema(schema)
         self._store = Store(self.schema, seed=seed)
         self._records = RecordsApi(self._store, expand_cache_seconds=expand_cache_seconds)
@@ -228,4 +229,4 @@ class DataverseSimulator(Simulator):
             raise ValueError(f"unknown entity set {entity_set!r}") from None
 
     def _seed(self) -> None:
-        seeding.seed(self._store, self._records.writer)
+        seeding.seed(self._store, self._records.writer, provisioned=self._kind == "provisioned")
