@@ -246,9 +246,9 @@ def not_simulated(what: str) -> DataverseError:
 
 def check_properties(body: Record, allowed: frozenset[str], type_name: str) -> None:
     for key in body:
-        if key not in allowed and not key.startswith("@"):
-            name = key.partition("@")[0]
-            raise unknown_property(type_name, name or key)
+        name = key.partition("@")[0]  # "GlobalOptionSet@odata.bind" is the GlobalOptionSet property
+        if name and name not in allowed and key not in allowed:
+            raise unknown_property(type_name, name)
 
 
 def odata_type(body: Record, default: str | None = None) -> str | None:
