@@ -167,7 +167,9 @@ class Customizer:
     def privileges(self) -> Record:
         return {"customizer": self.customizer, "missing": sorted(self.missing)}
 
-    def set_privileges(self, *, customizer: bool | None = None, missing: list[str] | tuple[str, ...] | None = None):
+    def set_privileges(
+        self, *, customizer: bool | None = None, missing: list[str] | tuple[str, ...] | None = None
+    ) -> None:
         if missing is not None:
             unknown = set(missing) - set(PRIVILEGES)
             if unknown:
@@ -251,7 +253,7 @@ class Customizer:
         primary = next(a for a in definition.attributes if a.primary_name)
         columns = [key]
         for attribute in [primary, *(a for a in definition.attributes if not a.primary_name)]:
-            column = self._column(attribute, publishing, definition.schema_name)
+            column = self._column(attribute, publishing)
             if column.logical in taken:
                 raise _duplicate_attribute(column.schema_name, logical)
             taken.add(column.logical)
@@ -397,7 +399,7 @@ class Customizer:
         self._require("prvCreateAttribute")
         ent = self._customizable(find_entity(self.schema, raw_key))
         definition = parse_attribute(read_body(request))
-        column = self._column(definition, self._publishing(request), ent.table.schema_name)
+        column = self._column(definition, self._publishing(request))
         if column.logical in ent.columns:
             raise _duplicate_attribute(column.schema_name, ent.logical)
         self._load({**self.schema.tables, ent.logical: replace(ent.table, columns=(*ent.table.columns, column))})
@@ -438,7 +440,7 @@ class Customizer:
         return _created(f"{location}({metadata_id('key', ent.logical, key.logical)})")
 
     # ----- helpers -----
-    def _column(self, definition: AttributeDefinition, publishing: Publishing, table_schema_name: str) -> Column:
+    def _column(self, definition: AttributeDefinition, publishing: Publishing) -> Column:
         """The column to store: prefix checked, option values assigned, a global choice's options copied."""
         column = definition.column
         prefix = self._prefix(publishing, column.schema_name, "attribute")
