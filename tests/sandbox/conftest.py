@@ -43,12 +43,40 @@ def client(server: ServerThread) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def bare() -> Iterator[httpx.Client]:
-    """An org nobody has provisioned for the sync yet: standard tables only (read-only use in tests)."""
-    simulator = DataverseSimulator(seed=3, schema="bare")
+def _bare_served() -> Iterator[tuple[DataverseSimulator, ServerThread]]:
+    """An org nobody has provisioned for the sync yet: standard tables only. Alternate keys created on it
+    take 0.3 s to become Active (tests that do not wait finish them with /_sim/key-index)."""
+    simulator = DataverseSimulator(seed=3, schema="bare", key_index_seconds=0.3)
     thread = ServerThread(simulator).start()
-    try:
-        with httpx.Client(base_url=thread.url + API, timeout=10) as client:
-            yield client
-    finally:
-        thread.stop()
+    yield simulator, thread
+    thread.stop()
+
+
+@pytest.fixture
+def bare_sim(_bare_served: tuple[DataverseSimulator, ServerThread]) -> DataverseSimulator:
+    """The bare org, back to how it started (schema, privileges and rows) before each test."""
+    simulator = _bare_served[0]
+    simulator.set_faults(None)
+    simulator.clear()
+    simulator.reset_stats()
+    return simulator
+
+
+@pytest.fixture
+def bare_url(bare_sim: DataverseSimulator, _bare_served: tuple[DataverseSimulator, ServerThread]) -> str:
+    """The bare org's root URL (its control API is under ``/_sim/``)."""
+    return _bare_served[1].url
+
+
+@pytest.fixture(scope="session")
+def _bare_client(_bare_served: tuple[DataverseSimulator, ServerThread]) -> Iterator[httpx.Client]:
+    """One client for the session: building an httpx.Client (its TLS context) costs about 0.1 s."""
+    headers = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
+    with httpx.Client(base_url=_bare_served[1].url + API, headers=headers, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def bare(bare_sim: DataverseSimulator, _bare_client: httpx.Client) -> httpx.Client:
+    """A client of the bare org (just reset); absolute URLs reach its control API."""
+    return _bare_client

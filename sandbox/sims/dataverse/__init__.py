@@ -22,16 +22,27 @@ The service's stricter rules are enforced on purpose (unknown properties, case-s
 navigation properties, DateOnly format, state/status pairs, no closing an opportunity by PATCH),
 because a simulator that accepts what the real service rejects hides bugs until production.
 
+Schema can be created at run time through the metadata Web API (``POST EntityDefinitions``,
+``…/Attributes``, ``…/Keys``, ``RelationshipDefinitions``, ``GlobalOptionSetDefinitions``, ``PublishXml``,
+``PublishAllXml``), so a ``bare`` org can be provisioned the way an app would do it; what is created
+is served by the read endpoints and enforced by the records API like the provisioned schema. Names
+need a publisher's customization prefix, new alternate keys are ``Pending`` until their index is
+built, and the caller can lose its System Customizer privileges (metadata writes then answer 403).
+
 Control API additions (besides the base class's): ``POST /_sim/seed``, ``GET /_sim/records/<set>``,
-``POST /_sim/clear``.
+``POST /_sim/clear`` (back to the org as it started, schema included), ``GET``/``POST
+/_sim/privileges`` (``{"customizer": false}`` or ``{"missing": ["prvCreateEntityKey"]}``), ``GET``/
+``POST /_sim/key-index`` (``{"seconds": 0.5}`` for new keys' index build time, ``{"complete": true}``
+to finish the pending builds now).
 
 Modules, one concern each: ``schema`` (the types and the Web API view of a schema), ``tables``
 (standard tables as data, from the entity reference), ``cosell`` (the sync's custom schema, present
 when ``schema="provisioned"``), ``errors``, ``wire`` (responses, keys, time), ``store`` (rows,
 indexes, versions), ``seed`` (the rows every org starts with), ``query`` (OData options), ``reads``
 (projection, paging), ``writes`` (validation, state rules, actions), ``records`` (record endpoints),
-``metadata`` (``EntityDefinitions`` / ``RelationshipDefinitions``, read-only), ``app`` (routing,
-control API).
+``metadata`` (``EntityDefinitions`` / ``RelationshipDefinitions`` / ``GlobalOptionSetDefinitions``
+reads), ``definitions`` (metadata create bodies checked and turned into schema data), ``customize``
+(the create side: publishers' prefixes, privileges, key index builds), ``app`` (routing, control API).
 """
 
 from sandbox.sims.dataverse.app import DataverseSimulator

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.base import Simulator, json_response
 from sandbox.sims.dataverse import seed as seeding
+from sandbox.sims.dataverse.customize import Customizer
 from sandbox.sims.dataverse.errors import (
     CODE_PAYLOAD,
     CODE_QUERY,
@@ -24,7 +25,7 @@ from sandbox.sims.dataverse.errors import (
 from sandbox.sims.dataverse.metadata import MetadataApi
 from sandbox.sims.dataverse.reads import ExpandCache
 from sandbox.sims.dataverse.records import RecordsApi
-from sandbox.sims.dataverse.schema import Entity, SchemaKind, build_schema
+from sandbox.sims.dataverse.schema import Entity, SchemaKind, Table, build_schema, build_tables
 from sandbox.sims.dataverse.store import Store
 from sandbox.sims.dataverse.wire import API, Record, odata_response
 
@@ -41,30 +42,36 @@ class DataverseSimulator(Simulator):
         token_validator: Callable[[str], bool] | None = None,
         schema: SchemaKind = "provisioned",
         expand_cache_seconds: float = 60,
+        key_index_seconds: float = 1.0,
     ) -> None:
         """``schema``: ``"provisioned"`` (the default, what ``make run`` and the tests use) has the sync's
-        ``cosell_*`` columns, alternate key and ``cosell_solution`` table; ``"bare"`` is a fresh org.
+        ``cosell_*`` columns, alternate key, ``cosell_solution`` table, publisher and solution;
+        ``"bare"`` is a fresh org, which an app can provision through the metadata create endpoints.
 
         ``expand_cache_seconds``: how long a collection-valued ``$expand`` asked for without
-        ``If-None-Match: null`` is served from its first answer (0 turns the cache off)."""
+        ``If-None-Match: null`` is served from its first answer (0 turns the cache off).
+
+        ``key_index_seconds``: how long an alternate key created at run time stays ``Pending`` before
+        its index is built (``POST /_sim/key-index`` changes it or finishes the builds at once)."""
         super().__init__(seed=seed)
         self._token_validator = token_validator
+        self._kind: SchemaKind = schema
         self.schema = build_schema(schema)
         self._store = Store(self.schema, seed=seed)
         self._records = RecordsApi(self._store, expand_cache_seconds=expand_cache_seconds)
+        self._customizer = Customizer(self._store, index_seconds=key_index_seconds, on_new_table=self._route_table)
+        self._routed: set[str] = set()
         self._seed()
-        records = self._records
-        for set_name, ent in self.schema.by_set.items():
-            self.add_route(f"{API}/{set_name}", ["GET", "POST"], self._api(records.collection, set_name))
-            self.add_route(
-                f"{API}/{set_name}(<path:key>)", ["GET", "PATCH", "DELETE"], self._api(records.item, set_name)
-            )
-            if ent.collections:
-                self.add_route(f"{API}/{set_name}(<path:key>)/<nav>", ["GET"], self._api(records.related, set_name))
-        metadata = MetadataApi(self.schema)
+        for ent in list(self.schema.by_set.values()):
+            self._route_table(ent.table)
+        metadata = MetadataApi(self.schema, self._customizer)
+        customizer = self._customizer
         self.add_route(f"{API}/EntityDefinitions", ["GET"], self._api(metadata.entity_definitions))
+        self.add_route(f"{API}/EntityDefinitions", ["POST"], self._api(customizer.create_entity))
         self.add_route(f"{API}/EntityDefinitions<path:rest>", ["GET"], self._api(metadata.entity_definitions))
+        self.add_route(f"{API}/EntityDefinitions<path:rest>", ["POST"], self._api(customizer.create_in_entity))
         self.add_route(f"{API}/RelationshipDefinitions", ["GET"], self._api(metadata.relationship_definitions))
+        self.add_route(f"{API}/RelationshipDefinitions", ["POST"], self._api(customizer.create_relationship))
         self.add_route(
             f"{API}/RelationshipDefinitions<path:rest>", ["GET"], self._api(metadata.relationship_definitions)
         )
@@ -73,6 +80,12 @@ class DataverseSimulator(Simulator):
             ["GET"],
             self._api(lambda request, cast: metadata.relationship_definitions(request, "/" + cast)),
         )
+        self.add_route(f"{API}/GlobalOptionSetDefinitions", ["GET"], self._api(metadata.global_option_sets))
+        self.add_route(f"{API}/GlobalOptionSetDefinitions", ["POST"], self._api(customizer.create_option_set))
+        self.add_route(f"{API}/GlobalOptionSetDefinitions<path:rest>", ["GET"], self._api(metadata.global_option_sets))
+        self.add_route(f"{API}/PublishXml", ["POST"], self._api(customizer.publish, "PublishXml"))
+        self.add_route(f"{API}/PublishAllXml", ["POST"], self._api(customizer.publish, "PublishAllXml"))
+        records = self._records
         self.add_route(f"{API}/WinOpportunity", ["POST"], self._api(records.close_opportunity, "win"))
         self.add_route(f"{API}/LoseOpportunity", ["POST"], self._api(records.close_opportunity, "lose"))
         self.add_route(f"{API}/WhoAmI", ["GET"], self._api(records.who_am_i))
@@ -114,11 +127,32 @@ class DataverseSimulator(Simulator):
                 raise ValueError(exc.message) from exc
 
     def clear(self) -> None:
-        """Drop all rows and cached expands, then put the seeded currencies and user back with their ids."""
+        """Back to the org as it started: its schema (what was created at run time is dropped), full
+        customizer rights, no rows but the seeded currencies, user, publishers and solutions (same ids)."""
         with self._store.lock:
+            self.schema.load(build_tables(self._kind))
+            self._customizer.reset()
+            self._store.adopt_schema()
             self._store.wipe()
             self._records.expand_cache.clear()
             self._seed()
+
+    @property
+    def customizations(self) -> Customizer:
+        """Run-time schema state: privileges (``set_privileges``), key index builds (``index_seconds``,
+        ``clock``, ``complete_key_indexes``), global choices."""
+        return self._customizer
+
+    def set_privileges(self, *, customizer: bool | None = None, missing: list[str] | None = None) -> None:
+        """``customizer=False``: every metadata write answers the 403 a caller without the System Customizer
+        privileges gets; ``missing``: only those privileges (``prvCreateEntityKey`` …) are lacking."""
+        with self._store.lock:
+            self._customizer.set_privileges(customizer=customizer, missing=missing)
+
+    def complete_key_indexes(self) -> None:
+        """Finish every pending alternate-key index build now (Active, or Failed on duplicate values)."""
+        with self._store.lock:
+            self._customizer.complete_key_indexes()
 
     def currency_id(self, iso_code: str) -> str:
         """Id of a seeded ``transactioncurrency`` by ISO code (stable for the simulator's lifetime)."""
@@ -141,12 +175,55 @@ class DataverseSimulator(Simulator):
         if action == "clear" and request.method == "POST":
             self.clear()
             return json_response({"ok": True})
+        if action == "privileges":
+            return self._control_privileges(request)
+        if action == "key-index":
+            return self._control_key_index(request)
         if action.startswith("records/") and request.method == "GET":
             set_name = action[len("records/") :]
             if set_name not in self.schema.by_set:
                 return json_response({"error": f"unknown entity set {set_name!r}"}, 404)
             return json_response(self.records(set_name))
         return super().control(request, action)
+
+    def _control_privileges(self, request: Request) -> Response:
+        """``GET``/``POST /_sim/privileges``: ``{"customizer": false}`` takes the System Customizer rights
+        away (metadata writes answer 403), ``{"missing": ["prvCreateEntityKey"]}`` only some privileges."""
+        if request.method == "POST":
+            body = request.get_json(force=True, silent=True)
+            if not isinstance(body, dict) or set(body) - {"customizer", "missing"}:
+                return json_response({"error": 'body must be {"customizer": bool, "missing": [privilege]}'}, 400)
+            customizer, missing = body.get("customizer"), body.get("missing")
+            if (customizer is not None and not isinstance(customizer, bool)) or (
+                missing is not None and not isinstance(missing, list)
+            ):
+                return json_response({"error": 'body must be {"customizer": bool, "missing": [privilege]}'}, 400)
+            try:
+                self.set_privileges(customizer=customizer, missing=missing)
+            except ValueError as exc:
+                return json_response({"error": str(exc)}, 400)
+        with self._store.lock:
+            return json_response(self._customizer.privileges())
+
+    def _control_key_index(self, request: Request) -> Response:
+        """``GET``/``POST /_sim/key-index``: ``{"seconds": 0.5}`` sets how long new keys stay Pending,
+        ``{"complete": true}`` finishes the pending builds now; answers the builds still listed."""
+        with self._store.lock:
+            if request.method == "POST":
+                body = request.get_json(force=True, silent=True)
+                seconds = body.get("seconds") if isinstance(body, dict) else None
+                if (
+                    not isinstance(body, dict)
+                    or set(body) - {"seconds", "complete"}
+                    or (seconds is not None and (not isinstance(seconds, (int, float)) or seconds < 0))
+                ):
+                    return json_response({"error": 'body must be {"seconds": number >= 0, "complete": bool}'}, 400)
+                if seconds is not None:
+                    self._customizer.index_seconds = float(seconds)
+                if body.get("complete"):
+                    self._customizer.complete_key_indexes()
+            self._customizer.refresh()
+            return json_response({"seconds": self._customizer.index_seconds, "keys": self._customizer.key_jobs()})
 
     def _control_seed(self, request: Request) -> Response:
         try:
@@ -195,16 +272,45 @@ class DataverseSimulator(Simulator):
 
     # ----- plumbing -----
     def _api(self, handler: Callable[..., Response], *bound: Any) -> Callable[..., Response]:
-        """Wrap a handler with the bearer-token check and the DataverseError -> error body mapping."""
+        """Wrap a handler with the bearer-token check, the due key index builds and the DataverseError ->
+        error body mapping. Every API request runs whole under the store lock, so a schema change (a
+        metadata create, a key index coming up) is never seen half done by a concurrent request."""
 
         def run(request: Request, **kwargs: Any) -> Response:
             try:
                 self._authorize(request)
-                return handler(request, *bound, **kwargs)
+                with self._store.lock:
+                    self._customizer.refresh()
+                    return handler(request, *bound, **kwargs)
             except DataverseError as exc:
                 return self.error_response(exc.status, exc.code, exc.message, exc.headers)
 
         return run
+
+    def _route_table(self, table: Table) -> None:
+        """Routes for a table's entity set (at start, and when ``POST EntityDefinitions`` creates one).
+
+        A route outlives its table when ``clear()`` drops run-time tables; it then answers the 404 of an
+        unknown segment, as if it had never been added."""
+        set_name = table.set_name
+        if table.abstract or set_name in self._routed:
+            return
+        self._routed.add(set_name)
+        records = self._records
+
+        def existing(handler: Callable[..., Response]) -> Callable[..., Response]:
+            def run(request: Request, *args: Any, **kwargs: Any) -> Response:
+                if set_name not in self.schema.by_set:
+                    raise DataverseError(404, CODE_QUERY, f"Resource not found for the segment '{set_name}'.")
+                return handler(request, *args, **kwargs)
+
+            return run
+
+        self.add_route(f"{API}/{set_name}", ["GET", "POST"], self._api(existing(records.collection), set_name))
+        self.add_route(
+            f"{API}/{set_name}(<path:key>)", ["GET", "PATCH", "DELETE"], self._api(existing(records.item), set_name)
+        )
+        self.add_route(f"{API}/{set_name}(<path:key>)/<nav>", ["GET"], self._api(existing(records.related), set_name))
 
     def _authorize(self, request: Request) -> None:
         if self._token_validator is None:
@@ -228,4 +334,4 @@ class DataverseSimulator(Simulator):
             raise ValueError(f"unknown entity set {entity_set!r}") from None
 
     def _seed(self) -> None:
-        seeding.seed(self._store, self._records.writer)
+        seeding.seed(self._store, self._records.writer, provisioned=self._kind == "provisioned")

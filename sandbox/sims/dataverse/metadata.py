@@ -23,8 +23,12 @@ Microsoft's "Query table definitions using the Web API" (``MicrosoftDocs/powerap
   paths (``RequiredLevel/Value eq ...``). There is no paging: "All matching resources will be
   returned in the first response."
 
-Creating schema (POST to these paths) comes later; everything here reads :class:`Schema`, so a
-schema that grows at run time shows up without changes.
+Creating schema (POST to these paths) is ``customize.py``'s; everything here reads :class:`Schema`,
+so a schema that grows at run time shows up without changes. Keys come with their
+``EntityKeyIndexStatus`` from the customizer (Pending / Failed while an index is built or could not
+be); ``GlobalOptionSetDefinitions`` lists the global choices created at run time (a fresh org's own
+global choices are not simulated). A Boolean column's ``OptionSet`` (``TrueOption`` / ``FalseOption``)
+is served through the ``BooleanAttributeMetadata`` cast, like a choice's through the Picklist cast.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from odata_query import ast
@@ -59,6 +63,9 @@ from sandbox.sims.dataverse.schema import (
 )
 from sandbox.sims.dataverse.wire import GUID_RE, Record, base_url, odata_response, parse_key_segment, split_top
 from sandbox.sims.odata import FilterError, compile_filter
+
+if TYPE_CHECKING:
+    from sandbox.sims.dataverse.customize import Customizer
 
 NS = "Microsoft.Dynamics.CRM"
 _ENUM_LITERAL = re.compile(r"Microsoft\.Dynamics\.CRM\.[A-Za-z]+'([^']*)'")
@@ -104,7 +111,15 @@ _DERIVED_PROPERTIES: dict[str, frozenset[str]] = {
     "LookupAttributeMetadata": frozenset({"Targets"}),
     "UniqueIdentifierAttributeMetadata": frozenset(),
 }
-_OPTION_SET_TYPES = frozenset({"PicklistAttributeMetadata", "StateAttributeMetadata", "StatusAttributeMetadata"})
+_OPTION_SET_TYPES = frozenset(
+    {"PicklistAttributeMetadata", "StateAttributeMetadata", "StatusAttributeMetadata", "BooleanAttributeMetadata"}
+)
+_OPTION_SET_PROPERTIES = frozenset(
+    {"MetadataId", "Name", "IsGlobal", "OptionSetType", "Options", "TrueOption", "FalseOption"}
+)
+_GLOBAL_OPTION_SET_PROPERTIES = frozenset(
+    {"MetadataId", "Name", "IsGlobal", "IsCustomOptionSet", "OptionSetType", "DisplayName", "Options", "HasChanged"}
+)
 _ATTRIBUTE_BASE = frozenset(
     {
         "MetadataId",
@@ -121,6 +136,7 @@ _ATTRIBUTE_BASE = frozenset(
         "IsValidForUpdate",
         "IsValidForRead",
         "RequiredLevel",
+        "DisplayName",
         "HasChanged",
     }
 )
@@ -139,6 +155,9 @@ _ENTITY_PROPERTIES = frozenset(
         "IsActivity",
         "IsManaged",
         "DisplayName",
+        "DisplayCollectionName",
+        "HasActivities",
+        "HasNotes",
         "HasChanged",
     }
 )
@@ -162,6 +181,7 @@ _KEY_PROPERTIES = frozenset(
         "EntityLogicalName",
         "KeyAttributes",
         "EntityKeyIndexStatus",
+        "DisplayName",
         "IsManaged",
     }
 )
@@ -183,7 +203,7 @@ class _Options:
     expand: dict[str, _Options] | None = None
 
 
-def _not_found_entity(key: str) -> DataverseError:
+def not_found_entity(key: str) -> DataverseError:
     """Unknown table: the status the brief asks for, the metadata cache's message for unknown names."""
     return DataverseError(
         404,
@@ -192,11 +212,21 @@ def _not_found_entity(key: str) -> DataverseError:
     )
 
 
-class MetadataApi:
-    """Read-only metadata over one org's :class:`Schema`."""
+def find_entity(schema: Schema, raw: str) -> Entity:
+    """The table a key segment names: ``LogicalName='x'`` or its MetadataId."""
+    value = _key_value(raw, "LogicalName")
+    for ent in schema.entities.values():
+        if not ent.table.abstract and value in (ent.logical, metadata_id("entity", ent.logical)):
+            return ent
+    raise not_found_entity(value)
 
-    def __init__(self, schema: Schema) -> None:
+
+class MetadataApi:
+    """Metadata reads over one org's :class:`Schema` (and the key index states of its :class:`Customizer`)."""
+
+    def __init__(self, schema: Schema, customizer: Customizer) -> None:
         self.schema = schema
+        self.customizer = customizer
 
     # ----- routing targets -----
     def entity_definitions(self, request: Request, rest: str = "") -> Response:
@@ -254,6 +284,47 @@ class MetadataApi:
         context = f"{base}/$metadata#RelationshipDefinitions{suffix}{_selection(options)}/$entity"
         return odata_response({"@odata.context": context, **self._relationship_out(stored, options, typed=True)})
 
+    def global_option_sets(self, request: Request, rest: str = "") -> Response:
+        """``GlobalOptionSetDefinitions`` and ``GlobalOptionSetDefinitions(Name='x')`` (or ``(<MetadataId>)``)."""
+        base = base_url(request)
+        options = self._options(request, _GLOBAL_OPTION_SET_PROPERTIES, "OptionSetMetadata")
+        records = [self._choice_record(c) for c in self.customizer.choices.values()]
+        if not rest:
+            items = [
+                {"@odata.type": r["@odata.type"], **_project(r, options.select)}
+                for r in records
+                if self._matches(options, r)
+            ]
+            context = f"{base}/$metadata#GlobalOptionSetDefinitions{_selection(options)}"
+            return odata_response({"@odata.context": context, "value": items})
+        match = re.fullmatch(r"\((?P<key>[^)]*)\)", rest)
+        if not match:
+            raise DataverseError(
+                404, CODE_QUERY, f"Resource not found for the segment 'GlobalOptionSetDefinitions{rest}'."
+            )
+        value = _key_value(match.group("key"), "Name")
+        for record in records:
+            if value in (record["Name"], record["MetadataId"]):
+                context = f"{base}/$metadata#GlobalOptionSetDefinitions{_selection(options)}/$entity"
+                body = {"@odata.type": record["@odata.type"], **_project(record, options.select)}
+                return odata_response({"@odata.context": context, **body})
+        # The simulator's wording for an unknown global choice.
+        raise DataverseError(404, CODE_NOT_FOUND, f"Could not find optionset '{value}'.")
+
+    @staticmethod
+    def _choice_record(choice: Any) -> Record:
+        return {
+            "@odata.type": f"#{NS}.OptionSetMetadata",
+            "MetadataId": choice.metadata_id,
+            "Name": choice.name,
+            "IsGlobal": True,
+            "IsCustomOptionSet": True,
+            "OptionSetType": "Picklist",
+            "DisplayName": _label(choice.display_name),
+            "Options": [{"Value": value, "Label": _label(text)} for value, text in choice.options],
+            "HasChanged": None,
+        }
+
     # ----- the entity's collection-valued navigation properties -----
     def _entity_nav(self, request: Request, ent: Entity, nav: str, subkey: str | None, cast: str | None) -> Response:
         base = base_url(request)
@@ -265,7 +336,7 @@ class MetadataApi:
                 if cast_type not in _DERIVED_PROPERTIES:
                     raise DataverseError(404, CODE_QUERY, f"Resource not found for the segment '{cast}'.")
             allowed = _ATTRIBUTE_BASE | (_DERIVED_PROPERTIES[cast_type] if cast_type else frozenset())
-            navs = {"OptionSet": frozenset({"MetadataId", "Name", "IsGlobal", "OptionSetType", "Options"})}
+            navs = {"OptionSet": _OPTION_SET_PROPERTIES}
             options = self._options(
                 request,
                 allowed,
@@ -289,12 +360,16 @@ class MetadataApi:
             raise DataverseError(404, CODE_QUERY, f"Resource not found for the segment '{cast}'.")
         if nav == "Keys":
             options = self._options(request, _KEY_PROPERTIES, "EntityKeyMetadata")
-            keys = list(ent.keys)
+            keys = self.customizer.keys_of(ent)
             if subkey is not None:
-                key = self._find_key(ent, subkey)
+                key, status = self._find_key(ent, subkey)
                 context = f"{prefix}({self._key_id(ent, key)}){_selection(options)}/$entity"
-                return odata_response({"@odata.context": context, **self._key_out(ent, key, options)})
-            items = [self._key_out(ent, k, options) for k in keys if self._matches(options, self._key(ent, k))]
+                return odata_response({"@odata.context": context, **self._key_out(ent, key, status, options)})
+            items = [
+                self._key_out(ent, k, status, options)
+                for k, status in keys
+                if self._matches(options, self._key(ent, k, status))
+            ]
             return odata_response({"@odata.context": f"{prefix}{_selection(options)}", "value": items})
         if nav == "ManyToManyRelationships":
             options = self._options(request, _RELATIONSHIP_BASE, "ManyToManyRelationshipMetadata")
@@ -330,6 +405,9 @@ class MetadataApi:
             "IsActivity": ent.logical == "opportunityclose",
             "IsManaged": not table.custom,
             "DisplayName": _label(table.display_name),
+            "DisplayCollectionName": _label(table.display_collection_name),
+            "HasActivities": table.has_activities,
+            "HasNotes": table.has_notes,
             "HasChanged": None,
         }
 
@@ -355,6 +433,7 @@ class MetadataApi:
                 "CanBeChanged": True,
                 "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings",
             },
+            "DisplayName": _label(column.display_name),
             "HasChanged": None,
         }
         if column.type in ("String", "Memo"):
@@ -371,7 +450,7 @@ class MetadataApi:
             if column.type == "Money":
                 out["PrecisionSource"] = 2
         elif column.type == "DateTime":
-            out["Format"] = "DateOnly" if column.date_only else "DateAndTime"
+            out["Format"] = column.format or ("DateOnly" if column.date_only else "DateAndTime")
             out["DateTimeBehavior"] = {"Value": "DateOnly" if column.date_only else "UserLocal"}
         elif column.type == "Boolean":
             out["DefaultValue"] = bool(column.default)
@@ -382,8 +461,26 @@ class MetadataApi:
         return out
 
     def _option_set(self, ent: Entity, column: Column) -> Record:
+        if column.type == "Boolean":
+            labels = dict(column.options) or {1: "Yes", 0: "No"}  # the maker portal's labels by default
+            return {
+                "MetadataId": metadata_id("optionset", ent.logical, column.logical),
+                "Name": f"{ent.logical}_{column.logical}",
+                "IsGlobal": False,
+                "OptionSetType": "Boolean",
+                "TrueOption": {"Value": 1, "Label": _label(labels.get(1, ""))},
+                "FalseOption": {"Value": 0, "Label": _label(labels.get(0, ""))},
+            }
         if column.type == "Picklist":
             options = [{"Value": v, "Label": _label(label)} for v, label in column.options]
+            if column.option_set is not None:
+                return {
+                    "MetadataId": metadata_id("globaloptionset", column.option_set),
+                    "Name": column.option_set,
+                    "IsGlobal": True,
+                    "OptionSetType": "Picklist",
+                    "Options": options,
+                }
         elif column.type == "State":
             options = [
                 {
@@ -428,14 +525,15 @@ class MetadataApi:
             "HasChanged": None,
         }
 
-    def _key(self, ent: Entity, key: AlternateKey) -> Record:
+    def _key(self, ent: Entity, key: AlternateKey, status: str) -> Record:
         return {
             "MetadataId": self._key_id(ent, key),
             "LogicalName": key.logical,
             "SchemaName": key.schema_name,
             "EntityLogicalName": ent.logical,
             "KeyAttributes": list(key.attributes),
-            "EntityKeyIndexStatus": "Active",
+            "EntityKeyIndexStatus": status,
+            "DisplayName": _label(key.display_name),
             "IsManaged": False,
         }
 
@@ -450,7 +548,11 @@ class MetadataApi:
                     if self._matches(nested, self._attribute(ent, c))
                 ]
             elif nav == "Keys":
-                out[nav] = [self._key_out(ent, k, nested) for k in ent.keys if self._matches(nested, self._key(ent, k))]
+                out[nav] = [
+                    self._key_out(ent, k, status, nested)
+                    for k, status in self.customizer.keys_of(ent)
+                    if self._matches(nested, self._key(ent, k, status))
+                ]
             elif nav == "ManyToManyRelationships":
                 out[nav] = []
             else:
@@ -473,16 +575,12 @@ class MetadataApi:
         out = _project(self._relationship(stored), options.select)
         return {"@odata.type": f"#{NS}.OneToManyRelationshipMetadata", **out} if typed else out
 
-    def _key_out(self, ent: Entity, key: AlternateKey, options: _Options) -> Record:
-        return _project(self._key(ent, key), options.select)
+    def _key_out(self, ent: Entity, key: AlternateKey, status: str, options: _Options) -> Record:
+        return _project(self._key(ent, key, status), options.select)
 
     # ----- lookups by key -----
     def _find_entity(self, raw: str) -> Entity:
-        value = _key_value(raw, "LogicalName")
-        for ent in self._entities():
-            if value in (ent.logical, self._entity_id(ent)):
-                return ent
-        raise _not_found_entity(value)
+        return find_entity(self.schema, raw)
 
     def _find_column(self, ent: Entity, raw: str) -> Column:
         value = _key_value(raw, "LogicalName")
@@ -492,11 +590,11 @@ class MetadataApi:
         # The simulator's wording: the service's exact message for this case was not verified.
         raise DataverseError(404, CODE_NOT_FOUND, f"Could not find attribute '{value}' on entity '{ent.logical}'.")
 
-    def _find_key(self, ent: Entity, raw: str) -> AlternateKey:
+    def _find_key(self, ent: Entity, raw: str) -> tuple[AlternateKey, str]:
         value = _key_value(raw, "LogicalName")
-        for key in ent.keys:
+        for key, status in self.customizer.keys_of(ent):
             if value in (key.logical, self._key_id(ent, key)):
-                return key
+                return key, status
         raise DataverseError(404, CODE_NOT_FOUND, f"Could not find key '{value}' on entity '{ent.logical}'.")
 
     def _find_relationship(self, raw: str) -> StoredRelationship:

@@ -4,8 +4,9 @@
 ``cosell.py`` the schema an org provisioned for the sync adds. :func:`build_schema` combines them:
 ``"bare"`` is a fresh org with standard tables only, ``"provisioned"`` adds the ``cosell_*`` columns,
 alternate key, choice and the ``cosell_solution`` table. The records, query and metadata endpoints
-all read names, types, lengths and navigation properties from the resulting :class:`Schema`, so a
-later change can add schema at run time (the metadata create endpoints) without touching them.
+all read names, types, lengths and navigation properties from the resulting :class:`Schema`; the
+metadata create endpoints (``customize.py``) grow it at run time with :meth:`Schema.load`, in place,
+so every holder of the schema sees the new tables, columns, relationships and keys at once.
 
 Vocabulary, as in Dataverse: a *column* (attribute) has a ``SchemaName`` and a lower-case
 ``LogicalName``; a lookup column ``x`` is read as ``_x_value`` and written through a single-valued
@@ -71,6 +72,8 @@ class Column:
     writable: bool = True  # IsValidForCreate or IsValidForUpdate
     default: bool | None = None  # Boolean DefaultValue, applied on create
     custom: bool = False
+    display_name: str = ""  # DisplayName (1033); empty where the curated tables leave it out
+    option_set: str | None = None  # Picklist bound to a global choice: its Name (options are a copy)
 
     @property
     def logical(self) -> str:
@@ -110,6 +113,7 @@ class Relationship:
 class AlternateKey:
     schema_name: str
     attributes: tuple[str, ...]
+    display_name: str = ""
 
     @property
     def logical(self) -> str:
@@ -147,6 +151,10 @@ class Table:
     custom: bool = False
     abstract: bool = False  # principal: a navigation type only, no entity set
     source: str = ""  # the reference page the facts come from
+    display_collection_name: str = ""
+    has_activities: bool = False
+    has_notes: bool = False
+    customizable: bool = True  # False: the metadata API refuses new columns, keys and relationships on it
 
     @property
     def logical(self) -> str:
@@ -265,14 +273,18 @@ class Schema:
     """All tables of one org and the navigation properties their relationships give them."""
 
     def __init__(self, tables: dict[str, Table]) -> None:
-        self.tables = tables
-        self.relationships: dict[str, StoredRelationship] = {}
+        self.load(tables)
+
+    def load(self, tables: dict[str, Table]) -> None:
+        """(Re)derive everything from ``tables``, assigning the results only at the end so a reader never
+        sees half a schema; callers that change schema at run time also hold the store lock."""
+        relationships: dict[str, StoredRelationship] = {}
         for table in tables.values():
             for rel in table.relationships:
-                self.relationships[rel.schema_name] = StoredRelationship(table.logical, rel)
+                relationships[rel.schema_name] = StoredRelationship(table.logical, rel)
         navs: dict[str, dict[str, Nav]] = {name: {} for name in tables}
         collections: dict[str, dict[str, CollectionNav]] = {name: {} for name in tables}
-        for stored in self.relationships.values():
+        for stored in relationships.values():
             rel, referencing = stored.relationship, stored.referencing_entity
             column = next(c for c in tables[referencing].columns if c.logical == rel.referencing_attribute)
             if rel.referenced_entity == OWNER_ENTITY:
@@ -292,8 +304,11 @@ class Schema:
                 collections[rel.referenced_entity][rel.collection_nav] = CollectionNav(
                     rel.collection_nav, referencing, column.wire_name, rel.schema_name
                 )
-        self.entities = {name: Entity(table, navs[name], collections[name]) for name, table in tables.items()}
-        self.by_set = {e.set_name: e for e in self.entities.values() if not e.table.abstract}
+        entities = {name: Entity(table, navs[name], collections[name]) for name, table in tables.items()}
+        self.tables = tables
+        self.relationships = relationships
+        self.entities = entities
+        self.by_set = {e.set_name: e for e in entities.values() if not e.table.abstract}
 
     def entity(self, logical: str) -> Entity:
         return self.entities[logical]
@@ -302,13 +317,17 @@ class Schema:
         return list(self.by_set)
 
 
-def build_schema(kind: SchemaKind = "provisioned") -> Schema:
-    """A fresh org's schema: standard tables only (``bare``) or with the sync's custom schema (``provisioned``)."""
+def build_tables(kind: SchemaKind = "provisioned") -> dict[str, Table]:
+    """A fresh org's tables: standard tables only (``bare``) or with the sync's custom schema (``provisioned``)."""
     from sandbox.sims.dataverse import cosell, tables  # data modules import the types above
 
     standard = {t.logical: t for t in tables.STANDARD_TABLES}
     if kind == "bare":
-        return Schema(standard)
+        return standard
     if kind == "provisioned":
-        return Schema(cosell.PROVISIONED.apply(standard))
+        return cosell.PROVISIONED.apply(standard)
     raise ValueError(f"schema must be 'bare' or 'provisioned', not {kind!r}")
+
+
+def build_schema(kind: SchemaKind = "provisioned") -> Schema:
+    return Schema(build_tables(kind))

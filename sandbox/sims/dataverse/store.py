@@ -103,6 +103,39 @@ class Store:
     def restore(self, snapshot: tuple[Any, ...]) -> None:
         self.rows, self.alt, self._version = snapshot
 
+    def adopt_schema(self) -> None:
+        """Make room for tables and alternate keys the schema gained at run time, drop what it lost.
+
+        A key new to the schema gets its index built from the rows already stored; the caller
+        (``customize.py``) has checked with :meth:`key_index` that they hold no duplicate values."""
+        for name, ent in self.schema.entities.items():
+            self.rows.setdefault(name, {})
+            indexes = self.alt.setdefault(name, {})
+            for key in ent.keys:
+                if key.logical not in indexes:
+                    built = self.key_index(name, key.attributes)
+                    indexes[key.logical] = built if built is not None else {}
+            for stale in set(indexes) - {key.logical for key in ent.keys}:
+                del indexes[stale]
+        for name in set(self.rows) - set(self.schema.entities):
+            del self.rows[name]
+            self.alt.pop(name, None)
+
+    def key_index(self, table: str, attributes: tuple[str, ...]) -> dict[tuple[str, ...], str] | None:
+        """The index an alternate key over ``attributes`` would have, or None when two rows share its values.
+
+        Rows with a null in any key column are left out, as the service's filtered unique index does."""
+        index: dict[tuple[str, ...], str] = {}
+        for record_id, row in self.rows.get(table, {}).items():
+            values = tuple(row.get(a) for a in attributes)
+            if any(v is None for v in values):
+                continue
+            folded = _fold(values)
+            if folded in index:
+                return None
+            index[folded] = record_id
+        return index
+
     def wipe(self) -> None:
         for table in self.rows.values():
             table.clear()

@@ -540,6 +540,59 @@ OPPORTUNITYCLOSE = Table(
     source="ce/developer/reference/entities/opportunityclose.md",
 )
 
+# powerapps-docs/developer/data-platform/reference/entities/publisher.md. A solution's publisher owns the
+# customization prefix every custom table, column, relationship and key name must start with, and the
+# option value prefix of new choices (customize.py). Description is a String with TextArea format there.
+PUBLISHER = Table(
+    "Publisher",
+    "publishers",
+    "publisherid",
+    "friendlyname",
+    "OrganizationOwned",
+    (
+        primary_key("PublisherId"),
+        string("FriendlyName", 256, required="SystemRequired"),
+        string("UniqueName", 256, required="SystemRequired"),
+        string("Description", 2000, fmt="TextArea"),
+        string("CustomizationPrefix", 8, required="SystemRequired"),
+        Column(
+            "CustomizationOptionValuePrefix", "Integer", min_value=10000, max_value=99999, required="SystemRequired"
+        ),
+        string("EMailAddress", 100, fmt="Email"),
+        string("SupportingWebsiteUrl", 200, fmt="Url"),
+        Column("IsReadonly", "Boolean", default=False, required="SystemRequired", writable=False),
+        *SYSTEM,
+    ),
+    display_name="Publisher",
+    display_collection_name="Publishers",
+    customizable=False,
+    source="powerapps-docs/developer/data-platform/reference/entities/publisher.md",
+)
+
+# powerapps-docs/developer/data-platform/reference/entities/solution.md
+SOLUTION = Table(
+    "Solution",
+    "solutions",
+    "solutionid",
+    "friendlyname",
+    "OrganizationOwned",
+    (
+        primary_key("SolutionId"),
+        string("UniqueName", 65, required="SystemRequired"),
+        string("FriendlyName", 256, required="SystemRequired"),
+        string("Version", 256, required="SystemRequired"),
+        string("Description", 2000, fmt="TextArea"),
+        lookup("PublisherId", "publisher", required="SystemRequired"),
+        Column("IsManaged", "Boolean", default=False, writable=False),
+        *SYSTEM,
+    ),
+    (Relationship("publisher_solution", "publisherid", "publisher", "publisherid"),),
+    display_name="Solution",
+    display_collection_name="Solutions",
+    customizable=False,
+    source="powerapps-docs/developer/data-platform/reference/entities/solution.md",
+)
+
 # The type of every ownerid navigation property: abstract, no entity set, one property. In $metadata
 # systemuser and team derive from it; a $select or $filter path through ownerid sees only ownerid.
 PRINCIPAL_TABLE = Table(
@@ -550,6 +603,7 @@ PRINCIPAL_TABLE = Table(
     "None",
     (Column("OwnerId", "Uniqueidentifier"),),
     abstract=True,
+    customizable=False,
 )
 
 STANDARD_TABLES: tuple[Table, ...] = (
@@ -561,5 +615,7 @@ STANDARD_TABLES: tuple[Table, ...] = (
     TEAM,
     TRANSACTIONCURRENCY,
     OPPORTUNITYCLOSE,
+    PUBLISHER,
+    SOLUTION,
     PRINCIPAL_TABLE,
 )
