@@ -101,9 +101,12 @@ class DynamicsCrm:
             body[col("referral_id")] = referral_id
             body[col("referral_link")] = link
         if self._checkmark:
-            body[col("name")] = with_mark(deal.title, CHECK if ok else CROSS, True)
+            body[col("name")] = with_mark(deal.title, CHECK if ok else CROSS, True, self._name_limit(deal.entity))
         self._dv.update(key_by_id(entity_set, deal.crm_id), body)
         return True
+
+    def _name_limit(self, entity: str) -> int | None:
+        return MAX_LENGTH.get(entity, {}).get(self._fields.column(entity, "name"))
 
     def memo_for(self, plan: CrmPlan) -> dict[str, Any]:
         """The memo is the columns an inbound sync of ``plan`` writes (the next one writes only what differs)."""
@@ -314,7 +317,7 @@ class DynamicsCrm:
         line = audit_line(self._clock(), message)
         body: dict[str, Any] = {col("audit"): prepend_audit(current.get(col("audit")), line, self._audit_max)}
         if self._checkmark:
-            body[col("name")] = with_mark(str(current.get(col("name")) or ""), CROSS, True)
+            body[col("name")] = with_mark(str(current.get(col("name")) or ""), CROSS, True, self._name_limit(entity))
         try:
             self._dv.update(key_by_id(entity_set, crm_id), body)
         except ApiError as exc:
@@ -408,21 +411,24 @@ class DynamicsCrm:
         return new_id
 
     def _find_account(self, account: AccountData, wanted: tuple[str, str]) -> str | None:
+        """One query for the candidates, compared as shared.crm.matching says.
+
+        Candidates: the exact name, the postal code as typed, and names that start with the same
+        first word (catches "Fabrikam Ltd" for "Fabrikam"). No OData filter normalises, so the
+        comparison here decides: "SW1A 1AA" is "sw1a1aa"; no postal code is not any postal code.
+        """
         col = self._account_col
-        select = ["accountid", col("name"), col("postal_code")]
-        exact = f"{col('name')} eq {odata_string(account.name)}"
+        name, postal = col("name"), col("postal_code")
+        terms = [f"{name} eq {odata_string(account.name)}"]
         if account.postal_code:
-            exact += f" and {col('postal_code')} eq {odata_string(account.postal_code)}"
-        for row in self._dv.query(ACCOUNTS, select=select, filter=exact):
-            return str(row["accountid"])
-        if account.postal_code:
-            # Same postal code, name equal once normalised ("Contoso, Inc." vs "CONTOSO INC").
-            candidates = self._dv.query(
-                ACCOUNTS, select=select, filter=f"{col('postal_code')} eq {odata_string(account.postal_code)}"
-            )
-            for row in candidates:
-                if same_customer(row.get(col("name")), row.get(col("postal_code")), wanted):
-                    return str(row["accountid"])
+            terms.append(f"{postal} eq {odata_string(account.postal_code)}")
+        first = account.name.split()[0] if account.name.split() else ""
+        if len(first) >= 3:
+            terms.append(f"startswith({name},{odata_string(first)})")
+        rows = self._dv.query(ACCOUNTS, select=["accountid", name, postal], filter=" or ".join(terms))
+        for row in rows:
+            if same_customer(row.get(name), row.get(postal), wanted):
+                return str(row["accountid"])
         return None
 
     def _account_col(self, name: str) -> str:

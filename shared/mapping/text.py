@@ -51,10 +51,16 @@ def strip_mark(name: str) -> str:
     return text
 
 
-def with_mark(name: str, mark: str, enabled: bool) -> str:
-    """``✔ name`` / ``✖ name``; never doubled, and removed again when marks are turned off."""
+def with_mark(name: str, mark: str, enabled: bool, limit: int | None = None) -> str:
+    """``✔ name`` / ``✖ name``; never doubled, and removed again when marks are turned off.
+
+    With ``limit`` (the name column's size) the name is cut so that the mark still fits.
+    """
     bare = strip_mark(name)
-    return f"{mark} {bare}" if enabled else bare
+    if not enabled:
+        return bare[:limit] if limit else bare
+    room = limit - 2 if limit else None
+    return f"{mark} {bare[:room] if room is not None else bare}"
 
 
 def audit_line(when: dt.datetime, message: str) -> str:

@@ -51,7 +51,7 @@ class CrmRecordState:
     crm_id: str
     referral_id: str = ""
     content_hash: str = ""  # the shared content both sides last agreed on
-    rejected_hash: str = ""  # content last refused by validation (so it is not re-marked every poll)
+    rejected_hash: str = ""  # what was last refused (by validation or Partner Center): not re-sent until it changes
     last_error: str = ""
     create_intent: str = ""  # ISO time a create was attempted and not yet confirmed
 

@@ -24,7 +24,7 @@ from shared.crm.port import CrmPort, CrmRejected
 from shared.http import ApiError, ApiUnavailable, CallStats, Throttled, count_calls
 from shared.mapping.inbound import InboundOptions, plan_for
 from shared.mapping.limits import fit
-from shared.mapping.model import CrmDeal, DealKind
+from shared.mapping.model import CrmDeal, DealKind, stable_hash
 from shared.mapping.outbound import (
     OutboundOptions,
     content_hash_of_deal,
@@ -200,13 +200,15 @@ class OutboundSync:
     def _sync_deal(self, deal: CrmDeal, *, force: bool) -> RecordOutcome:
         record = self._state.get_crm(deal.entity, deal.crm_id) or CrmRecordState(deal.entity, deal.crm_id)
         content = content_hash_of_deal(deal)
+        if not force and record.rejected_hash == _refusal_key(deal, content):
+            # Refused before (by a check of ours or by Partner Center) and not changed since: the ✖
+            # and the reason are on the record already; sending it again would be refused again.
+            return RecordOutcome(deal.entity, deal.crm_id, "", "unchanged", "Still refused; waiting for a change.")
         if deal.referral_id and not is_referral_id(deal.referral_id):
             message = (
                 f'Not synced: the referral id "{shown(deal.referral_id, 60)}" is not a Partner Center referral id '
                 "(a GUID). Correct it, or clear it to share the deal as a new referral."
             )
-            if not force and record.rejected_hash == content and record.last_error == message:
-                return RecordOutcome(deal.entity, deal.crm_id, "", "unchanged", "Still not synced.")
             return self._reject(deal, record, content, message)
         referral_id = deal.referral_id or record.referral_id
         if not force and record.content_hash == content and referral_id:
@@ -231,10 +233,7 @@ class OutboundSync:
     def _share(self, deal: CrmDeal, record: CrmRecordState, content: str, *, force: bool) -> RecordOutcome:
         found = problems(deal)
         if found:
-            message = rejection_message(found)
-            if not force and record.rejected_hash == content and record.last_error == message:
-                return RecordOutcome(deal.entity, deal.crm_id, "", "unchanged", "Still not shareable.")
-            return self._reject(deal, record, content, message)
+            return self._reject(deal, record, content, rejection_message(found))
         referral = self._find_lost_create(deal, record.create_intent) if record.create_intent else None
         if referral is None:
             record.create_intent = self._clock().isoformat()
@@ -319,7 +318,7 @@ class OutboundSync:
 
     def _reject(self, deal: CrmDeal, record: CrmRecordState, content: str, message: str) -> RecordOutcome:
         self._crm.write_back(deal, message=message, ok=False)
-        record.rejected_hash, record.last_error = content, message
+        record.rejected_hash, record.last_error = _refusal_key(deal, content), message
         self._state.save_crm(record)
         return RecordOutcome(deal.entity, deal.crm_id, record.referral_id, "rejected", message)
 
@@ -357,3 +356,8 @@ class OutboundSync:
         )
         level = logging.WARNING if outcome.outcome in ("rejected", "retry", "throttled") else logging.INFO
         log.log(level, "%s %s: %s (%s)", outcome.entity, outcome.crm_id, outcome.outcome, outcome.message)
+
+
+def _refusal_key(deal: CrmDeal, content: str) -> str:
+    """What a refusal was about: the shared content and the referral id typed on the record."""
+    return stable_hash([content, deal.referral_id or ""])
