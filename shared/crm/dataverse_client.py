@@ -90,6 +90,10 @@ class DataverseClient:
     def action(self, name: str, body: dict[str, Any]) -> None:
         self._write("POST", name, body)
 
+    def post(self, path: str, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> None:
+        """Create a record or a definition (metadata creates answer 204 with OData-EntityId)."""
+        self._write("POST", path, body, headers=headers)
+
     def delete(self, path: str) -> None:
         self._http.request("DELETE", path, headers=_BASE_HEADERS, expected=(404,))
 

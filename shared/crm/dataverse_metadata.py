@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 
 from shared.crm.dataverse_client import DataverseClient
+from shared.crm.port import SchemaNotReady
+from shared.http import ApiError
 from shared.odata import odata_string
 
 # (table, lookup column) -> single-valued navigation property, from Microsoft's entity reference
@@ -37,10 +39,6 @@ _RELATIONSHIP_COLUMNS = (
     "ReferencedEntity",
     "ReferencedEntityNavigationPropertyName",
 )
-
-
-class SchemaNotReady(LookupError):
-    """The org lacks a lookup the sync needs (the admin has not created it yet)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,12 @@ class DataverseNavigation:
 
     def _read(self, table: str, column: str) -> Lookup:
         path = f"EntityDefinitions(LogicalName={odata_string(table)})/ManyToOneRelationships"
-        rows = self._dv.query(path, select=list(_RELATIONSHIP_COLUMNS), page_size=None)
+        try:
+            rows = list(self._dv.query(path, select=list(_RELATIONSHIP_COLUMNS), page_size=None))
+        except ApiError as exc:
+            if exc.status == 404:
+                raise SchemaNotReady(f"Dynamics 365 has no table {table}.") from exc
+            raise
         for row in rows:
             if str(row.get("ReferencingAttribute", "")).lower() == column:
                 return Lookup(
@@ -88,7 +91,4 @@ class DataverseNavigation:
                     navigation=str(row["ReferencingEntityNavigationPropertyName"]),
                     collection=str(row["ReferencedEntityNavigationPropertyName"]),
                 )
-        raise SchemaNotReady(
-            f"Dynamics 365 has no lookup column {column} on table {table}: create it (GET /api/manage/crm-schema "
-            "lists what the sync needs)."
-        )
+        raise SchemaNotReady(f"Dynamics 365 has no lookup column {column} on table {table}.")

@@ -9,6 +9,7 @@ closed through ``WinOpportunity``/``LoseOpportunity``, never by patching ``state
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -22,10 +23,11 @@ from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.crm.dynamics_columns import MAX_LENGTH
 from shared.crm.dynamics_deals import DynamicsDeals
 from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
+from shared.crm.dynamics_schema import DynamicsSchema
 from shared.crm.dynamics_status import LEAD_QUALIFIED, lead_codes, opportunity_codes
 from shared.crm.fields import FieldMap
 from shared.crm.matching import account_id, contact_id, customer_key, same_customer, solution_row_id
-from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord
+from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord, SchemaNotReady
 from shared.http import ApiError
 from shared.mapping.model import AccountData, ContactData, CrmDeal, CrmPlan, DealData, DealKind, DealStage, SolutionData
 from shared.mapping.text import (
@@ -72,9 +74,14 @@ class DynamicsCrm:
         self._nav = DataverseNavigation(client)
         self._deals = DynamicsDeals(client, fields, self._nav)
 
+    @property
+    def schema(self) -> DynamicsSchema:
+        return DynamicsSchema(self._dv, self._fields, audit_max_chars=self._audit_max)
+
     # ------------------------------------------------------------------ outbound (CRM -> Partner Center)
     def changed_deals(self, since: str | None) -> Iterator[CrmDeal]:
-        return self._deals.changed_since(since)
+        with _schema_hint():
+            yield from self._deals.changed_since(since)
 
     def get_deal(self, crm_id: str, kind: DealKind | None = None) -> CrmDeal | None:
         if not _is_guid(crm_id):
@@ -157,9 +164,10 @@ class DynamicsCrm:
         if plan.deal is None or plan.kind == "skip":
             raise ValueError("apply_inbound needs a plan with a deal")
         line = audit_line(self._clock(), audit_message)
-        if plan.kind == "lead":
-            return self._apply_lead(plan, previous, line)
-        return self._apply_opportunity(plan, previous, line)
+        with _schema_hint():
+            if plan.kind == "lead":
+                return self._apply_lead(plan, previous, line)
+            return self._apply_opportunity(plan, previous, line)
 
     def _apply_opportunity(self, plan: CrmPlan, previous: KnownRecord | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
@@ -496,6 +504,23 @@ class DynamicsCrm:
 
 
 _MISSING = object()
+# Dataverse's answers when a column, table or alternate key the request names does not exist.
+_SCHEMA_ERRORS = (
+    "Could not find a property named",
+    "key in the request URI is not valid",
+    "Resource not found for the segment",
+)
+
+
+@contextlib.contextmanager
+def _schema_hint() -> Iterator[None]:
+    """Say "create the schema" instead of passing on Dataverse's words for a column that is not there."""
+    try:
+        yield
+    except ApiError as exc:
+        if exc.status in (400, 404) and any(text in exc.message for text in _SCHEMA_ERRORS):
+            raise SchemaNotReady(f"Dynamics 365 refused a name the sync needs ({exc.message})") from exc
+        raise
 
 
 def _is_guid(value: str) -> bool:

@@ -20,6 +20,15 @@ class CrmRejected(Exception):
     """The CRM (or our pre-check) refused the data: it will not heal by retrying."""
 
 
+class SchemaNotReady(CrmRejected):
+    """The CRM lacks a column, table or key the sync needs: the admin creates it (crm-schema), not a retry."""
+
+    HINT = "Create what the sync needs: POST /api/manage/crm-schema, or python -m shared.cli crm-schema --apply."
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} {self.HINT}")
+
+
 @dataclass(frozen=True)
 class Capabilities:
     # An opportunity can say "not accepted yet" (Salesforce's on-hold stage); leaving it accepts the

@@ -131,8 +131,9 @@ class OutboundSync:
                         # Progress survives a crash or the function timeout mid-poll.
                         self._state.save_watermark(self._watermark_name, report.watermark_after)
                         saved = report.watermark_after
-            except TRANSIENT as exc:
-                # Reading the next page failed: keep what was done, the next poll goes on from there.
+            except (*TRANSIENT, CrmRejected) as exc:
+                # Reading the next page failed (or the CRM lacks the sync's schema): keep what was
+                # done; the next poll goes on from there.
                 report.outcomes["retry"] += 1
                 log.warning("CRM poll stopped early: %s", readable(exc))
         report.api_calls = dict(stats.calls)
