@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -108,8 +108,8 @@ class Hostile:
     # comes from updatedDateTime) is seeded silently and announced by a well-formed signed event.
     announce_ourselves: bool = False
     # Served by GET with this value as its "id" (the simulator stores the referral under its real id).
-    served_id: Any = field(default=None)
-    serve_other_id: bool = False
+    served_id: Any = None
+    serve_other_id: bool = False  # served with a well-formed id that is not the one asked for
 
 
 NO_ID = object()  # marker: serve the referral with ``"id": null``
@@ -151,7 +151,7 @@ CASES: dict[str, Hostile] = {
     "served with a number as id": Hostile(_base, announce_ourselves=True, served_id=12345),
     "served with an empty id": Hostile(_base, announce_ourselves=True, served_id=""),
     'served with "../x" as id': Hostile(_base, announce_ourselves=True, served_id="../x"),
-    "served with another referral's id": Hostile(_base, announce_ourselves=True, serve_other_id=True),
+    "served with an id other than the one asked for": Hostile(_base, announce_ourselves=True, serve_other_id=True),
 }
 BOGUS_ID_CASES = [name for name, case in CASES.items() if case.served_id is not None or case.serve_other_id]
 
@@ -421,7 +421,9 @@ def test_a_referral_served_without_its_own_id_is_not_written_under_another(
     """GET /referrals/{id} answered a body whose "id" is unreadable, or not the id asked for.
 
     Nothing may reach the CRM under the served value: not a bogus referral-id column (an empty one
-    is an alternate key every such referral would share), not another referral's record.
+    is an alternate key every such referral would share), not a record keyed by an id other than
+    the one the webhook named. The referral is unreadable: a failed row says so and, after the
+    host's retries, its message is in the poison queue.
     """
     outcome = outcomes[name]
     served = outcome.served_id
