@@ -5,8 +5,9 @@ Every remote the app calls (Entra ID, Partner Center, Dataverse) fails about 30 
 lost). ``--crash`` also ``kill -9``s the host once a third of the referrals are in, and restarts it on
 the same storage. The soak then waits until every referral is in Dynamics 365 and the queue is empty
 (the dead host's messages come back after functionTimeout + 60 s), and prints: how many converged
-with the right value, duplicates, the poison queue, API calls per referral (from the AuditLog rows)
-and the wall time. Exit 0 only if all converged with no duplicate and nothing poisoned.
+with the right value, duplicates, the poison queue, API calls per referral (from the AuditLog rows;
+a sync cut by the kill wrote no row, so its calls are not counted) and the wall time. Exit 0 only
+if all converged with no duplicate and nothing poisoned.
 
 Soak settings (not production values): a 30 s function timeout, so a dead host's messages return in
 90 s rather than 11 minutes; 2 s call timeouts and in-call waits; Partner Center retrying a webhook
