@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
 
-.PHONY: help deps run demo test lint bench clean
+.PHONY: help deps run demo test lint bench soak clean
 
 help:
 	@echo "make run    local host + Azurite + simulated Partner Center and Dynamics 365 on http://127.0.0.1:7071"
@@ -14,6 +14,7 @@ help:
 	@echo "make test   the whole test suite (unit, integration, end to end)"
 	@echo "make lint   ruff"
 	@echo "make bench  benchmarks (bench/)"
+	@echo "make soak   300 referrals under ~30% injected faults; ARGS=--crash also kill -9s the host once"
 
 $(STAMP_PY): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,9 @@ test: deps lint
 
 bench: deps
 	$(PY) -m bench.run
+
+soak: deps
+	$(PY) -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .sandbox

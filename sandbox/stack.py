@@ -7,6 +7,8 @@ watches locally is what the tests check.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ import httpx
 
 from sandbox.azurite import Azurite, start_azurite
 from sandbox.environment import Sandbox, SandboxPorts
-from sandbox.hostproc import HostProcess, start_host
+from sandbox.hostproc import HostProcess, HostStartError, start_host
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +40,8 @@ class Stack:
     _azurite: Azurite | None = field(default=None, init=False, repr=False)
     _sandbox: Sandbox | None = field(default=None, init=False, repr=False)
     _host: HostProcess | None = field(default=None, init=False, repr=False)
+    _settings: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _restarts: int = field(default=0, init=False, repr=False)
 
     @property
     def azurite(self) -> Azurite:
@@ -60,9 +64,9 @@ class Stack:
             settings = self._sandbox.app_settings(self._azurite.connection_string)
             if self.crm == "salesforce":
                 settings.update(self._sandbox.salesforce_settings())
-            settings = {**settings, **PINNED, **self.extra_settings}
+            self._settings = {**settings, **PINNED, **self.extra_settings}
             log_path = self.log_path or self.data_dir / "host.log"
-            self._host = start_host(REPO_ROOT, env=settings, port=self.host_port, log_path=log_path, timeout=60)
+            self._host = start_host(REPO_ROOT, env=self._settings, port=self.host_port, log_path=log_path, timeout=60)
         except BaseException:
             self.stop()
             raise
@@ -78,6 +82,36 @@ class Stack:
         )
         response.raise_for_status()
         return response.json()
+
+    def kill_host(self) -> int:
+        """``kill -9`` the host: no graceful stop, so work in flight dies mid-call, as in a crash.
+
+        Returns the exit status (``-9``). Storage and the simulators keep running.
+        """
+        host = self.host
+        if host.process.poll() is None:
+            os.kill(host.process.pid, signal.SIGKILL)
+        host.process.wait(15)
+        return host.stop()  # reaps the process and closes its log
+
+    def restart_host(self) -> HostProcess:
+        """Start a new host on the same storage, simulators and settings (after :meth:`kill_host`).
+
+        It takes the old port when it is free, so Partner Center's registered URL still works;
+        otherwise a new port, and the webhook is registered again. Each restart logs to its own
+        file (``host.restart1.log``...) so the crashed host's log stays readable.
+        """
+        old = self.host
+        if old.process.poll() is None:
+            old.stop()
+        self._restarts += 1
+        log_path = old.log_path.with_name(f"{old.log_path.stem}.restart{self._restarts}{old.log_path.suffix}")
+        try:
+            self._host = start_host(REPO_ROOT, env=self._settings, port=old.port, log_path=log_path, timeout=60)
+        except HostStartError:
+            self._host = start_host(REPO_ROOT, env=self._settings, log_path=log_path, timeout=60)
+            self.register_webhook()
+        return self._host
 
     def stop(self) -> None:
         for part in (self._host, self._sandbox, self._azurite):
