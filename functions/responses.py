@@ -9,12 +9,9 @@ import azure.functions as func
 
 
 def json_response(payload: Any, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(payload, ensure_ascii=False, default=str),
-        status_code=status,
-        mimetype="application/json",
-        charset="utf-8",
-    )
+    # A lone surrogate (valid JSON "\ud800" in what we echo) cannot be UTF-8: keep it as an escape.
+    body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+    return func.HttpResponse(body, status_code=status, mimetype="application/json", charset="utf-8")
 
 
 def problem(status: int, reason: str, **extra: Any) -> func.HttpResponse:

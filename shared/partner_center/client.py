@@ -26,6 +26,9 @@ class ReferralsClient:
     def get(self, referral_id: str) -> Referral:
         response = self._http.request("GET", f"referrals/{_segment(referral_id)}", headers=self._headers())
         referral = Referral.parse(response.json())
+        if referral.id.lower() != referral_id.lower():
+            # Its id becomes the CRM's key: a body naming another (or no) referral is not this one.
+            raise MalformedReferral(f"Partner Center answered for referral {referral_id} with another id")
         if not referral.e_tag and response.headers.get("ETag"):
             referral.e_tag = response.headers["ETag"]
         return referral

@@ -20,6 +20,7 @@ from shared.partner_center.ids import is_referral_id
 
 TERMINAL_SUBSTATUSES = frozenset({"won", "lost", "declined", "expired"})
 _MAX_DROPPED = 50
+_MAX_DEAL_VALUE = Decimal("1e15")
 
 
 class MalformedReferral(ValueError):
@@ -134,9 +135,13 @@ class Details(PcModel):
         if value is None or value == "":
             return None
         try:
-            return Decimal(str(value))
+            amount = Decimal(str(value))
         except InvalidOperation as exc:
             raise ValueError(f"dealValue {value!r} is not a number") from exc
+        # Beyond any CRM's money column (Dataverse: 922,337,203,685,477) or not a number at all.
+        if not amount.is_finite() or abs(amount) >= _MAX_DEAL_VALUE:
+            raise ValueError("dealValue is out of range")
+        return amount
 
 
 class Target(PcModel):

@@ -22,7 +22,7 @@ from shared.mapping.outbound import content_hash_of_plan
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.models import MalformedReferral, Referral
 from shared.store.audit import AuditEntry, AuditLog
-from shared.store.leases import LeaseStore
+from shared.store.leases import LeaseStore, LeaseUnavailable
 from shared.store.state import StateStore, SyncState
 
 log = logging.getLogger("cosell.sync.inbound")
@@ -90,11 +90,17 @@ class InboundSync:
             try:
                 with self._leases.hold(f"referral_{referral_id}", seconds=self._lease_seconds, wait=self._lease_wait):
                     outcome = self._sync_held(referral_id, source, stats)
-            except PermanentSyncError:
-                raise
+            except (PermanentSyncError, LeaseUnavailable):
+                raise  # recorded already / another worker is syncing it: the host retries later
             except (ApiError, ApiUnavailable, AuthError) as exc:
                 self._record(referral_id, "", "retry", f"Transient failure, will retry: {readable(exc)}", stats, source)
                 raise
+            except Exception as exc:
+                # Not a remote's answer: a bug, or data nothing foresaw. Say so where the operator looks
+                # (audit row, ✖ on the record), then let the host's retries and the poison queue follow.
+                log.exception("referral %s: unexpected failure", referral_id)
+                reason = f"Sync failed on an unexpected error ({type(exc).__name__}); see the app's log."
+                self._fail(self._state.get(referral_id), referral_id, reason, stats, source)
         log.info(
             "referral %s: %s (%s) crm=%s calls=%d writes=%d",
             referral_id,

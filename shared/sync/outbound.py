@@ -191,9 +191,17 @@ class OutboundSync:
         return RecordOutcome(deal.entity, deal.crm_id, referral_id or "", kind, message)
 
     def _fail(self, deal: CrmDeal, message: str) -> RecordOutcome:
-        """A failure that retrying will not heal: the seller sees ✖ and why on the record itself."""
+        """A failure that retrying will not heal: the seller sees ✖ and why on the record itself, once.
+
+        Remembered like a refusal, so the mark (which changes the record) does not bring it back
+        next poll; a change by the seller does.
+        """
         try:
             self._crm.write_back(deal, message=message, ok=False)
+            record = self._state.get_crm(deal.entity, deal.crm_id) or CrmRecordState(deal.entity, deal.crm_id)
+            record.rejected_hash = _refusal_key(deal, content_hash_of_deal(deal))
+            record.last_error = message
+            self._state.save_crm(record)
         except Exception as exc:  # the audit row below still records the failure
             log.warning("%s %s: could not mark the record as failed (%s)", deal.entity, deal.crm_id, type(exc).__name__)
         return self._outcome(deal, "failed", message)
