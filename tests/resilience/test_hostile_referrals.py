@@ -268,10 +268,11 @@ def test_an_unreadable_deal_value_is_left_out_and_said(outcomes: dict[str, Outco
     assert outcome.record().get("estimatedvalue") is None
 
 
-def test_a_deal_value_beyond_the_crm_range_fails_with_the_crm_reason(outcomes: dict[str, Outcome]) -> None:
+def test_a_deal_value_beyond_any_money_column_is_left_out_and_said(outcomes: dict[str, Outcome]) -> None:
+    """1e30 fits no CRM's money column (Dataverse's ends at 922,337,203,685,477): the field, not the referral."""
     outcome = outcomes["dealValue beyond Dataverse's money range"]
-    assert not outcome.synced
-    assert "outside the valid range" in outcome.rows[0]["message"]
+    _cut_note(outcome, "details.dealValue")
+    assert outcome.record().get("estimatedvalue") is None
 
 
 def test_an_unreadable_close_date_is_left_out_and_said(outcomes: dict[str, Outcome]) -> None:
@@ -427,10 +428,11 @@ def test_a_referral_served_without_its_own_id_is_not_written_under_another(
     """
     outcome = outcomes[name]
     served = outcome.served_id
-    carrying = [
+    name = str(outcome.referral.get("name") or "")
+    carrying = [  # written from this referral (a seller may type the same bogus id on a record of theirs)
         o["opportunityid"]
         for o in sandbox.dataverse.records("opportunities")
-        if served is not None and o.get("cosell_referralid") == served
+        if served is not None and o.get("cosell_referralid") == served and name and name in str(o.get("name"))
     ]
     assert not carrying, f"opportunities written under the served id {served!r}: {carrying}; rows: {outcome.rows}"
     assert not outcome.synced, f"synced although Partner Center answered id {served!r}: {outcome.rows[0]}"
