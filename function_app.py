@@ -5,6 +5,7 @@ import logging
 import azure.functions as func
 
 from functions import (
+    crm_schema,
     crm_to_partner_center,
     health,
     partner_center_events,
@@ -29,6 +30,7 @@ for blueprint in (
     webhook_registration,
     resync,
     replay_poison,
+    crm_schema,
     health,
 ):
     app.register_functions(blueprint.bp)

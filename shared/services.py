@@ -29,6 +29,7 @@ from shared.crm.salesforce_client import (
     salesforce_error,
 )
 from shared.crm.salesforce_fields import salesforce_field_map
+from shared.crm.schema import CrmSchema
 from shared.http import ServiceClient
 from shared.mapping.inbound import InboundOptions
 from shared.messages import REFERRAL_EVENTS_QUEUE, ReferralMessage
@@ -215,6 +216,15 @@ def _salesforce(settings: Settings) -> SalesforceCrm:
         display_checkmark=settings.display_checkmark,
         audit_max_chars=settings.audit_max_chars,
     )
+
+
+def crm_schema() -> CrmSchema:
+    """The schema check / setup of the CRM CRM_KIND names."""
+    adapter = crm()
+    schema = getattr(adapter, "schema", None)
+    if schema is None:
+        raise ConfigurationError(f"CRM_KIND={get_settings().crm_kind} has no schema setup")
+    return schema  # type: ignore[no-any-return]
 
 
 @Once

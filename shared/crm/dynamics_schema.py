@@ -232,9 +232,11 @@ class DynamicsSchema:
         try:
             prefix = todo[0].name.split("_", 1)[0]
             self._ensure_publisher(prefix)
+            made_with_table = {(i.table, self._fields.tables["solution"]["name"]) for i in todo if i.kind == "table"}
             for kind in ("table", "column", "relationship", "key"):
                 for item in (i for i in todo if i.kind == kind):
-                    self._create(item)
+                    if (item.table, item.name) not in made_with_table:  # a new table brings its name column
+                        self._create(item)
                     created.append(item)
             self._dv.action("PublishAllXml", {})
         except ApiError as exc:
