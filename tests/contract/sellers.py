@@ -59,7 +59,21 @@ class ContactRow:
     account_id: str | None
 
 
+# The neutral deal fields a DealView carries; ``Seller.lead_fields`` says which of them a CRM lead holds.
+DEAL_FIELDS = frozenset(
+    {"name", "deal_value", "currency", "close_date", "description", "referral_id", "referral_link", "help_needed",
+     "visible"}
+)  # fmt: skip
+
+
 class Seller(Protocol):
+    # Which of DEAL_FIELDS a lead holds in this CRM: a fact of the CRM, not of the adapter. A field a lead
+    # does not hold reads as None (or "" for the name) in every DealView of a lead.
+    lead_fields: frozenset[str]
+    # Accepting a lead referral converts the CRM lead, which then reads as accepted. Where the CRM cannot
+    # (Salesforce over REST), the lead stays as the seller left it and names the opportunity made from it.
+    converts_leads: bool
+
     def create_account(self, name: str, postal_code: str | None = None, *, country: str | None = None) -> str: ...
 
     def create_contact(
@@ -104,6 +118,9 @@ class Seller(Protocol):
 
 # ============================================================================ memory
 class MemorySeller:
+    lead_fields = DEAL_FIELDS
+    converts_leads = True
+
     def __init__(self, crm: MemoryCrm) -> None:
         self.crm = crm
 
@@ -200,6 +217,9 @@ class CountingTransport(httpx.BaseTransport):
 
 class DynamicsSeller:
     """A seller in Dynamics 365: Web API writes with its own token (as ``sandbox.crm_user``), in-process reads."""
+
+    lead_fields = DEAL_FIELDS  # a lead has a topic (subject), an estimated amount, currency and close date
+    converts_leads = True  # the adapter qualifies the lead (statecode 1)
 
     def __init__(self, sim: DataverseSimulator, api_url: str, token: Callable[[], str], transport: CountingTransport):
         self.sim = sim
