@@ -99,6 +99,19 @@ def test_a_currency_the_crm_lacks_is_refused_before_anything_is_written(crm: Crm
     assert seller.accounts() == {}
 
 
+def test_a_customer_state_the_crm_does_not_list_does_not_stop_the_sync(crm: CrmPort, seller: Seller) -> None:
+    """Partner Center's state is text; a CRM that keeps a list of each country's states (Salesforce's State
+    and Country/Territory Picklists) must still take the referral, not refuse its whole customer."""
+    data = co_sell()
+    data["customerProfile"]["address"]["state"] = "Washington State"  # listed: "WA" / "Washington"
+
+    result = crm.apply_inbound(plan_of(crm, data), None, MESSAGE)
+
+    view = seller.deal(result.crm_id)
+    assert view is not None
+    assert view.account_id in seller.accounts()
+
+
 # ---------------------------------------------------------------------------- idempotency
 def test_a_create_retried_after_a_lost_answer_duplicates_nothing(crm: CrmPort, seller: Seller) -> None:
     plan = plan_of(crm, co_sell(solutions=["SOL-1", "SOL-2"]))
