@@ -26,8 +26,8 @@ from typing import Any
 
 from shared.crm.fields import FieldMap
 from shared.crm.matching import customer_key, same_customer, same_email
-from shared.crm.port import Capabilities, InboundResult, KnownRecord
-from shared.crm.salesforce_client import SalesforceClient, soql, soql_string
+from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord
+from shared.crm.salesforce_client import SalesforceClient, soql, soql_like_prefix, soql_string
 from shared.crm.salesforce_fields import MAX_LENGTH, STAGE_LOST, STAGE_WON
 from shared.http import ApiError
 from shared.mapping.model import (
@@ -75,7 +75,7 @@ class SalesforceCrm:
         self._checkmark = display_checkmark
         self._audit_max = audit_max_chars
         self._clock = clock
-        self._optional: dict[tuple[str, str], bool] = {}
+        self._describes: dict[str, dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ names
@@ -85,20 +85,31 @@ class SalesforceCrm:
     def _col(self, record: str, field: str) -> str | None:
         return self._fields.get(record, field)
 
+    def _described(self, record: str) -> dict[str, dict[str, Any]]:
+        """The object's fields as this org describes them (read once per process)."""
+        obj = self._obj(record)
+        with self._lock:
+            known = self._describes.get(obj)
+        if known is None:
+            known = {str(f["name"]): f for f in self._sf.describe(obj).get("fields", [])}
+            with self._lock:
+                self._describes[obj] = known
+        return known
+
     def _has(self, record: str, field: str) -> bool:
         """An optional standard field exists in this org (CurrencyIsoCode only in multi-currency orgs)."""
         column = self._col(record, field)
-        if not column:
-            return False
-        key = (record, column)
-        with self._lock:
-            known = self._optional.get(key)
-        if known is None:
-            names = {f["name"] for f in self._sf.describe(self._obj(record)).get("fields", [])}
-            known = column in names
-            with self._lock:
-                self._optional[key] = known
-        return known
+        return bool(column) and column in self._described(record)
+
+    def _check_currency(self, deal: DealData) -> None:
+        """A currency the org does not have would refuse the write after the account and contacts exist."""
+        if not deal.currency or "currency" in deal.unreadable or not self._has("opportunity", "currency"):
+            return
+        column = self._fields.column("opportunity", "currency")
+        values = self._described("opportunity")[column].get("picklistValues") or []
+        active = {str(v.get("value")) for v in values if v.get("active", True)}
+        if active and deal.currency not in active:
+            raise CrmRejected(f'Currency "{deal.currency}" is not set up in Salesforce (Setup → Manage Currencies).')
 
     # ------------------------------------------------------------------ port: limits and memo
     def field_limits(self, kind: DealKind) -> dict[str, int]:
@@ -174,9 +185,12 @@ class SalesforceCrm:
             values[self._fields.column(record, "referral_link")] = link
         name = self._col(record, "name")
         if self._checkmark and name:
-            values[name] = with_mark(deal.title, CHECK if ok else CROSS, True)
+            values[name] = with_mark(deal.title, CHECK if ok else CROSS, True, self._size(record, name))
         self._sf.update(self._obj(record), deal.crm_id, values)
         return True
+
+    def _size(self, record: str, column: str) -> int | None:
+        return MAX_LENGTH.get(self._obj(record), {}).get(column)
 
     def mark_failed(self, kind: DealKind, crm_id: str, message: str) -> bool:
         name, audit = self._col(kind, "name"), self._col(kind, "audit")
@@ -188,7 +202,7 @@ class SalesforceCrm:
         if audit:
             values[audit] = prepend_audit(current.get(audit), audit_line(self._clock(), message), self._audit_max)
         if self._checkmark and name:
-            values[name] = with_mark(str(current.get(name) or ""), CROSS, True)
+            values[name] = with_mark(str(current.get(name) or ""), CROSS, True, self._size(kind, name))
         try:
             self._sf.update(self._obj(kind), crm_id, values)
         except ApiError as exc:
@@ -207,6 +221,7 @@ class SalesforceCrm:
 
     def _apply_opportunity(self, plan: CrmPlan, known: KnownRecord | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
+        self._check_currency(deal)
         obj, audit, stage_col = self._obj("opportunity"), self._col("opportunity", "audit"), "StageName"
         fields = ["Id", stage_col, *(f for f in (audit,) if f)]
         current = self._current("opportunity", plan, known, fields)
@@ -275,7 +290,7 @@ class SalesforceCrm:
             body[status_col] = self._lead_status if deal.stage != DealStage.LOST else "Closed - Not Converted"
             if audit:
                 body[audit] = prepend_audit(None, line, self._audit_max)
-            crm_id, created = self._sf.upsert(obj, referral_col, deal.referral_id, body)
+            crm_id, created = self._upsert_with_state(obj, referral_col, deal.referral_id, body)
             return InboundResult("lead", crm_id, created, values)
         crm_id = str(current["Id"])
         last = known.memo if known and known.crm_id == crm_id else {}
@@ -357,7 +372,7 @@ class SalesforceCrm:
             "last_name": primary.last_name or account.name,  # LastName is required on a Lead
             "email": primary.email,
             "phone": primary.phone,
-            "address_line1": _street(account),
+            "address_line1": _street(account, self._size("lead", self._col("lead", "address_line1") or "")),
             "city": account.city,
             "state": account.state,
             "postal_code": account.postal_code,
@@ -390,28 +405,27 @@ class SalesforceCrm:
 
     # ------------------------------------------------------------------ accounts, contacts, roles, solutions
     def _ensure_account(self, account: AccountData) -> str:
-        """Find by normalised company name + postal code (shared.crm.matching), else create."""
-        obj, name, postal = (
-            self._obj("account"),
-            self._fields.column("account", "name"),
-            self._col("account", "postal_code"),
-        )
+        """Find by normalised company name + postal code (shared.crm.matching), else create.
+
+        One query for the candidates (the exact name, the postal code as typed, names that start
+        with the same first word); the comparison here decides, as no SOQL filter normalises.
+        """
+        obj, name = self._obj("account"), self._fields.column("account", "name")
+        postal = self._col("account", "postal_code")
         wanted = customer_key(account)
         if wanted[0]:
-            exact = f"{name} = {soql_string(account.name)}"
+            terms = [f"{name} = {soql_string(account.name)}"]
             if postal and account.postal_code:
-                exact += f" AND {postal} = {soql_string(account.postal_code)}"
-            for row in self._sf.query(soql(["Id"], obj, exact, "LIMIT 1")):
-                return str(row["Id"])
-            if postal and account.postal_code:
-                # Same postal code, name equal once normalised ("Contoso, Inc." vs "CONTOSO INC").
-                query = soql(["Id", name, postal], obj, f"{postal} = {soql_string(account.postal_code)}")
-                for row in self._sf.query(query):
-                    if same_customer(row.get(name), row.get(postal), wanted):
-                        return str(row["Id"])
+                terms.append(f"{postal} = {soql_string(account.postal_code)}")
+            first = account.name.split()[0] if account.name.split() else ""
+            if len(first) >= 3:
+                terms.append(f"{name} LIKE {soql_like_prefix(first)}")
+            for row in self._sf.query(soql(["Id", name, *([postal] if postal else [])], obj, " OR ".join(terms))):
+                if same_customer(row.get(name), row.get(postal) if postal else None, wanted):
+                    return str(row["Id"])
         values = {name: account.name}
         for field, value in (
-            ("address_line1", _street(account)),
+            ("address_line1", _street(account, MAX_LENGTH["Account"].get(self._col("account", "address_line1") or ""))),
             ("city", account.city),
             ("state", account.state),
             ("postal_code", account.postal_code),
@@ -420,7 +434,27 @@ class SalesforceCrm:
             column = self._col("account", field)
             if column and value:
                 values[column] = value
-        return self._sf.create(obj, values)
+        return self._create_with_state(obj, values, self._col("account", "state"))
+
+    def _upsert_with_state(self, obj: str, key: str, value: str, values: dict[str, Any]) -> tuple[str, bool]:
+        state = self._col("lead", "state")
+        try:
+            return self._sf.upsert(obj, key, value, values)
+        except ApiError as exc:
+            if not state or state not in values or not _state_refused(exc, values.get(state)):
+                raise
+            log.info("%s written without its state: the org does not list it", obj)
+            return self._sf.upsert(obj, key, value, {k: v for k, v in values.items() if k != state})
+
+    def _create_with_state(self, obj: str, values: dict[str, Any], state: str | None) -> str:
+        """Create; in an org with state picklists a state it does not list is left out, not the record."""
+        try:
+            return self._sf.create(obj, values)
+        except ApiError as exc:
+            if not state or state not in values or not _state_refused(exc, values.get(state)):
+                raise
+            log.info("%s created without its state: the org does not list it", obj)
+            return self._sf.create(obj, {k: v for k, v in values.items() if k != state})
 
     def _ensure_contacts(self, contacts: tuple[ContactData, ...], account_id: str | None) -> list[str]:
         """Match customer contacts by email, else create them under the account; ids in team order."""
@@ -631,9 +665,16 @@ def _deal_of(plan: CrmPlan) -> DealData:
     return plan.deal
 
 
-def _street(account: AccountData) -> str | None:
+def _street(account: AccountData, limit: int | None = None) -> str | None:
+    """Salesforce keeps one street field: both lines, cut to its size."""
     lines = [line for line in (account.address_line1, account.address_line2) if line]
-    return "\n".join(lines) or None
+    street = "\n".join(lines) or None
+    return street[:limit] if street and limit else street
+
+
+def _state_refused(exc: ApiError, state: Any) -> bool:
+    # State and country picklists: "There's a problem with this state ..." (FIELD_INTEGRITY_EXCEPTION).
+    return exc.code == "FIELD_INTEGRITY_EXCEPTION" and "state" in exc.message.lower() and bool(state)
 
 
 def _owner(owner: Any) -> ContactData | None:

@@ -48,6 +48,12 @@ def soql_string(value: str) -> str:
     return "'" + "".join(_SOQL_ESCAPES.get(ch, ch) for ch in value) + "'"
 
 
+def soql_like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching values that start with ``prefix``: its own % and _ are escaped too."""
+    escaped = soql_string(prefix)[1:-1].replace("%", "\\%").replace("_", "\\_")
+    return f"'{escaped}%'"
+
+
 def soql(fields: Iterable[str], sobject: str, where: str = "", tail: str = "") -> str:
     """A SOQL query. Names come from the field map, never from data; every value in ``where`` is a
     :func:`soql_string` literal (or a date or boolean the code wrote), so data cannot change the query."""
