@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +25,8 @@ from shared.mapping.inbound import InboundOptions, plan_for
 from shared.partner_center.models import Referral
 
 TENANT, CLIENT, SECRET = "00000000-0000-4000-8000-0000000005c1", "5c4e0000-0000-4000-8000-000000000001", "schema"
-FIXTURES = Path(__file__).resolve().parents[2] / "sandbox" / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "sandbox" / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,7 @@ def org() -> Iterator[tuple[DataverseSimulator, str, ClientCredentialsToken]]:
     server = ServerThread(sim).start()
     audience["url"] = server.url
     token = ClientCredentialsToken(entra_server.url, TENANT, CLIENT, SECRET, f"{server.url}/.default")
+    token.entra_url = entra_server.url  # type: ignore[attr-defined]  # for the command-line test
     try:
         yield sim, server.url, token
     finally:
@@ -141,3 +146,46 @@ def test_without_customizer_rights_the_crm_reason_is_given_and_the_check_still_w
         crm.schema.apply()
     assert "prv" in info.value.reason  # Dataverse names the missing privilege
     assert crm.schema.check().ready is False
+
+
+def test_the_admin_command_checks_and_applies_with_the_app_settings(bare, org, tmp_path: Path) -> None:
+    """``python -m shared.cli crm-schema``: settings from local.settings.json; exit 1 until ready."""
+    _, url, token = org
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps(
+            {
+                "Values": {
+                    "CRM_KIND": "dynamics",
+                    "ENTRA_AUTHORITY_HOST": token.entra_url,  # type: ignore[attr-defined]
+                    "DATAVERSE_URL": url,
+                    "DATAVERSE_TENANT_ID": TENANT,
+                    "DATAVERSE_CLIENT_ID": CLIENT,
+                    "DATAVERSE_CLIENT_SECRET": SECRET,
+                }
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAVERSE_", "CRM_", "ENTRA_"))}
+    env["PYTHONPATH"] = str(ROOT)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "shared.cli", "crm-schema", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    check = run("--check")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "missing  opportunity.cosell_referralid: The column cosell_referralid on opportunity does not exist." in (
+        check.stdout
+    )
+    applied = run("--apply")
+    assert "created  cosell_solution.cosell_solution (table)" in applied.stdout, applied.stdout + applied.stderr
+    bare.complete_key_indexes()
+    ready = run("--check", "--json")
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    assert json.loads(ready.stdout)["ready"] is True
