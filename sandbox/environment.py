@@ -43,6 +43,9 @@ class Sandbox:
     ports: SandboxPorts = field(default_factory=SandboxPorts)
     seed: int = 0
     delivery_backoff: float = 0.5
+    # "bare": the CRMs start as a new org does, without the sync's schema (make run provisions it
+    # through POST /api/manage/crm-schema, the real first step); "provisioned" for the tests.
+    crm_schema: str = "provisioned"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -61,7 +64,9 @@ class Sandbox:
             webhooks_token_validator=self.entra.validator(WEBHOOKS_AUDIENCE),
             delivery_backoff=self.delivery_backoff,
         )
-        self.dataverse = DataverseSimulator(seed=self.seed, token_validator=self._dataverse_token_ok)
+        self.dataverse = DataverseSimulator(
+            seed=self.seed, token_validator=self._dataverse_token_ok, schema=self.crm_schema  # type: ignore[arg-type]
+        )
         self.salesforce = SalesforceSimulator(seed=self.seed, clients={SALESFORCE_CLIENT_ID: self.sf_client_secret})
         self._servers: list[ServerThread] = []
 

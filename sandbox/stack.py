@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ class Stack:
     azurite_ports: tuple[int, int, int] | None = None
     seed: int = 0
     crm: str = "dynamics"  # or "salesforce": which simulated CRM the app is pointed at
+    crm_schema: str = "provisioned"  # or "bare": the CRM without the sync's schema (make run)
     log_path: Path | None = None
     extra_settings: Mapping[str, str] = field(default_factory=dict)
     _azurite: Azurite | None = field(default=None, init=False, repr=False)
@@ -59,7 +61,13 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._azurite = start_azurite(self.data_dir / "azurite", ports=self.azurite_ports)
-            self._sandbox = Sandbox(self.data_dir, ports=self.sandbox_ports, seed=self.seed, delivery_backoff=0.2)
+            self._sandbox = Sandbox(
+                self.data_dir,
+                ports=self.sandbox_ports,
+                seed=self.seed,
+                delivery_backoff=0.2,
+                crm_schema=self.crm_schema,
+            )
             self._sandbox.start()
             settings = self._sandbox.app_settings(self._azurite.connection_string)
             if self.crm == "salesforce":
@@ -112,6 +120,18 @@ class Stack:
             self._host = start_host(REPO_ROOT, env=self._settings, log_path=log_path, timeout=60)
             self.register_webhook()
         return self._host
+
+    def provision_crm(self, timeout: float = 60) -> dict[str, object]:
+        """What an admin does once: create the sync's schema in the CRM, and wait until it is ready."""
+        url = self.host.url("/api/manage/crm-schema")
+        created = httpx.post(url, timeout=120)
+        created.raise_for_status()
+        result: dict[str, object] = created.json()
+        deadline = time.monotonic() + timeout
+        while not result.get("ready") and time.monotonic() < deadline:
+            time.sleep(0.5)  # an alternate key's index builds in the background
+            result = {**result, **httpx.get(url, timeout=60).json()}
+        return result
 
     def stop(self) -> None:
         for part in (self._host, self._sandbox, self._azurite):
