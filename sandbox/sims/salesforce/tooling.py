@@ -341,7 +341,7 @@ class Tooling:
 
     # ----- creates (callers hold the store lock) -----
     def create_object(self, body: Record, *, user_id: str) -> str:
-        full_name, md = _body(body)
+        full_name, md = _body(body, CUSTOM_OBJECT)
         developer = check_name(full_name, "Object")
         if self.schema.sobject(full_name) is not None:
             raise _duplicate_name()
@@ -387,7 +387,7 @@ class Tooling:
         )
 
     def create_field(self, body: Record, *, user_id: str) -> str:
-        full_name, md = _body(body)
+        full_name, md = _body(body, CUSTOM_FIELD)
         object_name, dot, field_name = full_name.partition(".")
         if not dot:
             raise _integrity(f"Invalid fullName {full_name}: a custom field's is <object>.<field> (simulator)",
@@ -403,6 +403,9 @@ class Tooling:
         obj.fields[field.name] = field
         if field.master_detail:
             obj.fields.pop("OwnerId", None)  # records of a detail object are owned through their master
+            for row in self.meta.rows[CUSTOM_OBJECT].values():
+                if row["FullName"] == obj.name:
+                    row["SharingModel"] = row["Metadata"]["sharingModel"] = "ControlledByParent"
         if child is not None:
             self.schema.child_names[(obj.name, field.name)] = child
         access.settle(self.schema)
@@ -441,10 +444,10 @@ class Tooling:
         return str(row["Id"])
 
 
-def _body(body: Record) -> tuple[str, Record]:
+def _body(body: Record, kind: str) -> tuple[str, Record]:
     for key in body:
         if key not in ("FullName", "Metadata", "attributes"):
-            raise SalesforceError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type Tooling", [])
+            raise SalesforceError(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {kind}", [])
     missing = [key for key in ("FullName", "Metadata") if body.get(key) in (None, "")]
     if missing:
         raise errors.required_missing(missing)

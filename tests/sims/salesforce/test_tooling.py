@@ -154,10 +154,10 @@ def test_the_tooling_query_and_get_show_what_exists(bare: httpx.Client) -> None:
 
 
 def test_a_custom_object_with_a_master_detail_to_opportunity(bare: httpx.Client, bare_sim: SalesforceSimulator) -> None:
-    tooling(bare, "CustomObject", {"FullName": "Microsoft_Solution__c", "Metadata": {
+    object_id = tooling(bare, "CustomObject", {"FullName": "Microsoft_Solution__c", "Metadata": {
         "label": "Microsoft Solution", "pluralLabel": "Microsoft Solutions",
         "nameField": {"type": "Text", "label": "Solution Name"}, "deploymentStatus": "Deployed",
-        "sharingModel": "ControlledByParent"}})  # fmt: skip
+        "sharingModel": "ReadWrite"}})  # fmt: skip
     tooling(bare, "CustomField", {"FullName": "Microsoft_Solution__c.Opportunity__c", "Metadata": {
         "type": "MasterDetail", "label": "Opportunity", "referenceTo": "Opportunity",
         "relationshipName": "Microsoft_Solutions", "relationshipLabel": "Microsoft Solutions"}})  # fmt: skip
@@ -170,6 +170,7 @@ def test_a_custom_object_with_a_master_detail_to_opportunity(bare: httpx.Client,
     solution = bare.get("/sobjects/Microsoft_Solution__c/describe").json()
     names = [f["name"] for f in solution["fields"]]
     assert "OwnerId" not in names  # a detail record is owned through its master
+    assert bare.get(f"/tooling/sobjects/CustomObject/{object_id}").json()["SharingModel"] == "ControlledByParent"
     master = _field(solution, "Opportunity__c")
     expected = {"type": "reference", "nillable": False, "updateable": False, "cascadeDelete": True,
                 "relationshipName": "Opportunity__r", "referenceTo": ["Opportunity"], "relationshipOrder": 0,
