@@ -17,10 +17,10 @@ through a *view* (:func:`view`) built from the PermissionSetAssignment rows of t
   SOQL, 404 on its resources); insert/update/delete need Create/Edit/Delete.
 - fields FLS does not govern are always there: standard fields (the profile's business, not simulated),
   system and owner fields, required fields and master-detail fields. The last two are not in the
-  FieldPermissions ``Field`` picklist: "universally required" fields and master-detail relationships have
-  no field-level security (Salesforce Help, "Field-Level Security": required fields are always visible
-  and editable), so a FieldPermissions row naming one is refused as a bad value of the restricted
-  picklist ``Field`` (the field is "Restricted picklist" in the Object Reference).
+  FieldPermissions ``Field`` picklist (a "Restricted picklist" in the Object Reference), so a row naming
+  one is refused as a bad value of it. That required and master-detail fields carry no field-level
+  security (Setup shows them as read/edit for everyone who can see the object) is the simulator's
+  reading of Salesforce Help; it is flagged in the report as unverified against a live org.
 
 Rules on the setup objects (Object Reference, each object's field descriptions):
 
@@ -39,14 +39,18 @@ Rules on the setup objects (Object Reference, each object's field descriptions):
   surfaces, as handled in many public scripts).
 - One FieldPermissions row per permission set and field, one ObjectPermissions row per permission set and
   object: a second is DUPLICATE_VALUE "duplicate value found: <unknown> duplicates value on record with
-  id: <unknown>" (the service's masked form for setup rows).
+  id: <unknown>" (the masked form public reports quote for duplicates of setup rows; which form the
+  service uses for these two objects is not documented).
 
 **Rights.** Creating metadata needs "Customize Application" (and, for the Metadata API, "use of the
 Metadata API requires a user with the ModifyAllData or ModifyMetadata permissions", forcedotcom/cli#3048);
 managing permission sets needs "Manage Profiles and Permission Sets" / "Assign Permission Sets" (Object
 Reference, Special Access Rules). :attr:`Access.customizer` False is an API user without them: Tooling
 writes and writes to the setup objects are refused, reads (SOQL on the setup objects needs only "View
-Setup and Configuration") and data calls are not.
+Setup and Configuration") and data calls are not. A refused setup-object write is 403
+INSUFFICIENT_ACCESS_OR_READONLY "insufficient access rights on object id": the code and message are the
+ones quoted for missing access; 403 is errorcodes.html's status for "appropriate permissions" (whether the
+service answers 400 or 403 for this DML error is not documented).
 """
 
 from __future__ import annotations

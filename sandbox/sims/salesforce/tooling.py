@@ -54,7 +54,11 @@ Rules and where they come from:
   API requires a user with the ModifyAllData or ModifyMetadata permissions" (the service's words for a
   metadata write by such a user, forcedotcom/cli#3048). Reads do not.
 
-Messages marked "(simulator)" in the code are the simulator's own where no service wording was found.
+Not simulated: PATCH (update) and DELETE of CustomField / CustomObject (405), the other Tooling objects
+(EntityDefinition, FieldDefinition, … answer INVALID_TYPE / 404), AutoNumber name fields, formula, roll-up
+and the rarer field types. Messages marked "(simulator)" in the code are the simulator's own where no
+service wording was found; FIELD_INTEGRITY_EXCEPTION for an invalid definition is the simulator's choice
+of code (the service's code for each metadata validation error is not documented).
 """
 
 from __future__ import annotations
