@@ -19,17 +19,28 @@ or Apex ``Database.convertLead``, and the REST API has no resource for it (SOAP 
 converted (``IsConverted``, ``ConvertedOpportunityId``) through the control API; such a lead refuses
 updates (CANNOT_UPDATE_CONVERTED_LEAD).
 
+The create side of the schema: the Tooling API creates custom fields and objects
+(``POST /tooling/sobjects/CustomField`` / ``CustomObject``; ``GET /tooling/query``), and field-level
+security is enforced: what is created is hidden from the API user until a PermissionSet with
+FieldPermissions / ObjectPermissions on it is assigned to that user (``POST /sobjects/PermissionSet``,
+``/FieldPermissions``, ``/ObjectPermissions``, ``/PermissionSetAssignment``). ``schema="provisioned"`` is a
+bare org after cosell.py's Tooling creates plus the permission set an admin would have assigned.
+
 Control API additions (besides the base class's): ``POST /_sim/seed``, ``GET /_sim/records/<Object>``,
 ``POST /_sim/clear``, ``POST /_sim/revoke-tokens``, ``POST /_sim/clients``, ``GET|PUT /_sim/api-usage``,
-``GET /_sim/users``.
+``GET /_sim/users``, ``GET|POST /_sim/customizer`` (``{"customizer": false}``: the API user lacks
+"Customize Application" / "Modify All Data"), ``GET /_sim/visible-fields/<Object>`` (what the integration
+user's describe lists).
 
 Modules, one concern each: ``schema`` (types of the schema as data), ``objects`` (standard objects from
-the Object / Field Reference), ``cosell`` (what provisioning for the sync adds), ``countries`` (state and
-country picklists), ``ids`` (15/18-character ids), ``errors``, ``wire`` (responses, versions, time),
-``store`` (rows, recycle bin, stamps), ``seed`` (the org's users), ``writes`` (validation and writes),
-``soql`` (lexer, parser), ``query`` (binding, filtering, projection), ``paging`` (query locators),
-``describe``, ``auth`` (OAuth and sessions), ``records`` (REST resources), ``composite`` (sObject
-Collections), ``app`` (routing, limits, control API).
+the Object / Field Reference), ``setup`` (PermissionSet and its permission objects), ``cosell`` (what
+provisioning for the sync creates, as Tooling bodies), ``tooling`` (the Tooling API: custom fields and
+objects), ``access`` (field-level security, object permissions, customizer rights: each user's view of
+the org), ``countries`` (state and country picklists), ``ids`` (15/18-character ids), ``errors``, ``wire``
+(responses, versions, time), ``store`` (rows, recycle bin, stamps), ``seed`` (the org's users), ``writes``
+(validation and writes), ``soql`` (lexer, parser), ``query`` (binding, filtering, projection), ``paging``
+(query locators), ``describe``, ``auth`` (OAuth and sessions), ``records`` (REST resources), ``composite``
+(sObject Collections), ``app`` (routing, limits, control API).
 """
 
 from sandbox.sims.salesforce.app import SalesforceSimulator

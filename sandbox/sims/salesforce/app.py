@@ -10,15 +10,18 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.base import Simulator, json_response
-from sandbox.sims.salesforce import errors
+from sandbox.sims.salesforce import cosell, errors
 from sandbox.sims.salesforce import seed as seeding
+from sandbox.sims.salesforce.access import Access
 from sandbox.sims.salesforce.auth import Sessions
 from sandbox.sims.salesforce.composite import CollectionsApi
 from sandbox.sims.salesforce.errors import SalesforceError
 from sandbox.sims.salesforce.query import project_row
 from sandbox.sims.salesforce.records import Call, RecordsApi
 from sandbox.sims.salesforce.schema import SchemaKind, SObject, build_schema
+from sandbox.sims.salesforce.setup import ASSIGNMENT, FIELD_PERMISSIONS, OBJECT_PERMISSIONS, PERMISSION_SET
 from sandbox.sims.salesforce.store import Store
+from sandbox.sims.salesforce.tooling import Tooling
 from sandbox.sims.salesforce.wire import (
     DEFAULT_LATEST_VERSION,
     Record,
@@ -58,27 +61,38 @@ class SalesforceSimulator(Simulator):
         latest_version: str = DEFAULT_LATEST_VERSION,
         default_batch_size: int = 2000,
     ) -> None:
-        """``schema``: ``"provisioned"`` has the sync's referral fields and ``Microsoft_Solution__c``; ``"bare"``
-        is a fresh org. ``clients``: connected-app consumer key -> secret for the client-credentials flow.
+        """``schema``: ``"provisioned"`` has the sync's referral fields and ``Microsoft_Solution__c`` (created
+        through the Tooling API with cosell.py's bodies) and a permission set granting them to the integration
+        user; ``"bare"`` is a fresh org, where whatever an app creates is hidden until it grants it.
+        ``clients``: connected-app consumer key -> secret for the client-credentials flow.
         ``api_request_limit``: the org's daily API allocation (Enterprise Edition starts at 100,000; past it
         every call is 403 REQUEST_LIMIT_EXCEEDED). ``session_seconds``: token lifetime (None: until revoked).
         ``latest_version``: the newest version ``GET /services/data/`` lists. ``default_batch_size``: the
         query batch when the client asks for none (the service's is 2,000)."""
         super().__init__(seed=seed)
-        self.schema = build_schema(schema)
+        if schema not in ("bare", "provisioned"):
+            raise ValueError(f"schema must be 'bare' or 'provisioned', not {schema!r}")
+        self._kind: SchemaKind = schema
+        self.schema = build_schema()
         self.latest_version = latest_version
         self._store = Store(self.schema, seed=seed)
         self._records = RecordsApi(self._store, seed=seed, default_batch=default_batch_size)
         self._collections = CollectionsApi(self._records)
+        self.access = Access(self._store)
+        writer = self._records.writer
+        writer.rules, writer.after_commit = self.access.rules(), self.access.after_commit()
+        writer.guard = self.access.guard
+        self._tooling = Tooling(self._store, self.access, seed=seed)
         self._users = seeding.Users(self._store)
         self.sessions = Sessions(org_id=self._users.org_id, lifetime=session_seconds)
         for client_id, secret in (clients or {}).items():
             self.sessions.add_client(client_id, secret)
         self.api_request_limit = api_request_limit
         self.api_requests_used = 0
+        self._provision()
         self._seed()
 
-        records, collections = self._records, self._collections
+        records, collections, tooling = self._records, self._collections, self._tooling
         self.add_route("/services/oauth2/token", ["POST"], self._token)
         self.add_route("/services/oauth2/revoke", ["POST"], self.sessions.revoke_endpoint)
         self.add_route("/services/data", ["GET"], self._versions)
@@ -102,6 +116,9 @@ class SalesforceSimulator(Simulator):
         self.add_route(f"{API}/composite/sobjects", ["GET", "POST", "PATCH", "DELETE"], self._api(collections.sobjects))
         self.add_route(f"{API}/composite/sobjects/<name>", ["GET"], self._api(collections.typed))
         self.add_route(f"{API}/composite/sobjects/<name>/<field_name>", ["PATCH"], self._api(collections.upsert))
+        self.add_route(f"{API}/tooling/query", ["GET"], self._api(tooling.query))
+        self.add_route(f"{API}/tooling/sobjects/<name>", ["GET", "POST"], self._api(tooling.sobjects))
+        self.add_route(f"{API}/tooling/sobjects/<name>/<record_id>", ["GET", "PATCH", "DELETE"], self._api(tooling.row))
 
     # ----- in-process helpers (tests call these directly) -----
     @property
@@ -181,11 +198,39 @@ class SalesforceSimulator(Simulator):
             self._store.remove(obj, row)
 
     def clear(self) -> None:
-        """Drop every row and query locator, then put the seeded users back with their ids."""
+        """Back to the org as it started: its schema (custom objects and fields created at run time are
+        dropped, a provisioned org's are created again), full customizer rights, no rows but the seeded users
+        (same ids) and, in a provisioned org, the integration user's permission set; no query locators."""
         with self._store.lock:
+            rebuild = self.schema.version != self._pristine
+            if rebuild:  # something was created at run time (otherwise the schema is as it started)
+                self.schema.load(build_schema())
+                self._store.adopt_schema()
             self._store.wipe()
             self._records.locators.clear()
+            self.access.reset()
+            if rebuild:
+                self._tooling.reset()
+                self._provision()
             self._seed()
+
+    @property
+    def customizer(self) -> bool:
+        """Whether the API user has "Customize Application" / "Modify All Data" (and may manage permission sets)."""
+        return self.access.customizer
+
+    def set_customizer(self, allowed: bool) -> None:
+        """``False``: Tooling writes answer 403 INSUFFICIENT_ACCESS and writes to PermissionSet, FieldPermissions,
+        ObjectPermissions and PermissionSetAssignment 403 INSUFFICIENT_ACCESS_OR_READONLY; reads and data calls
+        keep working."""
+        with self._store.lock:
+            self.access.customizer = bool(allowed)
+
+    def visible_fields(self, sobject: str, user_id: str | None = None) -> list[str] | None:
+        """The fields of ``sobject`` the user (default: the integration user) sees, or None if it cannot see
+        the object at all: what its ``describe`` lists."""
+        seen = self.access.view(user_id or self.integration_user_id).sobject(sobject)
+        return None if seen is None else list(seen.fields)
 
     def set_api_usage(self, used: int, limit: int | None = None) -> None:
         with self._lock:
@@ -222,6 +267,16 @@ class SalesforceSimulator(Simulator):
             return json_response({"used": self.api_requests_used, "limit": self.api_request_limit})
         if action == "users" and request.method == "GET":
             return json_response({"integration": self.integration_user_id, "seller": self.seller_user_id})
+        if action == "customizer":
+            if request.method == "POST":
+                body = request.get_json(force=True, silent=True)
+                if not isinstance(body, dict) or not isinstance(body.get("customizer"), bool):
+                    return json_response({"error": 'body must be {"customizer": true|false}'}, 400)
+                self.set_customizer(body["customizer"])
+            return json_response({"customizer": self.customizer})
+        if action.startswith("visible-fields/") and request.method == "GET":
+            fields = self.visible_fields(action[len("visible-fields/") :])
+            return json_response({"visible": fields is not None, "fields": fields or []})
         return super().control(request, action)
 
     def _control_seed(self, request: Request) -> Response:
@@ -277,7 +332,8 @@ class SalesforceSimulator(Simulator):
                     if self.api_requests_used >= self.api_request_limit:
                         raise errors.request_limit_exceeded()
                     self.api_requests_used += 1
-                response = handler(request, Call(parsed, session.user_id), **kwargs, **bound)
+                call = Call(parsed, session.user_id, self.access.view(session.user_id))
+                response = handler(request, call, **kwargs, **bound)
             except SalesforceError as exc:
                 response = error_response(exc)
             response.headers.update(self._limit_header())
@@ -308,8 +364,31 @@ class SalesforceSimulator(Simulator):
             raise ValueError(f"unknown object {name!r}")
         return obj
 
+    def _provision(self) -> None:
+        """A provisioned org: cosell.py's custom object and fields, created as the admin (the seller) would."""
+        if self._kind == "provisioned":
+            for body in cosell.OBJECTS:
+                self._tooling.create_object(body, user_id=self.seller_user_id)
+            for body in cosell.FIELDS:
+                self._tooling.create_field(body, user_id=self.seller_user_id)
+        self._pristine = self.schema.version  # the schema as the org starts; clear() rebuilds it if it changed
+
     def _seed(self) -> None:
         seeding.seed(self._store, self._records.writer, self._users)
+        if self._kind == "provisioned":
+            self._grant_integration_user()
+
+    def _grant_integration_user(self) -> None:
+        """What an admin does after creating the fields: a permission set with access to them, assigned."""
+        writer, objects, admin = self._records.writer, self.schema.objects, self.seller_user_id
+        permission_set = writer.create(objects[PERMISSION_SET], dict(cosell.PERMISSION_SET), user_id=admin, raw=True)
+        parent = {"ParentId": permission_set["Id"]}
+        for body in cosell.field_permissions(self.schema):
+            writer.create(objects[FIELD_PERMISSIONS], {**parent, **body}, user_id=admin, raw=True)
+        for body in cosell.object_permissions():
+            writer.create(objects[OBJECT_PERMISSIONS], {**parent, **body}, user_id=admin, raw=True)
+        assignment = {"AssigneeId": self.integration_user_id, "PermissionSetId": permission_set["Id"]}
+        writer.create(objects[ASSIGNMENT], assignment, user_id=admin, raw=True)
 
 
 def _backref(value: Any, created: dict[str, list[str]]) -> Any:

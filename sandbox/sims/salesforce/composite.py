@@ -52,7 +52,7 @@ class CollectionsApi:
         if request.method == "DELETE":
             ids = [i for i in request.args.get("ids", "").split(",") if i]
             all_or_none = request.args.get("allOrNone", "false").lower() == "true"
-            return self._run(ids, all_or_none, lambda raw: self._delete(raw))
+            return self._run(ids, all_or_none, lambda raw: self._delete(raw, call))
         body = read_json(request)
         records, all_or_none = _records_of(body)
         if request.method == "POST":
@@ -61,7 +61,7 @@ class CollectionsApi:
 
     def typed(self, request: Request, call: Call, name: str) -> Response:
         """``GET /composite/sobjects/{Object}?ids=&fields=``."""
-        obj = self.records.sobject(name)
+        obj = self.records.sobject(name, call)
         ids = [i for i in request.args.get("ids", "").split(",") if i]
         if len(ids) > 2000:
             raise SalesforceError(
@@ -79,7 +79,7 @@ class CollectionsApi:
         return sf_response(out)
 
     def upsert(self, request: Request, call: Call, name: str, field_name: str) -> Response:
-        obj = self.records.sobject(name)
+        obj = self.records.sobject(name, call)
         if not version_at_least(call.version, 46):
             raise errors.not_found()
         f = obj.field(field_name)
@@ -94,7 +94,7 @@ class CollectionsApi:
             if value in (None, ""):
                 raise SalesforceError(400, "MISSING_ARGUMENT", f"{f.name} not specified", [f.name])
             body = {k: v for k, v in body.items() if k.lower() != f.name.lower()}
-            result = self.writer.upsert(obj, f, str(value), body, user_id=call.user_id)
+            result = self.writer.upsert(obj, f, str(value), body, user_id=call.user_id, schema=call.schema)
             if isinstance(result, list):
                 raise SalesforceError(
                     300,
@@ -109,14 +109,16 @@ class CollectionsApi:
 
     # ----- per record -----
     def _create(self, rec: Any, call: Call) -> Record:
-        obj = self.records.sobject(_check_type(rec))
+        obj = self.records.sobject(_check_type(rec), call)
         if any(k.lower() == "id" for k in rec):
             raise SalesforceError(400, "INVALID_FIELD", "cannot specify Id in an insert call", [])
-        row = self.writer.create(obj, {k: v for k, v in rec.items() if k != "attributes"}, user_id=call.user_id)
+        row = self.writer.create(
+            obj, {k: v for k, v in rec.items() if k != "attributes"}, user_id=call.user_id, schema=call.schema
+        )
         return {"id": row["Id"], "success": True, "errors": []}
 
     def _update(self, rec: Any, call: Call) -> Record:
-        obj = self.records.sobject(_check_type(rec))
+        obj = self.records.sobject(_check_type(rec), call)
         raw = next((v for k, v in rec.items() if k.lower() == "id"), None)
         if not raw:
             raise SalesforceError(400, "MISSING_ARGUMENT", "Id not specified in an update call", [])
@@ -129,15 +131,18 @@ class CollectionsApi:
                 raise errors.entity_is_deleted()
             raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
         body = {k: v for k, v in rec.items() if k != "attributes" and k.lower() != "id"}
-        self.writer.update(obj, row, body, user_id=call.user_id)
+        self.writer.update(obj, row, body, user_id=call.user_id, schema=call.schema)
         return {"id": canonical, "success": True, "errors": []}
 
-    def _delete(self, raw: Any) -> Record:
+    def _delete(self, raw: Any, call: Call) -> Record:
         canonical = normalise(raw)
         located = self.store.locate(raw) if canonical else None
         if located is None:
             raise SalesforceError(400, "MALFORMED_ID", f"malformed id {raw}", [])
-        obj, row, is_deleted = located
+        full, row, is_deleted = located
+        obj = call.schema.sobject(full.name)  # the caller's view: an object it cannot see has no rows for it
+        if obj is None:
+            raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
         if row is None or is_deleted:
             raise (
                 errors.entity_is_deleted()

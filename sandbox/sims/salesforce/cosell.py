@@ -1,24 +1,30 @@
-"""What an org provisioned for the sync adds (DESIGN.md, "Default CRM fields", the Salesforce paragraph).
+"""What an org provisioned for the sync adds (DESIGN.md, "Default CRM fields", the Salesforce paragraph), as the
+Tooling API request bodies that create it, and the permission set that lets the API user see it.
 
 On Opportunity and Lead: the referral fields; and the ``Microsoft_Solution__c`` custom object, a
-master-detail child of Opportunity (child relationship ``Microsoft_Solutions__r``). Custom field
-properties follow the Tooling API ``CustomField`` metadata (crm-apis.md B6): Text has a length,
-Long Text Area is not filterable, Checkbox has a default, a restricted Picklist refuses other values,
-an External ID text field marked unique refuses duplicates (case-insensitively, the default), and a
-master-detail field is required, not reparentable by default, and cascades deletes from its master
-(Salesforce Help, "Object Relationships Overview").
+master-detail child of Opportunity (child relationship ``Microsoft_Solutions__r``). The bodies are the shapes
+``tooling.py`` documents (crm-apis.md B6): Text has a length, Long Text Area a length and visible lines,
+Checkbox a default, the help picklist is restricted to the six ``assistanceRequestCode`` strings, the
+referral identifier is an External ID marked unique (case-insensitive, the default), and the master-detail
+field is required, not reparentable and cascades deletes from its master (Salesforce Help, "Object
+Relationships Overview").
+
+``schema="provisioned"`` is a bare org after exactly these creates (:func:`provision`) plus what an admin
+does so the integration user can use them (:func:`grant`): a permission set with read/edit on every field
+FLS governs and full access to the custom object, assigned to that user. An app provisioning a bare org
+over HTTP sends the same bodies (tests/sims/salesforce/test_tooling_provisioning.py does).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import Any
 
-from sandbox.sims.salesforce.objects import checkbox, make, picklist, reference, required, text
-from sandbox.sims.salesforce.schema import Field, SObject
+from sandbox.sims.salesforce import access
+from sandbox.sims.salesforce.schema import Schema
+from sandbox.sims.salesforce.setup import OBJECT_FLAGS
 
 SOLUTION = "Microsoft_Solution__c"
 SOLUTIONS_RELATIONSHIP = "Microsoft_Solutions__r"
-SOLUTION_KEY_PREFIX = "a0S"  # custom objects get an a0… prefix chosen by the org
 # The six assistanceRequestCode values, in the order DESIGN.md gives them.
 HELP_VALUES = (
     "GeneralOrOther",
@@ -28,62 +34,69 @@ HELP_VALUES = (
     "PostSalesCustomerSuccess",
     "WorkloadSpecificValueProposition",
 )
+REFERRAL_OBJECTS = ("Opportunity", "Lead")
+# The permission set an admin made for the integration user of a provisioned org (names: the simulator's).
+PERMISSION_SET = {"Name": "Cosell_Sync_Integration", "Label": "Co-sell sync integration"}
 
 
-CHILD_NAMES = {(SOLUTION, "Opportunity__c"): SOLUTIONS_RELATIONSHIP}
+def _field(sobject: str, name: str, **metadata: Any) -> dict[str, Any]:
+    return {"FullName": f"{sobject}.{name}", "Metadata": metadata}
 
 
-def _custom(f: Field) -> Field:
-    return replace(f, custom=True)
-
-
-def referral_fields() -> list[Field]:
+def referral_fields(sobject: str) -> list[dict[str, Any]]:
+    help_values = [{"fullName": v, "label": v, "default": False} for v in HELP_VALUES]
     return [
-        _custom(checkbox("Sync_with_Partner_Center__c", "Sync with Partner Center")),
-        _custom(text("Referral_Identifier__c", "Referral Identifier", 100, external_id=True, unique=True)),
-        _custom(Field("Referral_Link__c", "url", "Referral Link", length=255)),
-        _custom(picklist("How_can_Microsoft_help__c", "How can Microsoft help", HELP_VALUES, restricted=True)),
-        _custom(checkbox("Referral_Visible__c", "Referral Visible")),
-        _custom(text("Microsoft_CRM_Identifier__c", "Microsoft CRM Identifier", 100)),
-        _custom(text("Referral_Program__c", "Referral Program", 100)),
-        _custom(Field("Audit__c", "textarea", "Audit", length=32768, long_text=True)),
-    ]
+        _field(sobject, "Sync_with_Partner_Center__c", type="Checkbox", label="Sync with Partner Center",
+               defaultValue="false"),
+        _field(sobject, "Referral_Identifier__c", type="Text", label="Referral Identifier", length=100,
+               externalId=True, unique=True, caseSensitive=False),
+        _field(sobject, "Referral_Link__c", type="Url", label="Referral Link"),
+        _field(sobject, "How_can_Microsoft_help__c", type="Picklist", label="How can Microsoft help",
+               valueSet={"restricted": True, "valueSetDefinition": {"sorted": False, "value": help_values}}),
+        _field(sobject, "Referral_Visible__c", type="Checkbox", label="Referral Visible", defaultValue="false"),
+        _field(sobject, "Microsoft_CRM_Identifier__c", type="Text", label="Microsoft CRM Identifier", length=100),
+        _field(sobject, "Referral_Program__c", type="Text", label="Referral Program", length=100),
+        _field(sobject, "Audit__c", type="LongTextArea", label="Audit", length=32768, visibleLines=10),
+    ]  # fmt: skip
 
 
-def solution() -> SObject:
-    obj = make(
-        SOLUTION,
-        "Microsoft Solution",
-        "Microsoft Solutions",
-        SOLUTION_KEY_PREFIX,
-        [
-            # A custom object's Name is a required Text(80) unless it is an auto-number.
-            required(text("Name", "Microsoft Solution Name", 80, name_field=True)),
-            _custom(text("Solution_Identifier__c", "Solution Identifier", 100)),
-            _custom(text("Solution_Type__c", "Solution Type", 100)),
-            _custom(
-                required(
-                    reference(
-                        "Opportunity__c",
-                        "Opportunity",
-                        "Opportunity",
-                        "Opportunity__r",
-                        updateable=False,  # "Allow reparenting" is off by default
-                        cascade_delete=True,
-                        master_detail=True,
-                    )
-                )
-            ),
-        ],
-        "DESIGN.md, Default CRM fields (custom object)",
-        custom=True,
-    )
-    # Master-detail children have no owner of their own; their OwnerId is the master's (not modelled).
-    return obj
+SOLUTION_OBJECT: dict[str, Any] = {
+    "FullName": SOLUTION,
+    "Metadata": {
+        "label": "Microsoft Solution",
+        "pluralLabel": "Microsoft Solutions",
+        # A custom object's Name is a required Text(80) unless it is an auto-number.
+        "nameField": {"type": "Text", "label": "Microsoft Solution Name"},
+        "deploymentStatus": "Deployed",
+        "sharingModel": "ControlledByParent",
+    },
+}
+
+SOLUTION_FIELDS = [
+    _field(SOLUTION, "Solution_Identifier__c", type="Text", label="Solution Identifier", length=100),
+    _field(SOLUTION, "Solution_Type__c", type="Text", label="Solution Type", length=100),
+    _field(SOLUTION, "Opportunity__c", type="MasterDetail", label="Opportunity", referenceTo="Opportunity",
+           relationshipName="Microsoft_Solutions", relationshipLabel="Microsoft Solutions", relationshipOrder=0,
+           reparentableMasterDetail=False, writeRequiresMasterRead=False),
+]  # fmt: skip
+
+OBJECTS = [SOLUTION_OBJECT]
+FIELDS = [*(f for sobject in REFERRAL_OBJECTS for f in referral_fields(sobject)), *SOLUTION_FIELDS]
 
 
-def provision(objects: dict[str, SObject]) -> None:
-    for name in ("Opportunity", "Lead"):
-        obj = objects[name]
-        obj.fields.update({f.name: f for f in referral_fields()})
-    objects[SOLUTION] = solution()
+def field_permissions(schema: Schema) -> list[dict[str, Any]]:
+    """FieldPermissions bodies (without ParentId) for every created field a permission set can govern."""
+    grants = []
+    for body in FIELDS:
+        sobject, _, name = body["FullName"].partition(".")
+        obj = schema.objects[sobject]
+        if access.permissionable(obj, obj.fields[name]):
+            grants.append({"SobjectType": sobject, "Field": body["FullName"], "PermissionsRead": True,
+                           "PermissionsEdit": True})  # fmt: skip
+    return grants
+
+
+def object_permissions() -> list[dict[str, Any]]:
+    """ObjectPermissions bodies (without ParentId): read, create, edit and delete on the custom object."""
+    flags = {flag: flag in OBJECT_FLAGS[:4] for flag in OBJECT_FLAGS}
+    return [{"SobjectType": body["FullName"], **flags} for body in OBJECTS]

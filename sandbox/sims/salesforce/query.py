@@ -26,7 +26,7 @@ from typing import Any
 
 from sandbox.sims.salesforce.errors import SalesforceError
 from sandbox.sims.salesforce.ids import normalise
-from sandbox.sims.salesforce.schema import NUMBER_TYPES, TEXT_TYPES, Field, SObject
+from sandbox.sims.salesforce.schema import NUMBER_TYPES, TEXT_TYPES, Field, Schema, SObject
 from sandbox.sims.salesforce.soql import Comparison, Condition, Junction, Not, Path, Query, SoqlSyntaxError, Value
 from sandbox.sims.salesforce.soql import locate as _locate
 from sandbox.sims.salesforce.soql import parse as _parse
@@ -70,9 +70,13 @@ class QueryEngine:
         self.schema = store.schema
 
     # ----- entry point -----
-    def run(self, soql: str, *, include_deleted: bool, version: str) -> tuple[list[Record], int, bool]:
-        """Records (projected), totalSize, and whether the query was ``COUNT()``."""
+    def run(
+        self, soql: str, *, include_deleted: bool, version: str, schema: Schema | None = None
+    ) -> tuple[list[Record], int, bool]:
+        """Records (projected), totalSize, and whether the query was ``COUNT()``. ``schema``: the org as the
+        caller sees it (access.py), so a field or object it has no permission for is unknown to SOQL."""
         self.text = soql
+        self.schema = schema or self.store.schema
         try:
             query = _parse(soql)
         except SoqlSyntaxError as exc:

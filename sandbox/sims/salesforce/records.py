@@ -33,7 +33,7 @@ from sandbox.sims.salesforce.errors import SalesforceError
 from sandbox.sims.salesforce.ids import normalise
 from sandbox.sims.salesforce.paging import Locators, batch_size
 from sandbox.sims.salesforce.query import QueryEngine, attributes, project_row
-from sandbox.sims.salesforce.schema import Field, SObject
+from sandbox.sims.salesforce.schema import Field, Schema, SObject
 from sandbox.sims.salesforce.store import Store
 from sandbox.sims.salesforce.wire import (
     Record,
@@ -49,10 +49,12 @@ from sandbox.sims.salesforce.writes import Writer
 
 @dataclass(frozen=True)
 class Call:
-    """What every API handler gets: the API version of the URL and the session's user."""
+    """What every API handler gets: the API version of the URL, the session's user and the org as that user
+    sees it (access.py: objects and fields it has no permission for are not in it)."""
 
     version: str
     user_id: str
+    schema: Schema
 
 
 class RecordsApi:
@@ -65,8 +67,8 @@ class RecordsApi:
         self.default_batch = default_batch
 
     # ----- helpers -----
-    def sobject(self, name: str) -> SObject:
-        obj = self.schema.sobject(name)
+    def sobject(self, name: str, call: Call) -> SObject:
+        obj = call.schema.sobject(name)
         if obj is None:
             # "The requested resource does not exist" for /sobjects/NoSuchObject (errorcodes.html, 404).
             raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
@@ -99,28 +101,28 @@ class RecordsApi:
     # ----- discovery -----
     def resources(self, request: Request, call: Call) -> Response:
         base = f"/services/data/v{call.version}"
-        names = ("sobjects", "query", "queryAll", "composite", "limits")
+        names = ("sobjects", "query", "queryAll", "composite", "limits", "tooling")
         return sf_response({name: f"{base}/{name}" for name in names})
 
     def global_describe(self, request: Request, call: Call) -> Response:
-        return sf_response(meta.global_describe(self.schema, call.version))
+        return sf_response(meta.global_describe(call.schema, call.version))
 
     def describe(self, request: Request, call: Call, name: str) -> Response:
-        return sf_response(meta.describe(self.sobject(name), call.version))
+        return sf_response(meta.describe(self.sobject(name, call), call.version))
 
     # ----- /sobjects/{Object} -----
     def collection(self, request: Request, call: Call, name: str) -> Response:
-        obj = self.sobject(name)
+        obj = self.sobject(name, call)
         if request.method == "GET":
             return sf_response(meta.basic_info(obj, call.version))
         body = read_object(request)
         with self.store.lock:
-            row = self.writer.create(obj, body, user_id=call.user_id)
+            row = self.writer.create(obj, body, user_id=call.user_id, schema=call.schema)
         return sf_response({"id": row["Id"], "success": True, "errors": []}, 201)
 
     # ----- /sobjects/{Object}/{id} -----
     def row(self, request: Request, call: Call, name: str, record_id: str) -> Response:
-        obj = self.sobject(name)
+        obj = self.sobject(name, call)
         method = _method(request)
         canonical = self.resolve_id(obj, record_id)
         with self.store.lock:
@@ -132,7 +134,7 @@ class RecordsApi:
             if method == "GET":
                 return sf_response(project_row(obj, row, call.version, self._fields_param(obj, request)))
             if method == "PATCH":
-                self.writer.update(obj, row, read_object(request), user_id=call.user_id)
+                self.writer.update(obj, row, read_object(request), user_id=call.user_id, schema=call.schema)
                 return empty_response(204)
             if method == "DELETE":
                 self.writer.delete(obj, row)
@@ -141,7 +143,7 @@ class RecordsApi:
 
     # ----- /sobjects/{Object}/{Field}/{value} -----
     def by_field(self, request: Request, call: Call, name: str, field_name: str, value: str) -> Response:
-        obj = self.sobject(name)
+        obj = self.sobject(name, call)
         method = _method(request)
         f = obj.field(field_name)
         usable = f is not None and (f.external_id or (f.id_lookup and (method == "GET" or f.name != "Id")))
@@ -152,7 +154,13 @@ class RecordsApi:
             if method == "PATCH":
                 update_only = request.args.get("updateOnly", "").lower() == "true"
                 result = self.writer.upsert(
-                    obj, f, value, read_object(request), user_id=call.user_id, update_only=update_only
+                    obj,
+                    f,
+                    value,
+                    read_object(request),
+                    user_id=call.user_id,
+                    update_only=update_only,
+                    schema=call.schema,
                 )
                 if isinstance(result, list):
                     return self._several(obj, result, call)
@@ -190,7 +198,9 @@ class RecordsApi:
         if not soql or not soql.strip():
             raise SalesforceError(400, "MALFORMED_QUERY", "A query string has to be specified")
         with self.store.lock:
-            records, total, _count = self.engine.run(soql, include_deleted=include_deleted, version=call.version)
+            records, total, _count = self.engine.run(
+                soql, include_deleted=include_deleted, version=call.version, schema=call.schema
+            )
         size = batch_size(request.headers.get("Sforce-Query-Options"), self.default_batch)
         resource = "queryAll" if include_deleted else "query"
         return sf_response(self.locators.first(records, total, size, call.version, resource))
@@ -201,14 +211,14 @@ class RecordsApi:
 
     # ----- replication: getUpdated / getDeleted -----
     def updated(self, request: Request, call: Call, name: str) -> Response:
-        obj = self.sobject(name)
+        obj = self.sobject(name, call)
         start, end = _window(request)
         with self.store.lock:
             ids = [r["Id"] for r in self.store.all_rows(obj) if start <= r["SystemModstamp"] < end]
         return sf_response({"ids": sorted(ids), "latestDateCovered": format_datetime(end)})
 
     def deleted(self, request: Request, call: Call, name: str) -> Response:
-        obj = self.sobject(name)
+        obj = self.sobject(name, call)
         start, end = _window(request)
         with self.store.lock:
             gone = [

@@ -1,10 +1,11 @@
 """What the simulated org's objects look like, as data: fields, picklists, references and child relationships.
 
-``objects.py`` holds the standard objects (curated from the Object Reference and the Field Reference)
-and ``cosell.py`` what an org provisioned for the sync adds. :func:`build_schema` combines them:
-``"bare"`` is a fresh org with standard objects only, ``"provisioned"`` adds the referral fields and
-the ``Microsoft_Solution__c`` object. The query, write and describe code read every name, type,
-length and relationship from the resulting :class:`Schema`.
+``objects.py`` holds the standard objects (curated from the Object Reference and the Field Reference),
+``setup.py`` the permission objects; :func:`build_schema` makes a fresh org of them. Custom objects and
+fields are added at run time by the Tooling API (``tooling.py``), which is also how ``"provisioned"``
+gets the referral fields and the ``Microsoft_Solution__c`` object (``cosell.py``). The query, write and
+describe code read every name, type, length and relationship from a :class:`Schema`: the org's own, or a
+user's view of it that leaves out what the user has no permission for (``access.py``).
 
 Names are case-insensitive on the wire (SOQL and request bodies accept ``name`` for ``Name``); answers
 always use the canonical spelling, so lookups go through :meth:`SObject.field` / :meth:`Schema.sobject`.
@@ -125,6 +126,19 @@ class SObject:
     deletable: bool = True
     source: str = ""  # the reference page the object's facts come from
     children: list[ChildRelationship] = field(default_factory=list)
+    # In a user's view of the org (access.py): the org's own object, whose hidden fields still get
+    # their defaults on create. None for the org's own objects.
+    base: SObject | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def full(self) -> SObject:
+        """The org's object behind a user's view of it (itself when it is not a view)."""
+        return self.base or self
+
+    def refresh(self) -> None:
+        """Forget the cached name lookups after ``fields`` changed."""
+        for cached in ("_folded", "relationships"):
+            self.__dict__.pop(cached, None)
 
     @cached_property
     def _folded(self) -> dict[str, Field]:
@@ -159,6 +173,7 @@ class Schema:
     objects: dict[str, SObject]
     # (child object, reference field) -> child relationship name, as the parent's describe publishes it.
     child_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    version: int = 0  # bumped whenever objects or fields change (access.settle), so views are rebuilt
 
     @cached_property
     def _folded(self) -> dict[str, SObject]:
@@ -170,6 +185,21 @@ class Schema:
 
     def sobject(self, name: str) -> SObject | None:
         return self._folded.get(name.lower())
+
+    def refresh(self) -> None:
+        """After objects or fields changed: forget cached lookups and derive the child relationships again."""
+        for cached in ("_folded", "by_prefix"):
+            self.__dict__.pop(cached, None)
+        for obj in self.objects.values():
+            obj.refresh()
+        self.link_children()
+
+    def load(self, other: Schema) -> None:
+        """Become ``other`` in place (every module holds this object), e.g. back to the org as it started."""
+        self.objects = other.objects
+        self.child_names = other.child_names
+        self.version += 1
+        self.refresh()
 
     def link_children(self) -> None:
         """Derive every object's child relationships from the reference fields that point at it."""
@@ -197,16 +227,13 @@ STANDARD_CHILD_NAMES = {
 }
 
 
-def build_schema(kind: SchemaKind) -> Schema:
-    from sandbox.sims.salesforce import cosell, objects
+def build_schema() -> Schema:
+    """A fresh org: the standard objects (objects.py) and the setup objects (setup.py). What an org
+    provisioned for the sync has on top is created at run time through the Tooling API (tooling.py with
+    cosell.py's bodies), exactly as an app would create it."""
+    from sandbox.sims.salesforce import access, objects, setup
 
-    if kind not in ("bare", "provisioned"):
-        raise ValueError(f"schema must be 'bare' or 'provisioned', not {kind!r}")
-    built = {name: factory() for name, factory in objects.STANDARD.items()}
-    child_names = dict(STANDARD_CHILD_NAMES)
-    if kind == "provisioned":
-        cosell.provision(built)
-        child_names.update(cosell.CHILD_NAMES)
-    schema = Schema(built, child_names)
-    schema.link_children()
+    built = {name: factory() for name, factory in {**objects.STANDARD, **setup.SETUP}.items()}
+    schema = Schema(built, {**STANDARD_CHILD_NAMES, **setup.CHILD_NAMES})
+    access.settle(schema)
     return schema

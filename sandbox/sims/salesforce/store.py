@@ -126,6 +126,14 @@ class Store:
                 if candidate.get(child.field) == row["Id"]:
                     self._remove(child_obj, candidate, removed)
 
+    def adopt_schema(self) -> None:
+        """A table for every object of the (changed) schema, none for objects it no longer has."""
+        for table in (self.rows, self.bin):
+            for name in [n for n in table if n not in self.schema.objects]:
+                del table[name]
+            for name in self.schema.objects:
+                table.setdefault(name, {})
+
     def wipe(self) -> None:
         """Back to an empty org (the stamp floor too, so a test's clock starts afresh)."""
         for table in (*self.rows.values(), *self.bin.values()):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from sandbox.sims.salesforce.countries import COUNTRIES, COUNTRY_BY_NAME, STATES
 from sandbox.sims.salesforce.errors import SalesforceError
 from sandbox.sims.salesforce.ids import normalise
 from sandbox.sims.salesforce.objects import ADDRESSES, STAGE_BY_NAME
-from sandbox.sims.salesforce.schema import TEXT_TYPES, Field, SObject
+from sandbox.sims.salesforce.schema import TEXT_TYPES, Field, Schema, SObject
 from sandbox.sims.salesforce.store import Store
 from sandbox.sims.salesforce.wire import Record, parse_date, parse_datetime
 
@@ -105,35 +106,67 @@ def coerce(f: Field, value: Any) -> Any:
     raise _cannot_deserialize(kind, value)  # pragma: no cover - every FieldType is handled above
 
 
+Rule = Callable[[SObject, Record, Record, bool], None]  # (object, row, row with the changes, creating)
+
+
 class Writer:
-    """Validated writes against a :class:`Store`; callers hold ``store.lock``."""
+    """Validated writes against a :class:`Store`; callers hold ``store.lock``.
+
+    ``obj`` is either the org's object (control API, ``raw``) or a user's view of it (access.py): a view
+    lacks the fields its user may not see, so naming one is INVALID_FIELD, and marks the ones it may only
+    read as neither createable nor updateable. ``rules`` add object-specific checks (the setup objects),
+    ``after_commit`` runs after a row is stored, ``guard`` refuses operations the caller has no right to."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.schema = store.schema
+        self.rules: dict[str, Rule] = {}
+        self.after_commit: dict[str, Callable[[SObject, Record], None]] = {}
+        self.guard: Callable[[SObject, str, bool], None] = lambda obj, operation, raw: None
 
     # ----- the operations -----
-    def create(self, obj: SObject, body: Record, *, user_id: str, raw: bool = False) -> Record:
+    def create(
+        self, obj: SObject, body: Record, *, user_id: str, raw: bool = False, schema: Schema | None = None
+    ) -> Record:
+        self.guard(obj, "insert", raw)
         if not obj.createable and not raw:
             raise _not_supported(obj, "insert")
-        changes = self.parse(obj, body, creating=True, raw=raw)
+        changes = self.parse(obj, body, creating=True, raw=raw, schema=schema)
         row: Record = {"Id": self.store.new_id(obj)}
         self._defaults(obj, row, changes, user_id)
         self._check(obj, row, changes, creating=True)
         return self._commit(obj, row, changes, user_id=user_id, creating=True)
 
-    def update(self, obj: SObject, row: Record, body: Record, *, user_id: str, raw: bool = False) -> Record:
+    def update(
+        self,
+        obj: SObject,
+        row: Record,
+        body: Record,
+        *,
+        user_id: str,
+        raw: bool = False,
+        schema: Schema | None = None,
+    ) -> Record:
+        self.guard(obj, "update", raw)
         if not obj.updateable and not raw:
             raise _not_supported(obj, "update")
         if obj.name == "Lead" and row.get("IsConverted") and not raw:
             # A converted lead is read-only (CANNOT_UPDATE_CONVERTED_LEAD in the API's StatusCode list).
             raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
-        changes = self.parse(obj, body, creating=False, raw=raw)
+        changes = self.parse(obj, body, creating=False, raw=raw, schema=schema)
         self._check(obj, row, changes, creating=False)
         return self._commit(obj, row, changes, user_id=user_id, creating=False)
 
     def upsert(
-        self, obj: SObject, ext: Field, value: str, body: Record, *, user_id: str, update_only: bool = False
+        self,
+        obj: SObject,
+        ext: Field,
+        value: str,
+        body: Record,
+        *,
+        user_id: str,
+        update_only: bool = False,
+        schema: Schema | None = None,
     ) -> tuple[Record, bool] | list[Record]:
         """Create or update by an external id; several matches are returned for the caller's 300 answer."""
         for key in body:
@@ -147,18 +180,21 @@ class Writer:
         if len(matches) > 1:
             return matches
         if matches:
-            return self.update(obj, matches[0], body, user_id=user_id), False
+            return self.update(obj, matches[0], body, user_id=user_id, schema=schema), False
         if update_only:
             raise errors.not_found()
-        return self.create(obj, {**body, ext.name: value}, user_id=user_id), True
+        return self.create(obj, {**body, ext.name: value}, user_id=user_id, schema=schema), True
 
-    def delete(self, obj: SObject, row: Record) -> None:
-        if not obj.deletable:
+    def delete(self, obj: SObject, row: Record, *, raw: bool = False) -> None:
+        self.guard(obj, "delete", raw)
+        if not obj.deletable and not raw:
             raise _not_supported(obj, "delete")
-        self.store.remove(obj, row)
+        self.store.remove(obj.full, row)
 
     # ----- validation -----
-    def parse(self, obj: SObject, body: Record, *, creating: bool, raw: bool = False) -> Changes:
+    def parse(
+        self, obj: SObject, body: Record, *, creating: bool, raw: bool = False, schema: Schema | None = None
+    ) -> Changes:
         changes = Changes()
         refused: list[str] = []
         for key, value in body.items():
@@ -168,7 +204,7 @@ class Writer:
             if f is None:
                 rel = obj.relationship(key)
                 if rel is not None and isinstance(value, dict):
-                    changes.values[rel.name] = self._by_external_id(obj, rel, value)
+                    changes.values[rel.name] = self._by_external_id(obj, rel, value, schema or self.schema)
                     changes.explicit.add(rel.name)
                     continue
                 raise errors.unknown_column(key, obj.name)
@@ -212,10 +248,11 @@ class Writer:
                 raise SalesforceError(400, "ENTITY_IS_DELETED", "entity is deleted", [f.name])
             raise SalesforceError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [f.name])
 
-    def _by_external_id(self, obj: SObject, rel: Field, value: Record) -> str:
+    def _by_external_id(self, obj: SObject, rel: Field, value: Record, schema: Schema) -> str:
         """``"Opportunity__r": {"Referral_Identifier__c": "x"}`` sets ``Opportunity__c`` to the matching record
-        (REST API Developer Guide, "Insert or Update (Upsert) a Record Using an External ID", relationship example)."""
-        target = self.schema.objects[rel.reference_to[0]]
+        (REST API Developer Guide, "Insert or Update (Upsert) a Record Using an External ID", relationship example).
+        The external id is looked up in the caller's view: a field it cannot see is no external id to it."""
+        target = schema.objects[rel.reference_to[0]]
         keys = [k for k in value if k != "attributes"]
         if len(keys) != 1:
             raise SalesforceError(
@@ -246,7 +283,8 @@ class Writer:
         return str(matches[0])
 
     def _defaults(self, obj: SObject, row: Record, changes: Changes, user_id: str) -> None:
-        for f in obj.fields.values():
+        # Fields the caller cannot see get their defaults too (a hidden checkbox is still false, not null).
+        for f in obj.full.fields.values():
             if f.name in changes.values or f.name == "Id":
                 continue
             if f.type == "boolean":
@@ -273,6 +311,9 @@ class Writer:
                 holders = [r for r in self.store.matching(obj, name, value) if r["Id"] != row["Id"]]
                 if holders:
                     raise errors.duplicate_value(name, holders[0]["Id"])
+        rule = self.rules.get(obj.name)
+        if rule is not None:
+            rule(obj, row, merged, creating)
 
     def _sync_address(self, obj: SObject, prefix: str, merged: Record, changes: Changes) -> None:
         """Keep ``…CountryCode``/``…Country`` and ``…StateCode``/``…State`` in step (countries.py)."""
@@ -355,6 +396,9 @@ class Writer:
         self.store.put(obj, row)
         if obj.name == "OpportunityContactRole" and row.get("IsPrimary"):
             self._one_primary(obj, row, user_id, now)
+        after = self.after_commit.get(obj.name)
+        if after is not None:
+            after(obj, row)
         return row
 
     def _one_primary(self, obj: SObject, primary: Record, user_id: str, now: dt.datetime) -> None:

@@ -56,15 +56,39 @@ def api(server: ServerThread) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-def bare() -> Iterator[httpx.Client]:
-    """An org nobody has provisioned for the sync: standard objects only (read-only use in tests)."""
+def _bare_served() -> Iterator[tuple[SalesforceSimulator, ServerThread]]:
+    """An org nobody has provisioned for the sync: standard and setup objects only."""
     simulator = SalesforceSimulator(seed=3, schema="bare", clients={CLIENT_ID: CLIENT_SECRET})
     thread = ServerThread(simulator).start()
-    try:
-        with httpx.Client(base_url=thread.url, timeout=10) as login:
-            token = sign_in(login)
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=f"{thread.url}/services/data/{VERSION}", headers=headers, timeout=10) as client:
-            yield client
-    finally:
-        thread.stop()
+    yield simulator, thread
+    thread.stop()
+
+
+@pytest.fixture
+def bare_sim(_bare_served: tuple[SalesforceSimulator, ServerThread]) -> SalesforceSimulator:
+    """The bare org as it started (schema, customizer rights, rows) before each test."""
+    simulator = _bare_served[0]
+    simulator.set_faults(None)
+    simulator.clear()
+    simulator.reset_stats()
+    simulator.set_api_usage(0, 100_000)
+    simulator.revoke_tokens()
+    return simulator
+
+
+@pytest.fixture
+def bare_server(bare_sim: SalesforceSimulator, _bare_served: tuple[SalesforceSimulator, ServerThread]) -> ServerThread:
+    return _bare_served[1]
+
+
+@pytest.fixture
+def bare(
+    bare_sim: SalesforceSimulator, _bare_served: tuple[SalesforceSimulator, ServerThread]
+) -> Iterator[httpx.Client]:
+    """A client of the bare org on ``/services/data/v60.0`` with a fresh bearer token."""
+    url = _bare_served[1].url
+    with httpx.Client(base_url=url, timeout=10, verify=_TLS) as login:
+        token = sign_in(login)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    with httpx.Client(base_url=f"{url}/services/data/{VERSION}", headers=headers, timeout=10, verify=_TLS) as client:
+        yield client

@@ -99,6 +99,10 @@ def test_global_describe_and_a_bare_org(api: httpx.Client, bare: httpx.Client) -
         "Lead": "00Q",
         "User": "005",
         "OpportunityContactRole": "00K",
+        "PermissionSet": "0PS",
+        "FieldPermissions": "01k",
+        "ObjectPermissions": "110",
+        "PermissionSetAssignment": "0Pa",
         "Microsoft_Solution__c": "a0S",
     }
     assert provisioned["Account"]["urls"]["describe"] == "/services/data/v60.0/sobjects/Account/describe"
