@@ -65,9 +65,15 @@ class Sandbox:
             delivery_backoff=self.delivery_backoff,
         )
         self.dataverse = DataverseSimulator(
-            seed=self.seed, token_validator=self._dataverse_token_ok, schema=self.crm_schema  # type: ignore[arg-type]
+            seed=self.seed,
+            token_validator=self._dataverse_token_ok,
+            schema=self.crm_schema,  # type: ignore[arg-type]
         )
-        self.salesforce = SalesforceSimulator(seed=self.seed, clients={SALESFORCE_CLIENT_ID: self.sf_client_secret})
+        self.salesforce = SalesforceSimulator(
+            seed=self.seed,
+            clients={SALESFORCE_CLIENT_ID: self.sf_client_secret},
+            schema=self.crm_schema,  # type: ignore[arg-type]
+        )
         self._servers: list[ServerThread] = []
 
     def _dataverse_token_ok(self, token: str) -> bool:

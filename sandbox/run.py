@@ -87,7 +87,7 @@ def run_sandbox(data_dir: Path, port: int, crm: str = "dynamics") -> int:
         data_dir,
         host_port=_free_or_zero(port) or None,
         crm=crm,
-        crm_schema="bare" if crm == "dynamics" else "provisioned",
+        crm_schema="bare",
         sandbox_ports=SandboxPorts(
             _free_or_zero(SIM_PORTS.entra),
             _free_or_zero(SIM_PORTS.partner_center),
@@ -102,15 +102,12 @@ def run_sandbox(data_dir: Path, port: int, crm: str = "dynamics") -> int:
     with stack:
         follower = threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True)
         follower.start()
-        if crm == "dynamics":
-            # A new org lacks the sync's columns: the real first step, through the app's own route.
-            print(
-                "\n>>> The simulated Dynamics 365 starts bare; POST /api/manage/crm-schema creates the sync's schema",
-                flush=True,
-            )
-            schema = stack.provision_crm()
-            created = ", ".join(f"{i['table']}.{i['name']}" for i in schema.get("created", []))  # type: ignore[union-attr]
-            print(f">>> Created: {created}\n>>> Ready: {schema.get('ready')}\n", flush=True)
+        # A new org lacks the sync's schema: the real first step, through the app's own route.
+        crm_label = "Salesforce" if crm == "salesforce" else "Dynamics 365"
+        print(f"\n>>> The simulated {crm_label} starts bare: POST /api/manage/crm-schema sets it up", flush=True)
+        schema = stack.provision_crm()
+        created = ", ".join(f"{i['table']}.{i['name']}" for i in schema.get("created", []))  # type: ignore[union-attr]
+        print(f">>> Created: {created}\n>>> Ready: {schema.get('ready')}\n", flush=True)
         registration = stack.register_webhook()
         samples = sample_referrals()
         for referral in samples:

@@ -210,6 +210,7 @@ def _salesforce(settings: Settings) -> SalesforceCrm:
     return SalesforceCrm(
         SalesforceClient(http, origin=origin, limit_pause=settings.salesforce_limit_pause_seconds),
         fields,
+        user=lambda: session.user_id,
         stage_pending=settings.salesforce_stage_pending,
         stage_accepted=settings.salesforce_stage_accepted,
         lead_status=settings.salesforce_lead_status,

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import heapq
 import logging
@@ -26,9 +27,10 @@ from typing import Any
 
 from shared.crm.fields import FieldMap
 from shared.crm.matching import customer_key, same_customer, same_email
-from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord
+from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord, SchemaNotReady
 from shared.crm.salesforce_client import SalesforceClient, soql, soql_like_prefix, soql_string
 from shared.crm.salesforce_fields import MAX_LENGTH, STAGE_LOST, STAGE_WON
+from shared.crm.salesforce_schema import SalesforceSchema
 from shared.http import ApiError
 from shared.mapping.model import (
     AccountData,
@@ -60,6 +62,7 @@ class SalesforceCrm:
         client: SalesforceClient,
         fields: FieldMap,
         *,
+        user: Callable[[], str | None] = lambda: None,
         stage_pending: str = "Prospecting",
         stage_accepted: str = "Qualification",
         lead_status: str = "Open - Not Contacted",
@@ -69,6 +72,7 @@ class SalesforceCrm:
     ) -> None:
         self._sf = client
         self._fields = fields
+        self._user = user
         self._stage_pending = stage_pending
         self._stage_accepted = stage_accepted
         self._lead_status = lead_status
@@ -77,6 +81,10 @@ class SalesforceCrm:
         self._clock = clock
         self._describes: dict[str, dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def schema(self) -> SalesforceSchema:
+        return SalesforceSchema(self._sf, self._fields, user=self._user)
 
     # ------------------------------------------------------------------ names
     def _obj(self, record: str) -> str:
@@ -91,7 +99,7 @@ class SalesforceCrm:
         with self._lock:
             known = self._describes.get(obj)
         if known is None:
-            known = {str(f["name"]): f for f in self._sf.describe(obj).get("fields", [])}
+            known = {str(f["name"]): f for f in (self._sf.describe(obj) or {}).get("fields", [])}
             with self._lock:
                 self._describes[obj] = known
         return known
@@ -159,7 +167,8 @@ class SalesforceCrm:
     def changed_deals(self, since: str | None) -> Iterator[CrmDeal]:
         opportunities = self._changed("opportunity", since)
         leads = self._changed("lead", since)
-        yield from heapq.merge(opportunities, leads, key=lambda d: (d.modified_on, d.crm_id))
+        with _schema_hint():
+            yield from heapq.merge(opportunities, leads, key=lambda d: (d.modified_on, d.crm_id))
 
     def get_deal(self, crm_id: str, kind: DealKind | None = None) -> CrmDeal | None:
         if not _ID.fullmatch(crm_id):
@@ -215,9 +224,10 @@ class SalesforceCrm:
         if plan.deal is None or plan.kind == "skip":
             raise ValueError("apply_inbound needs a plan with a deal")
         line = audit_line(self._clock(), audit_message)
-        if plan.kind == "lead":
-            return self._apply_lead(plan, known, line)
-        return self._apply_opportunity(plan, known, line)
+        with _schema_hint():
+            if plan.kind == "lead":
+                return self._apply_lead(plan, known, line)
+            return self._apply_opportunity(plan, known, line)
 
     def _apply_opportunity(self, plan: CrmPlan, known: KnownRecord | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
@@ -657,6 +667,22 @@ class SalesforceCrm:
         items = (row.get(col["relationship"]) or {}).get("records") or []
         found = [SolutionData(id=i.get(col["id"]), name=i.get(col["name"]), type=i.get(col["type"])) for i in items]
         return tuple(sorted((s for s in found if s.id), key=lambda s: s.id))
+
+
+# Salesforce's answers when a field or object the request names does not exist (or is hidden by FLS).
+_SCHEMA_CODES = ("INVALID_FIELD", "INVALID_TYPE", "INVALID_FIELD_FOR_INSERT_UPDATE")
+
+
+@contextlib.contextmanager
+def _schema_hint() -> Iterator[None]:
+    """Say "create the schema" instead of passing on Salesforce's words for a field that is not there."""
+    try:
+        yield
+    except ApiError as exc:
+        external_missing = exc.status == 404 and "external ID field does not exist" in exc.message
+        if exc.code in _SCHEMA_CODES or external_missing:
+            raise SchemaNotReady(f"Salesforce refused a name the sync needs ({exc.message})") from exc
+        raise
 
 
 def _deal_of(plan: CrmPlan) -> DealData:

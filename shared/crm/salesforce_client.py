@@ -102,6 +102,7 @@ class ClientCredentialsSession:
         )
         self._form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
         self._token: str | None = None
+        self.user_id: str | None = None  # the integration (Run As) user, from the token's identity URL
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
@@ -127,6 +128,8 @@ class ClientCredentialsSession:
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise AuthError("Salesforce answered without an access token")
+        identity = str(body.get("id") or "")  # https://<domain>/id/<org id>/<user id>
+        self.user_id = identity.rstrip("/").rsplit("/", 1)[-1] or None
         return token
 
 
@@ -156,8 +159,18 @@ class SalesforceClient:
         )
         return None if response.status_code == 404 else response.json()
 
-    def describe(self, sobject: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"sobjects/{sobject}/describe").json())
+    def describe(self, sobject: str) -> dict[str, Any] | None:
+        """The object as this user may see it; None when the org has no such object."""
+        response = self._call("GET", f"sobjects/{sobject}/describe", ok=(404,))
+        return None if response.status_code == 404 else dict(response.json())
+
+    def tooling_query(self, query: str) -> list[dict[str, Any]]:
+        """Tooling API SOQL (CustomField, CustomObject): what exists, whatever this user may see."""
+        return list(self._call("GET", "tooling/query", params={"q": query}).json().get("records", []))
+
+    def tooling_create(self, sobject: str, body: dict[str, Any]) -> str:
+        response = self._call("POST", f"tooling/sobjects/{sobject}", json=body, idempotent=False)
+        return str(response.json()["id"])
 
     # ------------------------------------------------------------------ writes
     def create(self, sobject: str, values: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from shared.crm.dataverse_client import API_PATH, DataverseClient
 from shared.crm.dynamics import DynamicsCrm
 from shared.crm.dynamics_fields import dynamics_field_map
 from shared.crm.dynamics_schema import SOLUTION, _column_body
+from shared.crm.port import SchemaNotReady
 from shared.crm.schema import SchemaItem, SchemaRefused
 from shared.http import ServiceClient
 from shared.mapping.inbound import InboundOptions, plan_for
@@ -189,3 +190,11 @@ def test_the_admin_command_checks_and_applies_with_the_app_settings(bare, org, t
     ready = run("--check", "--json")
     assert ready.returncode == 0, ready.stdout + ready.stderr
     assert json.loads(ready.stdout)["ready"] is True
+
+
+def test_a_sync_into_a_bare_org_says_to_create_the_schema(bare, org) -> None:
+    referral = Referral.parse(json.loads((FIXTURES / "fixture_b_shared_accepted.json").read_text()))
+    with pytest.raises(SchemaNotReady) as info:
+        crm_for(org).apply_inbound(plan_for(referral, InboundOptions()), None, "Into a bare org.")
+    assert "Dynamics 365 refused a name the sync needs" in str(info.value)
+    assert "POST /api/manage/crm-schema" in str(info.value)
