@@ -205,3 +205,14 @@ def test_registration_does_not_take_over_another_url_unless_asked(host: HostProc
     assert (again.status_code, again.json()["action"]) == (200, "unchanged")
     assert len(sandbox.partner_center.recorded("PUT", "/webhooks/v1/registration")) == before
     assert httpx.put(url, json={"overwrite": "yes"}, timeout=15).status_code == 400
+
+
+def test_crm_schema_route_reports_a_ready_org_and_creates_nothing_more(host: HostProcess, sandbox: Sandbox) -> None:
+    url = host.url("/api/manage/crm-schema")
+    report = httpx.get(url, timeout=60).json()
+    assert (report["crm"], report["ready"], report["missing"]) == ("dynamics", True, [])
+    assert {"table": "opportunity", "name": "cosell_referralid", "kind": "column"}.items() <= next(
+        f for f in report["present"] if f["name"] == "cosell_referralid" and f["table"] == "opportunity"
+    ).items()
+    again = httpx.post(url, timeout=60)
+    assert (again.status_code, again.json()["created"], again.json()["ready"]) == (200, [], True)
