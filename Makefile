@@ -44,7 +44,7 @@ test: deps lint
 	$(PY) -m pytest
 
 bench: deps
-	$(PY) -m bench.run
+	$(PY) -m bench.run --crm $(CRM)
 
 soak: deps
 	$(PY) -m bench.soak $(ARGS)

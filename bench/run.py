@@ -19,6 +19,7 @@ from azure.data.tables import TableClient
 
 from sandbox.demo import ON_DEMAND
 from sandbox.run import sample_referrals
+from sandbox.sellers import Seller, seller_for
 from sandbox.stack import Stack
 
 
@@ -54,53 +55,55 @@ def _wait_for(condition: Any, timeout: float = 30) -> float:
     raise TimeoutError
 
 
-def _poll(stack: Stack) -> dict[str, int]:
+def _poll(stack: Stack, seller: Seller) -> dict[str, int]:
     import json
 
     stack.host.fire("crm_to_partner_center")
     table = TableClient.from_connection_string(stack.azurite.connection_string, "SyncState")
-    return json.loads(table.get_entity("watermark", "crm-dynamics")["last_api_calls"])
+    return json.loads(table.get_entity("watermark", seller.poll_watermark())["last_api_calls"])
 
 
-def measure_outbound(stack: Stack) -> dict[str, list[tuple[str, Any]]]:
-    from sandbox.crm_user import CrmUser
-
-    crm = CrmUser(stack.sandbox)
+def measure_outbound(stack: Stack, seller: Seller) -> dict[str, list[tuple[str, Any]]]:
     polls: list[tuple[str, Any]] = []
     records: list[tuple[str, Any]] = []
-    first = crm.opportunity(name="Bench create")
-    polls.append(("1 new opportunity", _poll(stack)))
-    referral_id = stack.sandbox.dataverse.get("opportunities", first)["cosell_referralid"]
+    first = seller.opportunity(name="Bench create")
+    polls.append(("1 new opportunity", _poll(stack, seller)))
+    view = seller.deal(first)
+    if view is None or not view.referral_id:
+        raise RuntimeError("the bench's deal was not shared")
+    referral_id = view.referral_id
     create = next(r for r in _audit(stack, referral_id, 1) if r["direction"] == "crm-to-pc")
     records.append(("create a referral (validate, POST, write back)", create))
-    crm.update("opportunities", first, {"estimatedvalue": 61000})
-    polls.append(("1 changed opportunity", _poll(stack)))
+    seller.set_value(first, 61000)
+    polls.append(("1 changed opportunity", _poll(stack, seller)))
     update = next(
         r for r in _audit(stack, referral_id, 2) if r["direction"] == "crm-to-pc" and r["outcome"] == "updated"
     )
     records.append(("update (GET, one JSON Patch, audit line)", update))
-    polls.append(("nothing changed", _poll(stack)))
-    many = [crm.opportunity(name=f"Bench {n}") for n in range(40)]
-    polls.append(("40 new opportunities", _poll(stack)))
+    polls.append(("nothing changed", _poll(stack, seller)))
+    many = [seller.opportunity(name=f"Bench {n}") for n in range(40)]
+    polls.append(("40 new opportunities", _poll(stack, seller)))
     for opportunity in many[:10]:
-        crm.update("opportunities", opportunity, {"description": "changed"})
-    polls.append(("10 changed of 41", _poll(stack)))
+        seller.set_description(opportunity, "changed")
+    polls.append(("10 changed of 41", _poll(stack, seller)))
     for opportunity in many:
-        crm.update("opportunities", opportunity, {"closeprobability": 40})  # not a shared field
-    polls.append(("40 touched, shared content unchanged", _poll(stack)))
+        seller.touch(opportunity)  # a field the sync does not share
+    polls.append(("40 touched, shared content unchanged", _poll(stack, seller)))
     return {"records": records, "polls": polls}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency-samples", type=int, default=20)
+    parser.add_argument("--crm", choices=("dynamics", "salesforce"), default="dynamics")
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp,
-        Stack(Path(tmp), seed=3, extra_settings=ON_DEMAND) as stack,
+        Stack(Path(tmp), seed=3, crm=args.crm, extra_settings=ON_DEMAND) as stack,
     ):
+        seller = seller_for(stack.sandbox, args.crm)
         stack.register_webhook()
-        pc, dv = stack.sandbox.partner_center, stack.sandbox.dataverse
+        pc = stack.sandbox.partner_center
         _lead, shared, _won = sample_referrals()
 
         pc.seed_referral(shared)
@@ -120,16 +123,13 @@ def main(argv: list[str] | None = None) -> int:
             referral = sample_referrals()[1]
             referral["customerProfile"]["name"] = f"Latency Customer {n}"
             pc.seed_referral(referral)
-            latencies.append(
-                _wait_for(
-                    lambda r=referral: any(o.get("cosell_referralid") == r["id"] for o in dv.records("opportunities"))
-                )
-            )
+            latencies.append(_wait_for(lambda r=referral: bool(seller.deals_for(r["id"]))))
         latencies.sort()
 
-        outbound = measure_outbound(stack)
+        outbound = measure_outbound(stack, seller)
 
-    print("API calls per Partner Center → Dynamics 365 sync (co-sell referral, 2 contacts, 1 solution)")
+    crm = seller.crm_name
+    print(f"API calls per Partner Center → {crm} sync (co-sell referral, 2 contacts, 1 solution)")
     print(f"  new referral, cold instance (tokens fetched) : {_calls(cold)}")
     print(f"  new referral, warm instance                  : {_calls(warm)}")
     print(f"  same referral delivered again (unchanged)    : {_calls(unchanged)}")
@@ -139,13 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         latencies[max(0, int(len(latencies) * 0.95) - 1)] * 1000,
         latencies[-1] * 1000,
     )
-    print("API calls, Dynamics 365 → Partner Center (per record, from the audit rows)")
+    print(f"API calls, {crm} → Partner Center (per record, from the audit rows)")
     for label, row in outbound["records"]:
         print(f"  {label:<45}: {_calls(row)}")
     print("CRM poll cost (all calls of one poll run, by service)")
     for label, calls in outbound["polls"]:
         print(f"  {label:<45}: {calls}")
-    print(f"Latency, Partner Center change → opportunity in Dynamics 365 ({len(latencies)} referrals):")
+    print(f"Latency, Partner Center change → opportunity in {crm} ({len(latencies)} referrals):")
     print(f"  median {median:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms")
     return 0
 

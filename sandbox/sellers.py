@@ -50,6 +50,12 @@ class Seller(Protocol):
 
     def set_value(self, deal_id: str, value: float) -> None: ...
 
+    def set_description(self, deal_id: str, text: str) -> None: ...
+
+    def touch(self, deal_id: str) -> None:
+        """Change a field the sync does not share (the record's modified stamp moves)."""
+        ...
+
     def win(self, deal_id: str, value: float) -> None: ...
 
     def deal(self, deal_id: str) -> DealView | None: ...
@@ -75,6 +81,12 @@ class DynamicsSeller:
 
     def set_value(self, deal_id: str, value: float) -> None:
         self._user.update("opportunities", deal_id, {"estimatedvalue": value})
+
+    def set_description(self, deal_id: str, text: str) -> None:
+        self._user.update("opportunities", deal_id, {"description": text})
+
+    def touch(self, deal_id: str) -> None:
+        self._user.update("opportunities", deal_id, {"closeprobability": 40})
 
     def win(self, deal_id: str, value: float) -> None:
         self._user.win(deal_id, value)
@@ -190,6 +202,12 @@ class SalesforceSeller:
 
     def set_value(self, deal_id: str, value: float) -> None:
         self.update("Opportunity", deal_id, {"Amount": value})
+
+    def set_description(self, deal_id: str, text: str) -> None:
+        self.update("Opportunity", deal_id, {"Description": text})
+
+    def touch(self, deal_id: str) -> None:
+        self.update("Opportunity", deal_id, {"NextStep": "Call the customer"})
 
     def win(self, deal_id: str, value: float) -> None:
         self.update("Opportunity", deal_id, {"StageName": "Closed Won", "Amount": value})
