@@ -140,12 +140,13 @@ def salesforce_org() -> Iterator[SalesforceOrg]:
 def salesforce_adapter(request: pytest.FixtureRequest) -> tuple[CrmPort, Seller]:
     org: SalesforceOrg = request.getfixturevalue("salesforce_org")
     org.sim.set_faults(None)
+    # SystemModstamp is to the second: one second per write makes "modified at or after" and "oldest
+    # first" observable in a test that runs in milliseconds. The clock is swapped before clear(), so the
+    # seeded rows are stamped by this test's clock, not the previous test's (which ran minutes ahead).
+    org.sim.clock = StepClock(dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1))
     org.sim.clear()
     org.sim.reset_stats()
     org.sim.set_api_usage(0, 100_000)
-    # SystemModstamp is to the second: one second per write makes "modified at or after" and "oldest
-    # first" observable in a test that runs in milliseconds.
-    org.sim.clock = StepClock(dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1))
     # The app's defaults for CRM_KIND=salesforce (no environment read), as shared.services._salesforce uses them.
     settings = Settings.model_construct(crm_kind="salesforce")
     version = settings.salesforce_api_version
