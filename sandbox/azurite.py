@@ -121,16 +121,24 @@ def _launch(
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(command, cwd=tmp_dir, stdout=subprocess.DEVNULL, stderr=stderr)  # noqa: S603
     azurite = Azurite(process=process, blob_port=blob, queue_port=queue, table_port=table, workdir=tmp_dir)
+    try:
+        _wait_for_ports(azurite, stderr_path, timeout)
+    except BaseException:  # a timeout, or Ctrl-C / SIGTERM while waiting: never leave node running
+        azurite.stop()
+        raise
+    return azurite
+
+
+def _wait_for_ports(azurite: Azurite, stderr_path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    pending = {blob, queue, table}
+    pending = {azurite.blob_port, azurite.queue_port, azurite.table_port}
     while pending:
-        if process.poll() is not None:
+        if azurite.process.poll() is not None:
             raise AzuriteError(
-                f"Azurite exited with code {process.returncode}: "
+                f"Azurite exited with code {azurite.process.returncode}: "
                 f"{stderr_path.read_text(errors='replace').strip() or '(no stderr)'}"
             )
         if time.monotonic() > deadline:
-            azurite.stop()
             raise AzuriteError(
                 f"Azurite did not open ports {sorted(pending)} within {timeout:.0f}s: "
                 f"{stderr_path.read_text(errors='replace').strip() or '(no stderr)'}"
@@ -138,7 +146,6 @@ def _launch(
         pending = {port for port in pending if not port_open(HOST, port)}
         if pending:
             time.sleep(0.05)
-    return azurite
 
 
 def start_azurite(

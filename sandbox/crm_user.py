@@ -7,19 +7,32 @@ the app sees ordinary Web API writes (modifiedon, versionnumber, actions), not s
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from sandbox.environment import DATAVERSE_CLIENT_ID, TENANT_ID, Sandbox
+from sandbox.environment import DATAVERSE_CLIENT_ID, TENANT_ID
+from shared.odata import odata_string
 
 API = "/api/data/v9.2"
+
+
+class SandboxEndpoints(Protocol):
+    """Where the simulators listen and the sellers' own app credentials: a running
+    :class:`~sandbox.environment.Sandbox`, or :class:`~sandbox.act.RunningSandbox` read from the file
+    ``make run`` writes, so a command in another terminal acts on the same sandbox."""
+
+    entra_url: str
+    dataverse_url: str
+    salesforce_url: str
+    dv_client_secret: str
+    sf_client_secret: str
 
 
 class CrmUser:
     """A seller working in Dynamics 365: real Web API calls, as the sandbox's other application."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxEndpoints) -> None:
         token = httpx.post(
             f"{sandbox.entra_url}/{TENANT_ID}/oauth2/v2.0/token",
             data={
@@ -45,6 +58,32 @@ class CrmUser:
             "leads": "leadid",
         }[entity_set]
         return str(response.json()[key])
+
+    def currency_id(self, iso_code: str) -> str:
+        """The org's currency row for an ISO code, looked up as any Web API client must."""
+        response = self.http.get(
+            "transactioncurrencies",
+            params={"$select": "transactioncurrencyid", "$filter": f"isocurrencycode eq {odata_string(iso_code)}"},
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["value"][0]["transactioncurrencyid"])
+
+    def referral_of(self, opportunity_id: str) -> tuple[str, str | None]:
+        """The opportunity's name and the referral id the sync wrote on it (None until it has)."""
+        response = self.http.get(f"opportunities({opportunity_id})", params={"$select": "name,cosell_referralid"})
+        assert response.status_code == 200, response.text
+        row = response.json()
+        return str(row.get("name") or ""), row.get("cosell_referralid")
+
+    def deal_for(self, referral_id: str) -> tuple[str, str] | None:
+        """(id, name) of the opportunity carrying ``referral_id``, if the sync has made one."""
+        response = self.http.get(
+            "opportunities",
+            params={"$select": "opportunityid,name", "$filter": f"cosell_referralid eq {odata_string(referral_id)}"},
+        )
+        assert response.status_code == 200, response.text
+        rows = response.json()["value"]
+        return (str(rows[0]["opportunityid"]), str(rows[0]["name"])) if rows else None
 
     def update(self, entity_set: str, record_id: str, body: dict[str, Any]) -> None:
         response = self.http.patch(f"{entity_set}({record_id})", json=body, headers={"If-Match": "*"})
@@ -91,7 +130,7 @@ class CrmUser:
             "description": "Migrating the customer's CRM to Dynamics 365.",
             "cosell_syncwithpartnercenter": True,
             "isrevenuesystemcalculated": False,
-            "transactioncurrencyid@odata.bind": f"/transactioncurrencies({self.sandbox.dataverse.currency_id('USD')})",
+            "transactioncurrencyid@odata.bind": f"/transactioncurrencies({self.currency_id('USD')})",
             "customerid_account@odata.bind": f"/accounts({account})",
             "parentaccountid@odata.bind": f"/accounts({account})",
         }

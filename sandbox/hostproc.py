@@ -163,17 +163,24 @@ def start_host(
         stderr=subprocess.STDOUT,
     )
     host = HostProcess(process=process, port=port, log_path=log_path, _log_file=log_file)
+    try:
+        _wait_until_running(host, timeout)
+    except BaseException:  # it exited, timed out, or Ctrl-C / SIGTERM came while waiting: stop it
+        host.stop()
+        raise
+    return host
+
+
+def _wait_until_running(host: HostProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        if process.poll() is not None:
-            host.stop()
-            raise HostStartError(f"the host exited with code {process.returncode}:\n{host.output()}")
+        if host.process.poll() is not None:
+            raise HostStartError(f"the host exited with code {host.process.returncode}:\n{host.output()}")
         try:
             if host.status(timeout=1.0).get("state") == "Running":
-                return host
+                return
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             pass
         if time.monotonic() > deadline:
-            host.stop()
             raise HostStartError(f"the host did not answer /admin/host/status within {timeout:.0f}s:\n{host.output()}")
         time.sleep(0.1)

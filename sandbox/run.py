@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -18,9 +19,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sandbox.azurite import start_azurite
+import httpx
+
+from sandbox.act import RUNNING_FILE, RunningSandbox
+from sandbox.azurite import AzuriteError, start_azurite
 from sandbox.environment import SandboxPorts
-from sandbox.hostproc import start_host
+from sandbox.hostproc import HostStartError, start_host
 from sandbox.ports import port_open
 from sandbox.stack import REPO_ROOT, Stack
 
@@ -28,10 +32,26 @@ DEFAULT_HOST_PORT = 7071
 SIM_PORTS = SandboxPorts(entra=7081, partner_center=7082, dataverse=7083, salesforce=7084)
 AZURITE_PORTS = (10000, 10001, 10002)
 FIXTURES = REPO_ROOT / "sandbox" / "fixtures"
+DEFAULT_DATA_DIR = REPO_ROOT / ".sandbox"
 
 
-def _free_or_zero(port: int) -> int:
-    return 0 if port_open("127.0.0.1", port) else port
+def _default_or_free(port: int, what: str, *, defaults: bool = True) -> int:
+    """The default port, or 0 (a free one) when something already listens there, saying so."""
+    if not defaults:
+        return 0
+    if not port_open("127.0.0.1", port):
+        return port
+    print(f"Port {port} ({what}) is busy: another program listens there. Using a free port instead.", flush=True)
+    return 0
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (kill, docker stop, a CI runner) unwinds like Ctrl-C, so everything started is stopped."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _follow(path: Path, stop: threading.Event) -> None:
@@ -73,82 +93,115 @@ def show_missed_webhook_heal(stack: Stack, referral: dict[str, Any]) -> None:
 
 
 def _wait_for_ctrl_c() -> None:
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.is_set():
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    """Until Ctrl-C or SIGTERM (both raise KeyboardInterrupt, which the caller's ``with``/``finally`` sees)."""
+    while True:
+        time.sleep(0.5)
 
 
-def run_sandbox(data_dir: Path, port: int, crm: str = "dynamics") -> int:
+def run_sandbox(data_dir: Path, port: int, crm: str = "dynamics", *, default_ports: bool = True) -> int:
+    """``default_ports=False`` (``--ports free``): the simulators and Azurite on free ports (tests, a second run)."""
+    azurite_busy = [p for p in AZURITE_PORTS if default_ports and port_open("127.0.0.1", p)]
+    if azurite_busy:
+        print(
+            f"Port(s) {', '.join(map(str, azurite_busy))} (Azurite) busy: another storage emulator? "
+            "Starting the sandbox's own Azurite on free ports instead.",
+            flush=True,
+        )
     stack = Stack(
         data_dir,
-        host_port=_free_or_zero(port) or None,
+        host_port=_default_or_free(port, "function app") or None,
         crm=crm,
         crm_schema="bare",
         sandbox_ports=SandboxPorts(
-            _free_or_zero(SIM_PORTS.entra),
-            _free_or_zero(SIM_PORTS.partner_center),
-            _free_or_zero(SIM_PORTS.dataverse),
-            _free_or_zero(SIM_PORTS.salesforce),
+            _default_or_free(SIM_PORTS.entra, "simulated Entra ID", defaults=default_ports),
+            _default_or_free(SIM_PORTS.partner_center, "simulated Partner Center", defaults=default_ports),
+            _default_or_free(SIM_PORTS.dataverse, "simulated Dynamics 365", defaults=default_ports),
+            _default_or_free(SIM_PORTS.salesforce, "simulated Salesforce", defaults=default_ports),
         ),
-        azurite_ports=None if any(port_open("127.0.0.1", p) for p in AZURITE_PORTS) else AZURITE_PORTS,
+        azurite_ports=AZURITE_PORTS if default_ports and not azurite_busy else None,
         log_path=data_dir / "host.log",
     )
     (data_dir / "host.log").unlink(missing_ok=True)
     stop = threading.Event()
-    with stack:
-        follower = threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True)
-        follower.start()
-        # A new org lacks the sync's schema: the real first step, through the app's own route.
-        crm_label = "Salesforce" if crm == "salesforce" else "Dynamics 365"
-        print(f"\n>>> The simulated {crm_label} starts bare: POST /api/manage/crm-schema sets it up", flush=True)
-        schema = stack.provision_crm()
-        created = ", ".join(f"{i['table']}.{i['name']}" for i in schema.get("created", []))  # type: ignore[union-attr]
-        print(f">>> Created: {created}\n>>> Ready: {schema.get('ready')}\n", flush=True)
-        registration = stack.register_webhook()
-        samples = sample_referrals()
-        for referral in samples:
-            stack.sandbox.partner_center.seed_referral(referral)
-        threading.Thread(target=show_missed_webhook_heal, args=(stack, samples[1]), daemon=True).start()
-        pc = stack.sandbox.partner_center_url
-        if crm == "salesforce":
-            sf = stack.sandbox.salesforce_url
-            crm_lines = f"   Simulated Salesforce     {sf}   (opportunities: {sf}/_sim/records/Opportunity)"
-            crm_name = "Salesforce"
-        else:
-            dv = stack.sandbox.dataverse_url
-            crm_lines = f"   Simulated Dynamics 365   {dv}   (opportunities: {dv}/_sim/records/opportunities)"
-            crm_name = "Dynamics 365"
-        print(
-            f"""
+    running = data_dir / RUNNING_FILE
+    try:
+        with stack:
+            threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True).start()
+            # A new org lacks the sync's schema: the real first step, through the app's own route.
+            crm_label = "Salesforce" if crm == "salesforce" else "Dynamics 365"
+            print(f"\n>>> The simulated {crm_label} starts bare: POST /api/manage/crm-schema sets it up", flush=True)
+            schema = stack.provision_crm()
+            created = ", ".join(f"{i['table']}.{i['name']}" for i in schema.get("created", []))  # type: ignore[union-attr]
+            print(f">>> Created: {created}\n>>> Ready: {schema.get('ready')}\n", flush=True)
+            registration = stack.register_webhook()
+            samples = sample_referrals()
+            for referral in samples:
+                stack.sandbox.partner_center.seed_referral(referral)
+            threading.Thread(target=show_missed_webhook_heal, args=(stack, samples[1]), daemon=True).start()
+            _running_sandbox(stack, crm).write(data_dir)
+            print(_banner(stack, crm, registration, data_dir), flush=True)
+            _wait_for_ctrl_c()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        running.unlink(missing_ok=True)
+    print("Stopped: the function app, the simulators and Azurite have exited.", flush=True)
+    return 0
+
+
+def _running_sandbox(stack: Stack, crm: str) -> RunningSandbox:
+    sandbox = stack.sandbox
+    return RunningSandbox(
+        crm=crm,
+        host_url=stack.host.base_url,
+        entra_url=sandbox.entra_url,
+        partner_center_url=sandbox.partner_center_url,
+        dataverse_url=sandbox.dataverse_url,
+        salesforce_url=sandbox.salesforce_url,
+        dv_client_secret=sandbox.dv_client_secret,
+        sf_client_secret=sandbox.sf_client_secret,
+    )
+
+
+def _banner(stack: Stack, crm: str, registration: dict[str, object], data_dir: Path) -> str:
+    pc = stack.sandbox.partner_center_url
+    if crm == "salesforce":
+        sf = stack.sandbox.salesforce_url
+        crm_line = f"   Simulated Salesforce     {sf}   (opportunities: {sf}/_sim/records/Opportunity)"
+    else:
+        dv = stack.sandbox.dataverse_url
+        crm_line = f"   Simulated Dynamics 365   {dv}   (opportunities: {dv}/_sim/records/opportunities)"
+    act = f"{_python()} -m sandbox.act"
+    if data_dir.resolve() != DEFAULT_DATA_DIR:
+        act += f" --data-dir {shlex.quote(str(data_dir))}"
+    return f"""
 ================================================================================
  Co-sell sync is running against the sandbox  (Ctrl-C to stop)
    Function app            {stack.host.base_url}/api/health
    Webhook registration    {registration.get("action")} -> {stack.host.base_url}/api/partner-center/events
    Simulated Partner Center {pc}   (referrals: {pc}/_sim/referrals)
-{crm_lines}
+{crm_line}
    Azurite (queues, tables) {stack.azurite.queue_endpoint} / {stack.azurite.table_endpoint}
 
  Three Microsoft sample referrals were just created in Partner Center; watch them sync below.
  In a few seconds one of them changes while webhook delivery is off, and a reconcile run heals it.
  Every 10 s the CRM poll shares opportunities marked "Sync with Partner Center" (see the README).
- Create another one:
-   curl -s -X POST {pc}/_sim/referrals -H 'Content-Type: application/json' \\
-        -d @sandbox/fixtures/fixture_b_shared_accepted.json
- Change its deal value (one write reaches {crm_name}):
-   curl -s -X PATCH {pc}/_sim/referrals/<id> -H 'Content-Type: application/json' \\
-        -d '{{"details": {{"dealValue": 75000}}}}'
+
+ Try both directions from another terminal (each waits for the sync and says where it landed):
+   Partner Center -> CRM:   {act} new-referral --company "Fabrikam Ltd"
+   CRM -> Partner Center:   {act} share-opportunity --name "Fabrikam expansion"
 ================================================================================
-""",
-            flush=True,
-        )
-        _wait_for_ctrl_c()
-        stop.set()
-    print("Stopped.")
-    return 0
+"""
+
+
+def _python() -> str:
+    """The interpreter to show in commands: the repo's venv when make run uses it (a path relative to the repo)."""
+    executable = Path(sys.executable)
+    try:
+        return str(executable.relative_to(REPO_ROOT))
+    except ValueError:
+        return "python"
 
 
 def run_real(data_dir: Path, port: int, settings_path: Path) -> int:
@@ -160,16 +213,21 @@ def run_real(data_dir: Path, port: int, settings_path: Path) -> int:
         else:
             azurite = start_azurite(data_dir / "azurite", ports=AZURITE_PORTS, in_memory=False)
     stop = threading.Event()
-    host = start_host(REPO_ROOT, env={}, port=port, log_path=data_dir / "host.log", timeout=60)
-    threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True).start()
-    print(f"Function app on {host.base_url} with the settings in {settings_path.name} (Ctrl-C to stop)", flush=True)
+    host = None
     try:
+        host = start_host(REPO_ROOT, env={}, port=port, log_path=data_dir / "host.log", timeout=60)
+        threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True).start()
+        print(f"Function app on {host.base_url} with the settings in {settings_path.name} (Ctrl-C to stop)", flush=True)
         _wait_for_ctrl_c()
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
-        host.stop()
+        if host:
+            host.stop()
         if azurite:
             azurite.stop()
+    print("Stopped.", flush=True)
     return 0
 
 
@@ -177,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=DEFAULT_HOST_PORT)
     parser.add_argument("--mode", choices=("auto", "sandbox", "real"), default="auto")
-    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / ".sandbox")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
+        "--ports",
+        choices=("default", "free"),
+        default="default",
+        help="default: simulators on 7081-7084 and Azurite on 10000-10002 when free; free: any free ports",
+    )
     parser.add_argument("--crm", choices=("dynamics", "salesforce"), default="dynamics", help="the sandbox's CRM")
     args = parser.parse_args(argv)
     settings_path = REPO_ROOT / "local.settings.json"
@@ -185,11 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     if mode == "auto":
         mode = "real" if settings_path.exists() else "sandbox"
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    if mode == "real":
-        if not settings_path.exists():
-            parser.error("--mode real needs local.settings.json (copy local.settings.example.json)")
-        return run_real(args.data_dir, args.port, settings_path)
-    return run_sandbox(args.data_dir, args.port, args.crm)
+    if mode == "real" and not settings_path.exists():
+        parser.error("--mode real needs local.settings.json (copy local.settings.example.json)")
+    _stop_on_sigterm()
+    try:
+        if mode == "real":
+            return run_real(args.data_dir, args.port, settings_path)
+        return run_sandbox(args.data_dir, args.port, args.crm, default_ports=args.ports == "default")
+    except (HostStartError, AzuriteError, OSError, httpx.HTTPError) as exc:
+        # Whatever had started is stopped already (Stack.start and the finally blocks above).
+        print(f"make run could not start: {exc}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

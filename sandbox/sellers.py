@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from sandbox.crm_user import CrmUser
+from sandbox.crm_user import CrmUser, SandboxEndpoints
 from sandbox.environment import SALESFORCE_CLIENT_ID, Sandbox
+from shared.crm.salesforce_client import soql, soql_string
 
 _HELP = {
     "CustomerTechnicalArchitecture": 100000001,
@@ -121,13 +122,10 @@ def _dataverse_view(row: dict[str, Any]) -> DealView:
     )
 
 
-class SalesforceSeller:
-    """A seller in the simulated Salesforce org, through the REST API with a client of its own."""
+class SalesforceUser:
+    """A seller's writes in the simulated Salesforce org, through the REST API with a client of its own."""
 
-    crm_name = "Salesforce"
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self._sf = sandbox.salesforce
+    def __init__(self, sandbox: SandboxEndpoints) -> None:
         base = sandbox.salesforce_url
         token = httpx.post(
             f"{base}/services/oauth2/token",
@@ -147,6 +145,23 @@ class SalesforceSeller:
     def update(self, sobject: str, record_id: str, body: dict[str, Any]) -> None:
         response = self._http.patch(f"sobjects/{sobject}/{record_id}", json=body)
         assert response.status_code == 204, response.text
+
+    def referral_of(self, opportunity_id: str) -> tuple[str, str | None]:
+        """The opportunity's name and the referral id the sync wrote on it (None until it has)."""
+        response = self._http.get(
+            f"sobjects/Opportunity/{opportunity_id}", params={"fields": "Name,Referral_Identifier__c"}
+        )
+        assert response.status_code == 200, response.text
+        row = response.json()
+        return str(row.get("Name") or ""), row.get("Referral_Identifier__c")
+
+    def deal_for(self, referral_id: str) -> tuple[str, str] | None:
+        """(id, name) of the opportunity carrying ``referral_id``, if the sync has made one."""
+        query = soql(["Id", "Name"], "Opportunity", f"Referral_Identifier__c = {soql_string(referral_id)}")
+        response = self._http.get("query", params={"q": query})
+        assert response.status_code == 200, response.text
+        rows = response.json()["records"]
+        return (str(rows[0]["Id"]), str(rows[0]["Name"])) if rows else None
 
     def opportunity(
         self,
@@ -199,6 +214,16 @@ class SalesforceSeller:
                 {"Name": "Contoso-Ale", "Solution_Identifier__c": "SOL-15974-MQF", "Opportunity__c": opportunity_id},
             )
         return opportunity_id
+
+
+class SalesforceSeller(SalesforceUser):
+    """A seller in the simulated Salesforce org; reads the outcome from the simulator it runs beside."""
+
+    crm_name = "Salesforce"
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__(sandbox)
+        self._sf = sandbox.salesforce
 
     def set_value(self, deal_id: str, value: float) -> None:
         self.update("Opportunity", deal_id, {"Amount": value})

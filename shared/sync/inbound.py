@@ -101,14 +101,18 @@ class InboundSync:
                 log.exception("referral %s: unexpected failure", referral_id)
                 reason = f"Sync failed on an unexpected error ({type(exc).__name__}); see the app's log."
                 self._fail(self._state.get(referral_id), referral_id, reason, stats, source)
+        # A skipped or unchanged event says why in the log too: "nothing happened" is the question an
+        # operator watching the log asks first. The reasons name settings and versions, never customer data.
+        why = f" - {outcome.message}" if outcome.outcome in ("skipped", "unchanged") else ""
         log.info(
-            "referral %s: %s (%s) crm=%s calls=%d writes=%d",
+            "referral %s: %s (%s) crm=%s calls=%d writes=%d%s",
             referral_id,
             outcome.outcome,
             source,
             outcome.crm_id or "-",
             sum(outcome.api_calls.values()),
             sum(outcome.writes.values()),
+            why,
         )
         return outcome
 
