@@ -86,6 +86,7 @@ _AADSTS = {
     "unauthorized_client": 700016,
     "unsupported_grant_type": 70003,
     "invalid_request": 900144,
+    "invalid_tenant": 90002,
     "invalid_scope": 1002012,
     "temporarily_unavailable": 90033,
 }
@@ -565,7 +566,9 @@ class EntraSimulator(Simulator):
         return token
 
     def _openid_configuration(self, request: Request, tenant: str) -> Response:
-        """Enough discovery metadata for OAuth libraries that read the token endpoint from it."""
+        """Enough discovery metadata for OAuth libraries (MSAL) that read the endpoints from it."""
+        if unknown := self._tenant_unknown(tenant):
+            return self.error_response(400, "invalid_tenant", unknown)
         base = request.host_url.rstrip("/")
         return json_response(
             {

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from azure.core.credentials import AccessToken
 from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.base import Simulator, json_response
@@ -40,6 +41,21 @@ _ACTIONS = {
     "get": "Microsoft.KeyVault/vaults/secrets/getSecret/action",
     "set": "Microsoft.KeyVault/vaults/secrets/setSecret/action",
 }
+
+
+class StaticCredential:
+    """The admin's identity in the sandbox: a ``TokenCredential`` handing out one token, recording the scopes.
+
+    Build the simulator with ``token_validator=lambda t: t == credential.token``.
+    """
+
+    def __init__(self, token: str = "sandbox-admin-vault-token") -> None:  # noqa: S107 - a sandbox value
+        self.token = token
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **_: object) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken(self.token, int(time.time()) + 3600)
 
 
 @dataclass

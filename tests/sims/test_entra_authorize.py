@@ -267,3 +267,17 @@ def test_discovery_and_control_api_describe_the_code_flow(entra: tuple[EntraSimu
     bad = httpx.post(f"{root}/_sim/clients", json={"clientId": "c4", "secret": "p4", "redirectUris": "x"})
     assert bad.status_code == 400
     assert httpx.get(f"{root}/_sim/tokens").json()["codes"] == 1
+
+
+def test_discovery_of_an_unknown_tenant_fails_as_entra_does() -> None:
+    sim = EntraSimulator(tenants={TENANT})
+    server = ServerThread(sim).start()
+    try:
+        known = httpx.get(f"{server.url}/{TENANT}/v2.0/.well-known/openid-configuration", timeout=10)
+        assert known.status_code == 200
+        unknown = httpx.get(f"{server.url}/contoso.example/v2.0/.well-known/openid-configuration", timeout=10)
+        assert unknown.status_code == 400
+        assert unknown.json()["error_codes"] == [90002]
+        assert _authorize(f"{server.url}/contoso.example/oauth2/v2.0").status_code == 400
+    finally:
+        server.stop()

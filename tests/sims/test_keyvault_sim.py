@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
 from sandbox.pki import Pki, make_pki, make_server_certificate
 from sandbox.sims.base import ServerThread
-from sandbox.sims.keyvault import KeyVaultSimulator
+from sandbox.sims.keyvault import KeyVaultSimulator, StaticCredential
 
-ADMIN_TOKEN = "admin-vault-token"
-
-
-class StaticCredential:
-    """A TokenCredential handing out one token, recording the scopes asked for."""
-
-    def __init__(self, token: str = ADMIN_TOKEN) -> None:
-        self.token = token
-        self.scopes: list[tuple[str, ...]] = []
-
-    def get_token(self, *scopes: str, **_: object) -> AccessToken:
-        self.scopes.append(scopes)
-        return AccessToken(self.token, int(time.time()) + 3600)
+ADMIN_TOKEN = StaticCredential().token
 
 
 @pytest.fixture(scope="module")
