@@ -66,8 +66,11 @@ _HINTS = {
     65001: "Admin consent for this API is missing: grant it on the app registration's API permissions page.",
     50011: "Add the redirect URI to the app registration (platform Web) exactly as printed.",
 }
-# At the code redemption the same numbers mean something about the sign-in itself.
+# At the sign-in and the code redemption the same numbers mean something about the sign-in itself.
 _CODE_HINTS = _HINTS | {
+    65004: "The consent prompt was declined: run the command again and accept it (or grant admin consent first).",
+    50105: "The user is not assigned to the app: assign the integration user under Enterprise applications.",
+    53003: "A Conditional Access policy blocked the sign-in: ask your Entra admin which one.",
     700025: (
         "The redirect URI is registered under 'Mobile and desktop applications', which makes this sign-in a "
         "public client's, and a public client's code is not redeemed with a client secret. Register "
@@ -135,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="trust these roots instead of the system's, for Entra ID and Key Vault (a TLS-inspecting proxy)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the sign-in (300)"
+        "--timeout", type=_seconds, default=300.0, metavar="SECONDS", help="how long to wait for the sign-in (300)"
     )
 
 
@@ -175,6 +178,16 @@ def _port(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port")
     return int(value)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return seconds
 
 
 def _ca_bundle(value: str) -> str:

@@ -38,6 +38,8 @@ def test_a_vault_name_becomes_its_url_and_the_defaults_match_the_registered_redi
         ["--print", "--port", "0"],
         ["--print", "--port", "70000"],
         ["--print", "--ca-bundle", "/nonexistent/roots.pem"],
+        ["--print", "--timeout", "0"],
+        ["--print", "--timeout", "soon"],
     ],
 )
 def test_bad_arguments_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -53,6 +55,8 @@ def test_hints_follow_the_aadsts_number_and_the_stage() -> None:
     assert "Mobile and desktop" in str(consent.hint_for(refused, consent._CODE_HINTS))
     assert "Value, not its Secret ID" in str(consent.hint_for("invalid_client AADSTS7000215: Invalid client secret"))
     assert "90 days" in str(consent.hint_for("invalid_grant AADSTS700082: The refresh token has expired"))
+    assert "accept it" in str(consent.hint_for("access_denied AADSTS65004: declined", consent._CODE_HINTS))
+    assert consent.hint_for("access_denied AADSTS65004: declined") is None  # not a token check's problem
     assert consent.hint_for("invalid_grant AADSTS123: unheard of") is None
     assert consent.hint_for("no code at all") is None
 
