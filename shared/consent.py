@@ -12,7 +12,8 @@ use its result:
    here as it would in the app);
 3. the newest (rotated) token is **stored** in Key Vault as ``partner-center-refresh-token`` with
    the admin's own identity (``DefaultAzureCredential``), or printed on standard output with
-   ``--print``. Nothing else is ever written to standard output; progress goes to standard error.
+   ``--print`` (alone, without a newline when redirected). Nothing else is ever written to standard
+   output; progress goes to standard error.
 
 Exit status: 0 stored or printed; 1 the sign-in, the code redemption or the check failed (the
 scope and Entra's error code are named); 2 settings, arguments, Entra discovery or Key Vault access
@@ -264,7 +265,8 @@ def _run(
     if vault is not None:
         _store(vault, options.vault_url or "", newest, err)
     else:
-        out.write(f"{newest}\n")
+        # Exactly the token when redirected (az keyvault secret set --file keeps a trailing newline).
+        out.write(f"{newest}\n" if out.isatty() else newest)
         out.flush()
         err.write(f"Put it in Key Vault as {SECRET_NAME} (README: Put the secrets in Key Vault).\n")
     return EXIT_OK
