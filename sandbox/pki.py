@@ -1,4 +1,5 @@
-"""Sandbox PKI: a root CA and the leaf that signs the simulated Partner Center's webhook events.
+"""Sandbox PKI: a root CA, the leaf that signs the simulated Partner Center's webhook events, and
+TLS server certificates for simulators that must be served over HTTPS.
 
 Real events are signed by a certificate chaining to a Microsoft root with ``O=Microsoft Corporation``.
 The sandbox cannot have that, so it makes its own root (trusted by the app through
@@ -6,19 +7,28 @@ The sandbox cannot have that, so it makes its own root (trusted by the app throu
 ``directory`` and reloaded on the next start, so a restarted ``make run`` keeps the same CA and an
 already configured app keeps trusting it. Another directory or organisation gives an untrusted or
 wrong-organisation chain for negative tests.
+
+Some clients refuse plain HTTP outright (MSAL wants an ``https`` authority; Key Vault's SDK sends a
+bearer token only over TLS). :func:`make_server_certificate` issues a ``localhost`` / loopback
+server certificate from the same root, so such a simulator runs over HTTPS and the client is given
+the root to trust (``root_pem_path``) instead of having its checks turned off.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 LEAF_COMMON_NAME = "pcnotifications-dispatch.sandbox"
 
@@ -26,6 +36,10 @@ _ROOT_CERT = "root-ca.pem"
 _ROOT_KEY = "root-ca.key"
 _LEAF_CERT = "signing.pem"
 _LEAF_KEY = "signing.key"
+_SERVER_CERT = "server.pem"
+_SERVER_KEY = "server.key"
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass
@@ -105,6 +119,80 @@ def make_pki(directory: Path, organization: str = "Co-sell Sandbox") -> Pki:
     return _pki(directory, organization, leaf, leaf_key)
 
 
+@dataclass(frozen=True)
+class ServerCertificate:
+    """A TLS server certificate (PEM files) issued by the sandbox root for ``hostnames``."""
+
+    cert_path: Path
+    key_path: Path
+    hostnames: tuple[str, ...]
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The server side: what :class:`sandbox.sims.base.ServerThread` serves HTTPS with."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert_path, self.key_path)
+        return context
+
+
+def make_server_certificate(pki: Pki, hostnames: Sequence[str] = LOOPBACK_NAMES) -> ServerCertificate:
+    """Load or issue (beside the root) a server certificate for ``hostnames`` signed by ``pki``'s root.
+
+    Names that parse as IP addresses become IP subject alternative names, the others DNS names.
+    The certificate is reissued when it is missing, names other hosts, was issued by another root
+    or is about to expire.
+    """
+    directory = pki.root_pem_path.parent
+    names = tuple(hostnames)
+    cert_path, key_path = directory / _SERVER_CERT, directory / _SERVER_KEY
+    root = x509.load_pem_x509_certificate(pki.root_pem)
+    if not _server_certificate_fits(cert_path, key_path, root, names):
+        root_key = serialization.load_pem_private_key((directory / _ROOT_KEY).read_bytes(), password=None)
+        if not isinstance(root_key, rsa.RSAPrivateKey):
+            raise ValueError(f"{directory / _ROOT_KEY} is not an RSA key")
+        now = dt.datetime.now(dt.UTC)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(pki.organization, names[0]))
+            .issuer_name(root.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=397))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(_key_usage(cert_sign=False, key_encipherment=True), critical=True)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(root_key, hashes.SHA256())
+        )
+        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        _write(key_path, _key_pem(key), private=True)
+    return ServerCertificate(cert_path, key_path, names)
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _server_certificate_fits(cert_path: Path, key_path: Path, root: x509.Certificate, names: tuple[str, ...]) -> bool:
+    if not (cert_path.is_file() and key_path.is_file()):
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        cert.verify_directly_issued_by(root)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
+        return False
+    expiring = cert.not_valid_after_utc <= dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    return not expiring and set(san) == {_general_name(n) for n in names}
+
+
 def make_rogue_pki(directory: Path, organization: str = "Co-sell Sandbox") -> Pki:
     """A chain the app must reject: give it a directory of its own and it gets the trusted chain's names
     (or another ``organization``) under a root key nobody trusts."""
@@ -148,11 +236,11 @@ def _name(organization: str, common_name: str) -> x509.Name:
     )
 
 
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+def _key_usage(*, cert_sign: bool, key_encipherment: bool = False) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=not cert_sign,
         content_commitment=False,
-        key_encipherment=False,
+        key_encipherment=key_encipherment,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=cert_sign,

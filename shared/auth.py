@@ -58,7 +58,15 @@ class _Cached:
 class _TokenEndpoint:
     """POSTs a grant to ``{authority}/{tenant}/oauth2/v2.0/token`` with the shared retry policy."""
 
-    def __init__(self, authority_host: str, tenant_id: str, *, timeout: float, max_attempts: int) -> None:
+    def __init__(
+        self,
+        authority_host: str,
+        tenant_id: str,
+        *,
+        timeout: float,
+        max_attempts: int,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self._client = ServiceClient(
             "entra",
             f"{authority_host.rstrip('/')}/{tenant_id}/oauth2/v2.0/",
@@ -66,6 +74,7 @@ class _TokenEndpoint:
             max_attempts=max_attempts,
             error_parser=_entra_error,
             changes_data=False,
+            transport=transport,
         )
 
     def redeem(self, form: dict[str, str]) -> dict[str, object]:
@@ -148,9 +157,12 @@ class RefreshTokenGrant(_CachedToken):
         *,
         timeout: float = 15.0,
         max_attempts: int = 4,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__()
-        self._endpoint = _TokenEndpoint(authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts)
+        self._endpoint = _TokenEndpoint(
+            authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts, transport=transport
+        )
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope

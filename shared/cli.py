@@ -2,6 +2,7 @@
 
     python -m shared.cli crm-schema --check     # what the sync needs in the CRM, and what is missing
     python -m shared.cli crm-schema --apply     # create what is missing (needs customizer rights)
+    python -m shared.cli consent --vault <name> # Partner Center refresh token: sign in, check, store
 
 Settings come from the environment and, for names it does not set, from ``local.settings.json`` in
 the current folder (as Core Tools does), so an admin whose CRM user holds customizer rights can set
@@ -15,9 +16,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from shared import services
+from pydantic import ValidationError
+
+from shared import consent, services
+from shared.config import Settings
 from shared.crm.schema import SchemaRefused
 from shared.http import ApiError, ApiUnavailable
 from shared.services import ConfigurationError
@@ -64,7 +68,14 @@ def crm_schema(apply: bool, as_json: bool, out: Any = sys.stdout) -> int:
     return 0 if body["ready"] else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    out, err, stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
     parser = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     schema = commands.add_parser("crm-schema", help="check or create the schema the sync needs in the CRM")
@@ -72,10 +83,35 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--check", action="store_true", help="read the CRM's metadata only")
     action.add_argument("--apply", action="store_true", help="create what is missing, idempotently")
     schema.add_argument("--json", action="store_true", help="print the full report as JSON")
+    consent_parser = commands.add_parser(
+        "consent",
+        help="obtain, check and store the Partner Center refresh token (Secure Application Model)",
+        description=(
+            "Sign in as the Partner Center integration user (Referrals admin) through the app registration's "
+            "authorization-code flow, check the refresh token for both Partner Center scopes as the app redeems "
+            "it, and store it in Key Vault as partner-center-refresh-token (or print it). Settings: "
+            "PARTNER_CENTER_TENANT_ID, PARTNER_CENTER_CLIENT_ID, PARTNER_CENTER_CLIENT_SECRET, "
+            "ENTRA_AUTHORITY_HOST, PARTNER_CENTER_SCOPE, PARTNER_CENTER_WEBHOOK_SCOPE, from the environment or "
+            "local.settings.json in the current folder."
+        ),
+        epilog=(
+            "exit status: 0 stored or printed; 1 the sign-in or the check failed (the scope and Entra's error "
+            "code are named); 2 settings, arguments or Key Vault access are wrong. The token is written to "
+            "standard output with --print only; everything else goes to standard error."
+        ),
+    )
+    consent.add_arguments(consent_parser)
     args = parser.parse_args(argv)
     load_local_settings(Path.cwd())
     services.reset()
-    return crm_schema(apply=args.apply, as_json=args.json)
+    if args.command == "consent":
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            err.write(f"Invalid app settings: {exc}\n")
+            return consent.EXIT_USAGE
+        return consent.run(settings, consent.options_from(args), out=out, err=err, stdin=stdin)
+    return crm_schema(apply=args.apply, as_json=args.json, out=out)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 import threading
 import time
 from collections import Counter
@@ -292,17 +293,31 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class ServerThread:
-    """Serve a WSGI app on a loopback port in a daemon thread (port 0 = pick a free one)."""
+    """Serve a WSGI app on a loopback port in a daemon thread (port 0 = pick a free one).
 
-    def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server: BaseWSGIServer = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+    With ``ssl_context`` (e.g. ``make_server_certificate(pki).ssl_context()``) it serves HTTPS, for
+    clients that refuse plain HTTP; ``url`` then says ``https``.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=_QuietHandler, ssl_context=ssl_context
+        )
         self.host = host
         self.port = self.server.server_port
+        self.scheme = "https" if ssl_context is not None else "http"
         self._thread = threading.Thread(target=self.server.serve_forever, name=f"wsgi:{self.port}", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self) -> ServerThread:
         self._thread.start()
