@@ -16,13 +16,13 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id
 from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.crm.dynamics_columns import MAX_LENGTH
 from shared.crm.dynamics_deals import DynamicsDeals
-from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
+from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED, dynamics_connector_map
 from shared.crm.dynamics_schema import DynamicsSchema
 from shared.crm.dynamics_status import LEAD_QUALIFIED, lead_codes, opportunity_codes
 from shared.crm.fields import FieldMap
@@ -38,6 +38,9 @@ from shared.mapping.text import (
     with_mark,
 )
 from shared.odata import odata_string
+
+if TYPE_CHECKING:
+    from shared.crm.dynamics_adopt import DynamicsAdoption
 
 log = logging.getLogger("cosell.crm.dynamics")
 
@@ -77,6 +80,13 @@ class DynamicsCrm:
     @property
     def schema(self) -> DynamicsSchema:
         return DynamicsSchema(self._dv, self._fields, audit_max_chars=self._audit_max)
+
+    def adoption(self, connector_overrides: str | None = None) -> DynamicsAdoption:
+        """Linking the records Microsoft's co-sell connector made (``python -m shared.cli adopt``)."""
+        from shared.crm.dynamics_adopt import DynamicsAdoption
+
+        connector = dynamics_connector_map(connector_overrides)
+        return DynamicsAdoption(self._dv, self._fields, connector, audit_max_chars=self._audit_max, clock=self._clock)
 
     # ------------------------------------------------------------------ outbound (CRM -> Partner Center)
     def changed_deals(self, since: str | None) -> Iterator[CrmDeal]:

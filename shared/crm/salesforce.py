@@ -23,13 +23,13 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.crm.fields import FieldMap
 from shared.crm.matching import customer_key, same_customer, same_email
 from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord, SchemaNotReady
 from shared.crm.salesforce_client import SalesforceClient, soql, soql_like_prefix, soql_string
-from shared.crm.salesforce_fields import MAX_LENGTH, STAGE_LOST, STAGE_WON
+from shared.crm.salesforce_fields import MAX_LENGTH, STAGE_LOST, STAGE_WON, salesforce_connector_map
 from shared.crm.salesforce_schema import SalesforceSchema
 from shared.http import ApiError
 from shared.mapping.model import (
@@ -43,6 +43,9 @@ from shared.mapping.model import (
     SolutionData,
 )
 from shared.mapping.text import CHECK, CROSS, audit_line, prepend_audit, strip_mark, with_mark
+
+if TYPE_CHECKING:
+    from shared.crm.salesforce_adopt import SalesforceAdoption
 
 log = logging.getLogger("cosell.crm.salesforce")
 
@@ -85,6 +88,15 @@ class SalesforceCrm:
     @property
     def schema(self) -> SalesforceSchema:
         return SalesforceSchema(self._sf, self._fields, user=self._user)
+
+    def adoption(self, connector_overrides: str | None = None) -> SalesforceAdoption:
+        """Linking the records Microsoft's co-sell connector made (``python -m shared.cli adopt``)."""
+        from shared.crm.salesforce_adopt import SalesforceAdoption
+
+        connector, explicit = salesforce_connector_map(connector_overrides)
+        return SalesforceAdoption(
+            self._sf, self._fields, connector, explicit=explicit, audit_max_chars=self._audit_max, clock=self._clock
+        )
 
     # ------------------------------------------------------------------ names
     def _obj(self, record: str) -> str:
