@@ -68,8 +68,9 @@ def crm_schema(apply: bool, as_json: bool, out: Any = sys.stdout) -> int:
     return 0 if body["ready"] else 1
 
 
-def adopt(apply: bool, reopen_closed: bool, as_json: bool, out: Any = sys.stdout) -> int:
+def adopt(apply: bool, reopen_closed: bool, as_json: bool, out: Any = None) -> int:
     """Copy the connector's referral columns into the sync's: 0 done, 1 records need you, 2 could not run."""
+    out = out or sys.stdout  # looked up now, so a caller's redirect of stdout is honoured
     try:
         schema = services.crm_schema().check()
         if not schema.ready:
