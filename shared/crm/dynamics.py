@@ -182,7 +182,7 @@ class DynamicsCrm:
     def _apply_opportunity(self, plan: CrmPlan, previous: KnownRecord | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_opportunity
-        select = ["opportunityid", "statecode", "statuscode", col("name"), col("audit")]
+        select = ["opportunityid", "statecode", "statuscode", "_parentaccountid_value", col("name"), col("audit")]
         current = self._current("opportunity", plan, previous, select)
         if current is None and plan.external_id and _is_guid(plan.external_id):
             # A referral shared from this CRM names its opportunity in externalReferenceId: link to
@@ -201,7 +201,10 @@ class DynamicsCrm:
         hashes = previous.part_hashes if previous else {}
         new_hashes = plan.part_hashes()
         if hashes.get("contacts") != new_hashes["contacts"] or hashes.get("account") != new_hashes["account"]:
-            account_id = self._ensure_account(plan.account, plan.referral_id) if plan.account else None
+            # An opportunity that has an account keeps it (the seller's, or the connector's); contacts go under it.
+            account_id = current.get("_parentaccountid_value") or (
+                self._ensure_account(plan.account, plan.referral_id) if plan.account else None
+            )
             contact_ids = self._ensure_contacts(plan.contacts, account_id)
             if contact_ids:
                 changed["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])

@@ -245,7 +245,7 @@ class SalesforceCrm:
         deal = _deal_of(plan)
         self._check_currency(deal)
         obj, audit, stage_col = self._obj("opportunity"), self._col("opportunity", "audit"), "StageName"
-        fields = ["Id", stage_col, *(f for f in (audit,) if f)]
+        fields = ["Id", stage_col, "AccountId", *(f for f in (audit,) if f)]
         current = self._current("opportunity", plan, known, fields)
         values = self._deal_values("opportunity", deal)
         if current is None:
@@ -260,8 +260,9 @@ class SalesforceCrm:
         new_parts = plan.part_hashes()
         contacts: list[str] = []
         if parts.get("account") != new_parts["account"] or parts.get("contacts") != new_parts["contacts"]:
-            account_id = self._ensure_account(plan.account) if plan.account else None
-            if account_id:
+            # An opportunity that has an account keeps it (the seller's, or the connector's); contacts go under it.
+            account_id = current.get("AccountId") or (self._ensure_account(plan.account) if plan.account else None)
+            if account_id and not current.get("AccountId"):
                 body["AccountId"] = account_id
             contacts = self._ensure_contacts(plan.contacts, account_id)
         if self._stage_of_name(current.get(stage_col)) != self._neutral_stage(deal):
