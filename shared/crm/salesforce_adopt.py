@@ -13,6 +13,7 @@ Salesforce writes to closed opportunities like to open ones; a converted Lead re
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,8 +23,11 @@ from shared.crm.fields import FieldMap
 from shared.crm.salesforce import _schema_hint
 from shared.crm.salesforce_client import SalesforceClient, soql, soql_string
 from shared.crm.salesforce_fields import MAX_LENGTH
+from shared.http import ApiError
 from shared.mapping.model import DealKind
 from shared.mapping.text import audit_line, prepend_audit
+
+log = logging.getLogger("cosell.crm.salesforce.adopt")
 
 # What each connector field must be to be read (describe's type names).
 _TYPES = {
@@ -68,6 +72,7 @@ class SalesforceAdoption:
     # ------------------------------------------------------------------ metadata
     def columns(self) -> ConnectorColumns:
         found = ConnectorColumns()
+        hidden = self._packaged_fields()
         for kind in ("opportunity", "lead"):
             described = self._sf.describe(self._obj(kind))
             fields = {str(f["name"]): f for f in (described or {}).get("fields", [])}
@@ -76,6 +81,14 @@ class SalesforceAdoption:
                 if not wanted:
                     continue
                 name = self._resolve(kind, neutral, wanted, fields, found)
+                unseen = [h for h in hidden.get(self._obj(kind), []) if _named_like(h, wanted) and h not in fields]
+                if unseen and (name is None or name.lower() == (self._fields.get(kind, neutral) or "").lower()):
+                    # The package's field exists (the Tooling API sees past field-level security), but the
+                    # integration user cannot read it: the sync's own field of the same name is not it.
+                    found.notes.append(
+                        f"{self._obj(kind)}.{unseen[0]} exists but is not visible to this user (grant read access)."
+                    )
+                    name = None
                 if name is None:
                     found.missing.setdefault(kind, []).append(wanted)
                 elif name.lower() == (self._fields.get(kind, neutral) or "").lower():
@@ -88,8 +101,9 @@ class SalesforceAdoption:
         if not any(found.found.get(k, {}).get("referral_id") for k in ("opportunity", "lead")):
             if any("referral_id" in found.shared.get(k, []) for k in ("opportunity", "lead")):
                 found.notes.append(
-                    "The connector's referral id field is the sync's own (Referral_Identifier__c): its records are "
-                    "linked already."
+                    "The connector's referral id field is named like the sync's own and no packaged copy exists: "
+                    "in an org set up by the connector's 2020 guide they are the same field, so its records are "
+                    "linked already; otherwise the connector was never installed here."
                 )
             else:
                 found.notes.append(
@@ -97,6 +111,20 @@ class SalesforceAdoption:
                     "installed, its fields are not visible to this user (grant read access), or they are named "
                     "differently (set CONNECTOR_FIELD_MAP)."
                 )
+        return found
+
+    def _packaged_fields(self) -> dict[str, list[str]]:
+        """Object -> names of the custom fields that packages installed (with their namespace), from Tooling."""
+        query = soql(["DeveloperName", "NamespacePrefix", "TableEnumOrId"], "CustomField", "NamespacePrefix != null")
+        try:
+            rows = self._sf.tooling_query(query)
+        except ApiError as exc:
+            log.info("Tooling API refused to list packaged fields (HTTP %s): relying on describe", exc.status)
+            return {}
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            name = f"{row['NamespacePrefix']}__{row['DeveloperName']}__c"
+            found.setdefault(str(row.get("TableEnumOrId") or ""), []).append(name)
         return found
 
     def _resolve(
@@ -183,3 +211,8 @@ class SalesforceAdoption:
             body[audit] = prepend_audit(existing, audit_line(self._clock(), message), self._audit_max)
         with _schema_hint():
             self._sf.update(obj, record.crm_id, body)
+
+
+def _named_like(name: str, wanted: str) -> bool:
+    """``ns__Referral_Identifier__c`` is named like ``Referral_Identifier__c``."""
+    return re.fullmatch(rf"[A-Za-z][A-Za-z0-9]*__{re.escape(wanted)}", name, re.IGNORECASE) is not None

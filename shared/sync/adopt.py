@@ -109,7 +109,8 @@ class Adopter:
             if any("referral_id" in columns.shared.get(kind, []) for kind in KINDS):
                 return report  # the connector's referral id column is the sync's own: linked by construction
             looked = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in columns.missing.items())
-            raise ConnectorNotFound(f"None of the connector's referral id columns exists ({looked}).")
+            notes = "".join(f"\n{note}" for note in columns.notes)
+            raise ConnectorNotFound(f"None of the connector's referral id columns exists ({looked}).{notes}")
         try:
             for kind in KINDS:
                 if columns.adoptable(kind):

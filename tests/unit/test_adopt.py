@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from shared.crm.adopt import ConnectorColumns, ConnectorNotFound, ConnectorRecord, Link, help_code
+from shared.crm.dynamics_fields import dynamics_connector_map
 from shared.crm.port import CrmRejected, SchemaNotReady
+from shared.crm.salesforce_fields import salesforce_connector_map
 from shared.http import ApiError, ApiUnavailable
 from shared.mapping.model import DealKind
 from shared.sync.adopt import Adopter
@@ -229,3 +231,16 @@ def test_leads_and_opportunities_are_adopted_each_in_their_own_column() -> None:
 )
 def test_help_labels_map_to_partner_center_codes(value: object, code: str | None) -> None:
     assert help_code(value) == code
+
+
+def test_connector_field_map_overrides_the_presets_and_names_itself_in_errors() -> None:
+    dynamics = dynamics_connector_map('{"lead": {"referral_id": "new_pcreferral"}}')
+    assert dynamics.column("lead", "referral_id") == "new_pcreferral"
+    assert dynamics.column("opportunity", "referral_id") == "msft_microsoftpartnercenterreferralidentifier"
+    salesforce, explicit = salesforce_connector_map('{"opportunity": {"referral_id": "ns__Ref__c"}}')
+    assert salesforce.column("opportunity", "referral_id") == "ns__Ref__c"
+    assert explicit == {("opportunity", "referral_id")}, "named fields are used as given, not searched for"
+    with pytest.raises(ValueError, match="CONNECTOR_FIELD_MAP is not valid JSON"):
+        dynamics_connector_map("{nope")
+    with pytest.raises(ValueError, match="CONNECTOR_FIELD_MAP must look like"):
+        salesforce_connector_map('{"opportunity": "x"}')

@@ -228,12 +228,13 @@ class SalesforceSimulator(Simulator):
                 ]
             access.settle(self.schema)
             if grant:
-                self._grant_connector(names)
+                self._grant_connector(namespace, names)
             return names
 
-    def _grant_connector(self, names: list[str]) -> None:
+    def _grant_connector(self, namespace: str, names: list[str]) -> None:
         writer, objects, admin = self._records.writer, self.schema.objects, self.seller_user_id
-        permission_set = writer.create(objects[PERMISSION_SET], dict(connector.PERMISSION_SET), user_id=admin, raw=True)
+        body = connector.permission_set(namespace)
+        permission_set = writer.create(objects[PERMISSION_SET], body, user_id=admin, raw=True)
         parent = {"ParentId": permission_set["Id"]}
         for sobject in connector.OBJECTS:
             for name in names:
