@@ -81,7 +81,11 @@ class SalesforceAdoption:
                 if not wanted:
                     continue
                 name = self._resolve(kind, neutral, wanted, fields, found)
-                unseen = [h for h in hidden.get(self._obj(kind), []) if _named_like(h, wanted) and h not in fields]
+                unseen = [
+                    h
+                    for h in hidden.get(self._obj(kind), [])
+                    if (h.lower() == wanted.lower() or _named_like(h, wanted)) and h not in fields
+                ]
                 if unseen and (name is None or name.lower() == (self._fields.get(kind, neutral) or "").lower()):
                     # The package's field exists (the Tooling API sees past field-level security), but the
                     # integration user cannot read it: the sync's own field of the same name is not it.

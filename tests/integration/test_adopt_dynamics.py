@@ -184,6 +184,15 @@ def test_connector_records_are_linked_once_then_synced_without_a_duplicate(world
     assert linked_lead["subject"] == "✔ Fabrikam Customer Inc"
     assert dv.get("opportunities", second).get("cosell_referralid") is None, "the duplicate stays for the admin"
 
+    # What an admin reads without --json: one line per record that needs them, then the counts.
+    capsys.readouterr()
+    assert cli.main(["adopt"]) == 1
+    text = capsys.readouterr().out
+    duplicate = f"  duplicate opportunity {second} (referral {twice}): Another record carries this referral ({first})"
+    assert duplicate in text
+    assert f"  invalid   opportunity {junk}: The connector's referral id see email from Bob is not a" in text
+    assert "dynamics (dry run, nothing written): 4 linked, 1 duplicate, 1 invalid" in text
+
 
 def test_a_won_opportunity_is_linked_only_when_reopening_is_asked_for_and_closes_again_as_it_was(
     world: Sandbox, capsys
