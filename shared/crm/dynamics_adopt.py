@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from shared.crm.adopt import LINK_FIELDS, ConnectorColumns, ConnectorRecord, Link, help_code, link_from_row
-from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id
+from shared.crm.dataverse_client import PAGE_SIZE, DataverseClient, bind, key_by_alternate, key_by_id
 from shared.crm.dynamics import _schema_hint
 from shared.crm.dynamics_columns import MAX_LENGTH
 from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
@@ -55,8 +55,10 @@ class DynamicsAdoption:
         *,
         audit_max_chars: int = 4000,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self._dv = client
+        self._page_size = page_size
         self._fields = fields
         self._connector = connector
         self._audit_max = audit_max_chars
@@ -129,6 +131,7 @@ class DynamicsAdoption:
             select=list(dict.fromkeys(select)),
             filter=f"{theirs['referral_id']} ne null",
             orderby=f"createdon asc,{key} asc",
+            page_size=self._page_size,
         )
         with _schema_hint():
             for row in rows:
