@@ -241,7 +241,10 @@ class MemoryCrm:
             if plan.kind == "opportunity" and (
                 parts.get("account") != new_parts["account"] or parts.get("contacts") != new_parts["contacts"]
             ):
-                account_ref = self._ensure_account(plan.account, plan.referral_id) if plan.account else None
+                # A deal that has an account keeps it (the seller's choice); new contacts go under it.
+                account_ref = record.account_id or (
+                    self._ensure_account(plan.account, plan.referral_id) if plan.account else None
+                )
                 contacts = self._ensure_contacts(plan.contacts, account_ref)
                 if contacts and record.contact_ids[:1] != contacts[:1]:
                     changes["_contacts"] = contacts

@@ -3,6 +3,7 @@
     python -m shared.cli crm-schema --check     # what the sync needs in the CRM, and what is missing
     python -m shared.cli crm-schema --apply     # create what is missing (needs customizer rights)
     python -m shared.cli consent --vault <name> # Partner Center refresh token: sign in, check, store
+    python -m shared.cli adopt [--apply]        # link the records Microsoft's co-sell connector made
 
 Settings come from the environment and, for names it does not set, from ``local.settings.json`` in
 the current folder (as Core Tools does), so an admin whose CRM user holds customizer rights can set
@@ -21,10 +22,13 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from shared import consent, services
+from shared.auth import AuthError
 from shared.config import Settings
+from shared.crm.adopt import ConnectorNotFound
 from shared.crm.schema import SchemaRefused
 from shared.http import ApiError, ApiUnavailable
 from shared.services import ConfigurationError
+from shared.sync.adopt import Adopter, AdoptReport
 
 
 def load_local_settings(folder: Path, environ: dict[str, str] | Any = os.environ) -> list[str]:
@@ -68,6 +72,54 @@ def crm_schema(apply: bool, as_json: bool, out: Any = sys.stdout) -> int:
     return 0 if body["ready"] else 1
 
 
+def adopt(apply: bool, reopen_closed: bool, as_json: bool, out: Any = None) -> int:
+    """Copy the connector's referral columns into the sync's: 0 done, 1 records need you, 2 could not run."""
+    out = out or sys.stdout  # looked up now, so a caller's redirect of stdout is honoured
+    try:
+        schema = services.crm_schema().check()
+        # Access granted some other way than the sync's own permission set is access all the same: a
+        # field the integration user cannot see is reported missing by the column checks themselves.
+        if any(f.status != "present" and f.item.kind != "access" for f in schema.findings):
+            out.write("The sync's own columns are not ready in the CRM; create them first (crm-schema --apply):\n")
+            _print_report(schema.to_json(), out)
+            return 2
+        report = Adopter(services.connector_links()).run(apply=apply, reopen_closed=reopen_closed)
+    except ConnectorNotFound as exc:
+        out.write(f"{exc}\nNothing to adopt: is the connector installed here, and are its columns named as "
+                  "CONNECTOR_FIELD_MAP says?\n")  # fmt: skip
+        return 2
+    except (ConfigurationError, ApiError, ApiUnavailable, AuthError, ValueError) as exc:
+        out.write(f"{type(exc).__name__}: {exc}\n")
+        return 2
+    if as_json:
+        out.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        _print_adoption(report, out)
+    if report.stopped:
+        return 2
+    return 1 if report.needs_attention else 0
+
+
+def _print_adoption(report: AdoptReport, out: Any) -> None:
+    for kind, columns in report.columns.found.items():
+        out.write(f"  {kind}: the connector's {', '.join(f'{k} = {v}' for k, v in columns.items())}\n")
+    for kind, names in report.columns.missing.items():
+        out.write(f"  {kind}: not found {', '.join(names)}\n")
+    for note in report.columns.notes:
+        out.write(f"  note: {note}\n")
+    for item in report.items:
+        if item.outcome != "linked":
+            what = f"{item.kind} {item.crm_id}" + (f" (referral {item.referral_id})" if item.referral_id else "")
+            out.write(f"  {item.outcome:<9} {what}: {item.reason}\n")
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in report.counts().items() if n)
+    verb = "applied" if report.applied else "dry run, nothing written"
+    out.write(f"{report.crm} ({verb}): {counts or 'no connector records'}\n")
+    if report.stopped:
+        out.write(f"Stopped early: {report.stopped}\nRun it again: what was adopted stays, nothing is done twice.\n")
+    elif not report.applied and report.counts()["adopted"]:
+        out.write("Run again with --apply to copy.\n")
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -101,6 +153,16 @@ def main(
         ),
     )
     consent.add_arguments(consent_parser)
+    adoption = commands.add_parser(
+        "adopt", help="link the records Microsoft's co-sell connector made (dry run unless --apply)"
+    )
+    adoption.add_argument("--apply", action="store_true", help="copy into the sync's columns (default: report only)")
+    adoption.add_argument(
+        "--reopen-closed",
+        action="store_true",
+        help="Dynamics 365: reopen a closed opportunity to link it, then close it again as it was",
+    )
+    adoption.add_argument("--json", action="store_true", help="print the full report as JSON")
     args = parser.parse_args(argv)
     load_local_settings(Path.cwd())
     services.reset()
@@ -111,6 +173,8 @@ def main(
             err.write(f"Invalid app settings: {exc}\n")
             return consent.EXIT_USAGE
         return consent.run(settings, consent.options_from(args), out=out, err=err, stdin=stdin)
+    if args.command == "adopt":
+        return adopt(apply=args.apply, reopen_closed=args.reopen_closed, as_json=args.json, out=out)
     return crm_schema(apply=args.apply, as_json=args.json, out=out)
 
 

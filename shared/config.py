@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     deal_currency_field_override: str | None = Field(None, validation_alias="DEAL_CURRENCY_FIELD")
     account_country_field_override: str | None = Field(None, validation_alias="ACCOUNT_COUNTRY_FIELD")
     crm_field_map: str | None = Field(None, validation_alias="CRM_FIELD_MAP")
+    # Microsoft's co-sell connector's column names, for `python -m shared.cli adopt` only (README,
+    # "Moving over from Microsoft's co-sell connector"); the same JSON shape as CRM_FIELD_MAP.
+    connector_field_map: str | None = Field(None, validation_alias="CONNECTOR_FIELD_MAP")
     audit_max_chars: int = Field(4000, ge=200, validation_alias="AUDIT_MAX_CHARS")
 
     # --- schedules (read by the trigger decorators as %NAME%; typed here for documentation) ---

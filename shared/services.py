@@ -17,6 +17,7 @@ from azure.storage.queue import QueueClient
 
 from shared.auth import ClientCredentialsToken, RefreshTokenGrant
 from shared.config import Settings, get_settings
+from shared.crm.adopt import ConnectorLinks
 from shared.crm.dataverse_client import API_PATH, DataverseClient
 from shared.crm.dynamics import DynamicsCrm
 from shared.crm.dynamics_fields import dynamics_field_map
@@ -226,6 +227,15 @@ def crm_schema() -> CrmSchema:
     if schema is None:
         raise ConfigurationError(f"CRM_KIND={get_settings().crm_kind} has no schema setup")
     return schema  # type: ignore[no-any-return]
+
+
+def connector_links() -> ConnectorLinks:
+    """Linking the records of Microsoft's co-sell connector in the CRM CRM_KIND names (CONNECTOR_FIELD_MAP)."""
+    adapter = crm()
+    adoption = getattr(adapter, "adoption", None)
+    if adoption is None:
+        raise ConfigurationError(f"CRM_KIND={get_settings().crm_kind} has no connector to adopt from")
+    return adoption(get_settings().connector_field_map)  # type: ignore[no-any-return]
 
 
 @Once

@@ -16,13 +16,13 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id
 from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.crm.dynamics_columns import MAX_LENGTH
 from shared.crm.dynamics_deals import DynamicsDeals
-from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
+from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED, dynamics_connector_map
 from shared.crm.dynamics_schema import DynamicsSchema
 from shared.crm.dynamics_status import LEAD_QUALIFIED, lead_codes, opportunity_codes
 from shared.crm.fields import FieldMap
@@ -38,6 +38,9 @@ from shared.mapping.text import (
     with_mark,
 )
 from shared.odata import odata_string
+
+if TYPE_CHECKING:
+    from shared.crm.dynamics_adopt import DynamicsAdoption
 
 log = logging.getLogger("cosell.crm.dynamics")
 
@@ -77,6 +80,13 @@ class DynamicsCrm:
     @property
     def schema(self) -> DynamicsSchema:
         return DynamicsSchema(self._dv, self._fields, audit_max_chars=self._audit_max)
+
+    def adoption(self, connector_overrides: str | None = None) -> DynamicsAdoption:
+        """Linking the records Microsoft's co-sell connector made (``python -m shared.cli adopt``)."""
+        from shared.crm.dynamics_adopt import DynamicsAdoption
+
+        connector = dynamics_connector_map(connector_overrides)
+        return DynamicsAdoption(self._dv, self._fields, connector, audit_max_chars=self._audit_max, clock=self._clock)
 
     # ------------------------------------------------------------------ outbound (CRM -> Partner Center)
     def changed_deals(self, since: str | None) -> Iterator[CrmDeal]:
@@ -172,7 +182,7 @@ class DynamicsCrm:
     def _apply_opportunity(self, plan: CrmPlan, previous: KnownRecord | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_opportunity
-        select = ["opportunityid", "statecode", "statuscode", col("name"), col("audit")]
+        select = ["opportunityid", "statecode", "statuscode", "_parentaccountid_value", col("name"), col("audit")]
         current = self._current("opportunity", plan, previous, select)
         if current is None and plan.external_id and _is_guid(plan.external_id):
             # A referral shared from this CRM names its opportunity in externalReferenceId: link to
@@ -191,7 +201,10 @@ class DynamicsCrm:
         hashes = previous.part_hashes if previous else {}
         new_hashes = plan.part_hashes()
         if hashes.get("contacts") != new_hashes["contacts"] or hashes.get("account") != new_hashes["account"]:
-            account_id = self._ensure_account(plan.account, plan.referral_id) if plan.account else None
+            # An opportunity that has an account keeps it (the seller's, or the connector's); contacts go under it.
+            account_id = current.get("_parentaccountid_value") or (
+                self._ensure_account(plan.account, plan.referral_id) if plan.account else None
+            )
             contact_ids = self._ensure_contacts(plan.contacts, account_id)
             if contact_ids:
                 changed["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])

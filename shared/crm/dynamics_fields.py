@@ -101,3 +101,34 @@ def dynamics_field_map(
     for record, columns in parse_overrides(overrides_json).items():
         tables.setdefault(record, {}).update(columns)
     return FieldMap(tables)
+
+
+# Microsoft's co-sell connector solution ("Partner Center Referrals Synchronization for Dynamics 365"):
+# its columns on opportunity, as observed on a live org's opportunity table (a partner's published
+# Link-to-Fabric profile of it, found in public code: ``msft_microsoftpartnercenterreferralidentifier``,
+# ``…referrallink``, ``…referralsync``, ``…referralvisible``, ``…referralprogram``, ``…referralsyncaudit``,
+# ``msft_microsoftpartnercenterhelp``, ``msft_microsoftcrmidentifier``); the publisher prefix ``msft_`` is
+# also the one of the solution's environment variables (connector docs). Microsoft documents none of
+# these names; the same names on lead are assumed (unconfirmed). CONNECTOR_FIELD_MAP overrides any of them.
+_CONNECTOR_COLUMNS = {
+    "referral_id": "msft_microsoftpartnercenterreferralidentifier",
+    "referral_link": "msft_microsoftpartnercenterreferrallink",
+    "sync": "msft_microsoftpartnercenterreferralsync",
+    "visible": "msft_microsoftpartnercenterreferralvisible",
+    "help_needed": "msft_microsoftpartnercenterhelp",
+    "microsoft_crm_id": "msft_microsoftcrmidentifier",
+    "referral_program": "msft_microsoftpartnercenterreferralprogram",
+    "audit": "msft_microsoftpartnercenterreferralsyncaudit",
+}
+DYNAMICS_CONNECTOR: dict[str, dict[str, str]] = {
+    "opportunity": dict(_CONNECTOR_COLUMNS),
+    "lead": dict(_CONNECTOR_COLUMNS),
+}
+
+
+def dynamics_connector_map(overrides_json: str | None = None) -> FieldMap:
+    """The connector's columns: the defaults above, with CONNECTOR_FIELD_MAP's overrides."""
+    tables = {name: dict(columns) for name, columns in DYNAMICS_CONNECTOR.items()}
+    for record, columns in parse_overrides(overrides_json, "CONNECTOR_FIELD_MAP").items():
+        tables.setdefault(record, {}).update(columns)
+    return FieldMap(tables)

@@ -21,15 +21,15 @@ class FieldMap:
         return self.tables.get(record, {}).get(field)
 
 
-def parse_overrides(raw: str | None) -> dict[str, dict[str, str]]:
+def parse_overrides(raw: str | None, setting: str = "CRM_FIELD_MAP") -> dict[str, dict[str, str]]:
     if not raw or not raw.strip():
         return {}
     try:
         data = json.loads(raw)
     except ValueError as exc:
-        raise ValueError(f"CRM_FIELD_MAP is not valid JSON: {exc}") from exc
+        raise ValueError(f"{setting} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or not all(
         isinstance(v, dict) and all(isinstance(c, str) for c in v.values()) for v in data.values()
     ):
-        raise ValueError('CRM_FIELD_MAP must look like {"opportunity": {"field": "column"}}')
+        raise ValueError(f'{setting} must look like {{"opportunity": {{"field": "column"}}}}')
     return data

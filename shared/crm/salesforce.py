@@ -23,13 +23,13 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.crm.fields import FieldMap
 from shared.crm.matching import customer_key, same_customer, same_email
 from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord, SchemaNotReady
 from shared.crm.salesforce_client import SalesforceClient, soql, soql_like_prefix, soql_string
-from shared.crm.salesforce_fields import MAX_LENGTH, STAGE_LOST, STAGE_WON
+from shared.crm.salesforce_fields import MAX_LENGTH, STAGE_LOST, STAGE_WON, salesforce_connector_map
 from shared.crm.salesforce_schema import SalesforceSchema
 from shared.http import ApiError
 from shared.mapping.model import (
@@ -43,6 +43,9 @@ from shared.mapping.model import (
     SolutionData,
 )
 from shared.mapping.text import CHECK, CROSS, audit_line, prepend_audit, strip_mark, with_mark
+
+if TYPE_CHECKING:
+    from shared.crm.salesforce_adopt import SalesforceAdoption
 
 log = logging.getLogger("cosell.crm.salesforce")
 
@@ -85,6 +88,15 @@ class SalesforceCrm:
     @property
     def schema(self) -> SalesforceSchema:
         return SalesforceSchema(self._sf, self._fields, user=self._user)
+
+    def adoption(self, connector_overrides: str | None = None) -> SalesforceAdoption:
+        """Linking the records Microsoft's co-sell connector made (``python -m shared.cli adopt``)."""
+        from shared.crm.salesforce_adopt import SalesforceAdoption
+
+        connector, explicit = salesforce_connector_map(connector_overrides)
+        return SalesforceAdoption(
+            self._sf, self._fields, connector, explicit=explicit, audit_max_chars=self._audit_max, clock=self._clock
+        )
 
     # ------------------------------------------------------------------ names
     def _obj(self, record: str) -> str:
@@ -233,7 +245,7 @@ class SalesforceCrm:
         deal = _deal_of(plan)
         self._check_currency(deal)
         obj, audit, stage_col = self._obj("opportunity"), self._col("opportunity", "audit"), "StageName"
-        fields = ["Id", stage_col, *(f for f in (audit,) if f)]
+        fields = ["Id", stage_col, "AccountId", *(f for f in (audit,) if f)]
         current = self._current("opportunity", plan, known, fields)
         values = self._deal_values("opportunity", deal)
         if current is None:
@@ -248,8 +260,9 @@ class SalesforceCrm:
         new_parts = plan.part_hashes()
         contacts: list[str] = []
         if parts.get("account") != new_parts["account"] or parts.get("contacts") != new_parts["contacts"]:
-            account_id = self._ensure_account(plan.account) if plan.account else None
-            if account_id:
+            # An opportunity that has an account keeps it (the seller's, or the connector's); contacts go under it.
+            account_id = current.get("AccountId") or (self._ensure_account(plan.account) if plan.account else None)
+            if account_id and not current.get("AccountId"):
                 body["AccountId"] = account_id
             contacts = self._ensure_contacts(plan.contacts, account_id)
         if self._stage_of_name(current.get(stage_col)) != self._neutral_stage(deal):

@@ -122,3 +122,28 @@ def salesforce_field_map(
     for record, columns in parse_overrides(overrides_json).items():
         tables.setdefault(record, {}).update(columns)
     return FieldMap(tables)
+
+
+# Microsoft's co-sell connector for Salesforce: the field names of the 2020 setup guide, which had the
+# admin create them by hand (connector-salesforce.md, ms.date 05/17/2020, "Set up fields and
+# relationships": Referral_Identifier__c Text(100) External ID, Referral_Link__c, Audit__c,
+# How_can_Microsoft_help__c, and "sync-with-partner-center-c" as printed). From 2021 a package
+# (04t2w000006WIwV) installs them; whether it adds a namespace prefix, and the names of its visibility,
+# Microsoft CRM id and program fields, are not documented (unconfirmed): those three are assumed to be
+# named as the sync's are. The adapter finds a namespaced copy (``<ns>__Referral_Identifier__c``) by
+# itself; CONNECTOR_FIELD_MAP names any field exactly. A name equal to the sync's own field is the same
+# field: an org set up by hand needs no adoption at all.
+SALESFORCE_CONNECTOR: dict[str, dict[str, str]] = {
+    "opportunity": dict(_REFERRAL_FIELDS),
+    "lead": dict(_REFERRAL_FIELDS),
+}
+
+
+def salesforce_connector_map(overrides_json: str | None = None) -> tuple[FieldMap, frozenset[tuple[str, str]]]:
+    """The connector's fields and which (record, field) were named by CONNECTOR_FIELD_MAP (used as given)."""
+    tables = {name: dict(columns) for name, columns in SALESFORCE_CONNECTOR.items()}
+    explicit: set[tuple[str, str]] = set()
+    for record, columns in parse_overrides(overrides_json, "CONNECTOR_FIELD_MAP").items():
+        tables.setdefault(record, {}).update(columns)
+        explicit.update((record, name) for name in columns)
+    return FieldMap(tables), frozenset(explicit)

@@ -167,10 +167,14 @@ class SalesforceSchema:
             for row in self._sf.tooling_query(soql(["Id", "DeveloperName"], "CustomObject"))
         }
         found: set[str] = set()
-        for row in self._sf.tooling_query(soql(["Id", "DeveloperName", "TableEnumOrId"], "CustomField")):
+        query = soql(["Id", "DeveloperName", "TableEnumOrId", "NamespacePrefix"], "CustomField")
+        for row in self._sf.tooling_query(query):
             table = str(row.get("TableEnumOrId") or "")
             table = f"{objects[table]}__c" if table in objects else table
-            found.add(f"{table}.{row['DeveloperName']}__c")
+            # A package's field is <namespace>__<name>__c: the connector's Referral_Identifier__c in a
+            # namespace is not the sync's.
+            namespace = f"{row['NamespacePrefix']}__" if row.get("NamespacePrefix") else ""
+            found.add(f"{table}.{namespace}{row['DeveloperName']}__c")
         return found
 
     def _permission_set(self) -> str | None:

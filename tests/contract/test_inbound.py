@@ -156,6 +156,21 @@ def test_a_referral_created_from_a_crm_deal_links_to_that_deal(crm: CrmPort, sel
     assert view.referral_id
 
 
+def test_a_deal_the_seller_made_for_the_referral_keeps_its_account(crm: CrmPort, seller: Seller) -> None:
+    """A record found for a referral (shared from the CRM, or adopted from Microsoft's co-sell connector)
+    keeps the account its seller gave it, even when Partner Center names the customer otherwise."""
+    account = seller.create_account("Contoso Holdings", "10001", country="US")
+    deal_id = seller.create_opportunity("Made by the seller", account_id=account, deal_value=Decimal(100))
+
+    result = crm.apply_inbound(plan_of(crm, co_sell(external_id=deal_id)), None, MESSAGE)
+
+    assert result.crm_id == deal_id
+    view = seller.deal(deal_id)
+    assert view is not None
+    assert view.account_id == account
+    assert list(seller.accounts()) == [account], "no account is made for a deal that has one"
+
+
 # ---------------------------------------------------------------------------- writing only what changed
 def test_the_same_plan_again_writes_nothing(crm: CrmPort, seller: Seller) -> None:
     plan = plan_of(crm, co_sell())

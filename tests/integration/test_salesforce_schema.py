@@ -137,3 +137,15 @@ def test_a_sync_into_a_bare_org_says_to_create_the_schema(bare, org) -> None:
         crm_for(org).apply_inbound(plan_for(referral, InboundOptions()), None, "Into a bare org.")
     assert "Salesforce refused a name the sync needs" in str(info.value)
     assert "POST /api/manage/crm-schema" in str(info.value)
+
+
+def test_the_connector_package_s_namespaced_fields_are_not_taken_for_the_sync_s(bare, org) -> None:
+    """Microsoft's co-sell connector package brings <ns>__Referral_Identifier__c (hidden from the integration
+    user here): the sync's own Referral_Identifier__c is still missing, and then created beside it."""
+    bare.install_connector("pcref", grant=False)
+    crm = crm_for(org)
+    missing = {f["name"]: f["reason"] for f in crm.schema.check().to_json()["missing"] if f["table"] == "Opportunity"}
+    assert missing["Referral_Identifier__c"] == "The field Referral_Identifier__c on Opportunity does not exist."
+    created = crm.schema.apply().to_json()
+    assert "Opportunity.Referral_Identifier__c" in names(created["created"])
+    assert created["ready"] is True, created

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.crm.dynamics_fields import DYNAMICS_DEFAULTS, DYNAMICS_HELP_NEEDED
-from shared.crm.salesforce_fields import SALESFORCE_DEFAULTS, STAGE_LOST, STAGE_WON
+from shared.crm.dynamics_fields import DYNAMICS_CONNECTOR, DYNAMICS_DEFAULTS, DYNAMICS_HELP_NEEDED
+from shared.crm.salesforce_fields import SALESFORCE_CONNECTOR, SALESFORCE_DEFAULTS, STAGE_LOST, STAGE_WON
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = [*(ROOT / "shared" / "mapping").glob("*.py"), *(ROOT / "shared" / "sync").glob("*.py")]
@@ -38,7 +38,8 @@ DATAVERSE_WORDS = {
 
 
 SALESFORCE_WORDS = {"SystemModstamp", "StageName", "IsClosed", "IsWon", "OpportunityContactRole", "AccountId"}
-FIELD_MAPS = (DYNAMICS_DEFAULTS, SALESFORCE_DEFAULTS)
+# The sync's columns and those of Microsoft's co-sell connector it adopts records from (sync/adopt.py).
+FIELD_MAPS = (DYNAMICS_DEFAULTS, SALESFORCE_DEFAULTS, DYNAMICS_CONNECTOR, SALESFORCE_CONNECTOR)
 
 
 def _crm_words() -> set[str]:
@@ -63,4 +64,5 @@ def test_the_check_sees_what_it_forbids() -> None:
     words = _crm_words()
     assert {"estimatedvalue", "cosell_referralid", "statecode", "WinOpportunity"} <= words
     assert {"Amount", "Referral_Identifier__c", "StageName", "Microsoft_Solution__c"} <= words
+    assert "msft_microsoftpartnercenterreferralidentifier" in words
     assert "name" not in words  # a neutral word, also a column

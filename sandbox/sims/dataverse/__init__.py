@@ -33,11 +33,13 @@ Control API additions (besides the base class's): ``POST /_sim/seed``, ``GET /_s
 ``POST /_sim/clear`` (back to the org as it started, schema included), ``GET``/``POST
 /_sim/privileges`` (``{"customizer": false}`` or ``{"missing": ["prvCreateEntityKey"]}``), ``GET``/
 ``POST /_sim/key-index`` (``{"seconds": 0.5}`` for new keys' index build time, ``{"complete": true}``
-to finish the pending builds now).
+to finish the pending builds now), ``POST /_sim/connector`` (install Microsoft's co-sell connector
+solution's ``msft_`` columns, as an org that ran the Power Automate connector has them).
 
 Modules, one concern each: ``schema`` (the types and the Web API view of a schema), ``tables``
 (standard tables as data, from the entity reference), ``cosell`` (the sync's custom schema, present
-when ``schema="provisioned"``), ``errors``, ``wire`` (responses, keys, time), ``store`` (rows,
+when ``schema="provisioned"``), ``connector`` (the co-sell connector solution's columns, present once
+installed), ``errors``, ``wire`` (responses, keys, time), ``store`` (rows,
 indexes, versions), ``seed`` (the rows every org starts with), ``query`` (OData options), ``reads``
 (projection, paging), ``writes`` (validation, state rules, actions), ``records`` (record endpoints),
 ``metadata`` (``EntityDefinitions`` / ``RelationshipDefinitions`` / ``GlobalOptionSetDefinitions``

@@ -11,6 +11,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.base import Simulator, json_response
+from sandbox.sims.dataverse import connector
 from sandbox.sims.dataverse import seed as seeding
 from sandbox.sims.dataverse.customize import Customizer
 from sandbox.sims.dataverse.errors import (
@@ -137,6 +138,16 @@ class DataverseSimulator(Simulator):
             self._records.expand_cache.clear()
             self._seed()
 
+    def install_connector(self) -> None:
+        """Install Microsoft's co-sell connector solution: its ``msft_`` columns on opportunity and lead
+        (``connector.py``), its publisher and solution. ``clear()`` takes them away again."""
+        with self._store.lock:
+            if "msft_microsoftpartnercenterreferralidentifier" in self.schema.entity("opportunity").columns:
+                return
+            self.schema.load(connector.CONNECTOR.apply(self.schema.tables))
+            self._store.adopt_schema()
+            seeding.seed_publisher(self._store, self._records.writer, connector.PUBLISHER, connector.SOLUTION_RECORD)
+
     @property
     def customizations(self) -> Customizer:
         """Run-time schema state: privileges (``set_privileges``), key index builds (``index_seconds``,
@@ -179,6 +190,9 @@ class DataverseSimulator(Simulator):
             return self._control_privileges(request)
         if action == "key-index":
             return self._control_key_index(request)
+        if action == "connector" and request.method == "POST":
+            self.install_connector()
+            return json_response({"installed": True})
         if action.startswith("records/") and request.method == "GET":
             set_name = action[len("records/") :]
             if set_name not in self.schema.by_set:

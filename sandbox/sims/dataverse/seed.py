@@ -65,13 +65,18 @@ def seed(store: Store, writer: Writer, *, provisioned: bool) -> None:
     if provisioned:
         pairs.append((cosell.PUBLISHER, cosell.SOLUTION_RECORD))
     for publisher, solution in pairs:
-        publisher_id = metadata_id("publisher", publisher["uniquename"])
-        writer.insert_raw(store.schema.entity("publisher"), {"publisherid": publisher_id, **publisher})
-        writer.insert_raw(
-            store.schema.entity("solution"),
-            {
-                "solutionid": metadata_id("solution", solution["uniquename"]),
-                **solution,
-                "publisherid@odata.bind": f"/publishers({publisher_id})",
-            },
-        )
+        seed_publisher(store, writer, publisher, solution)
+
+
+def seed_publisher(store: Store, writer: Writer, publisher: dict[str, Any], solution: dict[str, Any]) -> None:
+    """A publisher and one solution of it, with ids derived from their unique names."""
+    publisher_id = metadata_id("publisher", publisher["uniquename"])
+    writer.insert_raw(store.schema.entity("publisher"), {"publisherid": publisher_id, **publisher})
+    writer.insert_raw(
+        store.schema.entity("solution"),
+        {
+            "solutionid": metadata_id("solution", solution["uniquename"]),
+            **solution,
+            "publisherid@odata.bind": f"/publishers({publisher_id})",
+        },
+    )

@@ -30,17 +30,19 @@ Control API additions (besides the base class's): ``POST /_sim/seed``, ``GET /_s
 ``POST /_sim/clear``, ``POST /_sim/revoke-tokens``, ``POST /_sim/clients``, ``GET|PUT /_sim/api-usage``,
 ``GET /_sim/users``, ``GET|POST /_sim/customizer`` (``{"customizer": false}``: the API user lacks
 "Customize Application" / "Modify All Data"), ``GET /_sim/visible-fields/<Object>`` (what the integration
-user's describe lists).
+user's describe lists), ``POST /_sim/connector`` (``{"namespace": "pcref", "grant": true}``: install
+Microsoft's co-sell connector package's fields, as an org that ran the Power Automate connector has them).
 
 Modules, one concern each: ``schema`` (types of the schema as data), ``objects`` (standard objects from
 the Object / Field Reference), ``setup`` (PermissionSet and its permission objects), ``cosell`` (what
-provisioning for the sync creates, as Tooling bodies), ``tooling`` (the Tooling API: custom fields and
-objects), ``access`` (field-level security, object permissions, customizer rights: each user's view of
-the org), ``countries`` (state and country picklists), ``ids`` (15/18-character ids), ``errors``, ``wire``
-(responses, versions, time), ``store`` (rows, recycle bin, stamps), ``seed`` (the org's users), ``writes``
-(validation and writes), ``soql`` (lexer, parser), ``query`` (binding, filtering, projection), ``paging``
-(query locators), ``describe``, ``auth`` (OAuth and sessions), ``records`` (REST resources), ``composite``
-(sObject Collections), ``app`` (routing, limits, control API).
+provisioning for the sync creates, as Tooling bodies), ``connector`` (the co-sell connector package's
+fields), ``tooling`` (the Tooling API: custom fields and objects), ``access`` (field-level security,
+object permissions, customizer rights: each user's view of the org), ``countries`` (state and country
+picklists), ``ids`` (15/18-character ids), ``errors``, ``wire`` (responses, versions, time), ``store``
+(rows, recycle bin, stamps), ``seed`` (the org's users), ``writes`` (validation and writes), ``soql``
+(lexer, parser), ``query`` (binding, filtering, projection), ``paging`` (query locators), ``describe``,
+``auth`` (OAuth and sessions), ``records`` (REST resources), ``composite`` (sObject Collections), ``app``
+(routing, limits, control API).
 """
 
 from sandbox.sims.salesforce.app import SalesforceSimulator

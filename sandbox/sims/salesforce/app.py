@@ -10,7 +10,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.base import Simulator, json_response
-from sandbox.sims.salesforce import cosell, errors
+from sandbox.sims.salesforce import access, connector, cosell, errors
 from sandbox.sims.salesforce import seed as seeding
 from sandbox.sims.salesforce.access import Access
 from sandbox.sims.salesforce.auth import Sessions
@@ -214,6 +214,36 @@ class SalesforceSimulator(Simulator):
                 self._provision()
             self._seed()
 
+    def install_connector(self, namespace: str = connector.NAMESPACE, *, grant: bool = True) -> list[str]:
+        """Install Microsoft's co-sell connector package: its fields on Opportunity and Lead (``connector.py``),
+        named ``<namespace>__<field>``; ``grant``: readable by the integration user (installed for all users).
+        Returns the fields' names on each object; ``clear()`` takes them away again."""
+        with self._store.lock:
+            names: list[str] = []
+            for sobject in connector.OBJECTS:
+                obj = self.schema.objects[sobject]
+                names = [
+                    self._tooling.install_field(obj, local, md, namespace=namespace, user_id=self.seller_user_id)
+                    for local, md in connector.fields()
+                ]
+            access.settle(self.schema)
+            if grant:
+                self._grant_connector(namespace, names)
+            return names
+
+    def _grant_connector(self, namespace: str, names: list[str]) -> None:
+        writer, objects, admin = self._records.writer, self.schema.objects, self.seller_user_id
+        body = connector.permission_set(namespace)
+        permission_set = writer.create(objects[PERMISSION_SET], body, user_id=admin, raw=True)
+        parent = {"ParentId": permission_set["Id"]}
+        for sobject in connector.OBJECTS:
+            for name in names:
+                grant = {"SobjectType": sobject, "Field": f"{sobject}.{name}", "PermissionsRead": True,
+                         "PermissionsEdit": True}  # fmt: skip
+                writer.create(objects[FIELD_PERMISSIONS], {**parent, **grant}, user_id=admin, raw=True)
+        assignment = {"AssigneeId": self.integration_user_id, "PermissionSetId": permission_set["Id"]}
+        writer.create(objects[ASSIGNMENT], assignment, user_id=admin, raw=True)
+
     @property
     def customizer(self) -> bool:
         """Whether the API user has "Customize Application" / "Modify All Data" (and may manage permission sets)."""
@@ -265,6 +295,16 @@ class SalesforceSimulator(Simulator):
                 body = request.get_json(force=True, silent=True) or {}
                 self.set_api_usage(int(body.get("used", self.api_requests_used)), body.get("limit"))
             return json_response({"used": self.api_requests_used, "limit": self.api_request_limit})
+        if action == "connector" and request.method == "POST":
+            body = request.get_json(force=True, silent=True) or {}
+            namespace = body.get("namespace", connector.NAMESPACE) if isinstance(body, dict) else None
+            if not isinstance(namespace, str):
+                return json_response({"error": 'body must be {"namespace": "<prefix>", "grant": true}'}, 400)
+            try:
+                names = self.install_connector(namespace, grant=bool(body.get("grant", True)))
+            except ValueError as exc:
+                return json_response({"error": str(exc)}, 400)
+            return json_response({"fields": names})
         if action == "users" and request.method == "GET":
             return json_response({"integration": self.integration_user_id, "seller": self.seller_user_id})
         if action == "customizer":

@@ -431,17 +431,45 @@ class Tooling:
             Metadata=md,
         )
 
+    def install_field(self, obj: SObject, local: str, md: Record, *, namespace: str, user_id: str) -> str:
+        """A field a package installs (``<namespace>__<local>``): no Tooling name rules, since the package's
+        publisher made it; listed by the Tooling API with its NamespacePrefix, as installed fields are."""
+        name = f"{namespace}__{local}" if namespace else local
+        if obj.field(name) is not None:
+            raise ValueError(f"{obj.name}.{name} exists already")
+        field, _ = build_field(self.schema, obj, name, md, has_rows=bool(self.store.rows[obj.name]))
+        obj.fields[field.name] = field
+        table = self._table_id(obj)
+        self._record(
+            CUSTOM_FIELD,
+            user_id,
+            namespace=namespace or None,
+            DeveloperName=local.removesuffix("__c"),
+            TableEnumOrId=table,
+            EntityDefinitionId=table,
+            Description=None,
+            InlineHelpText=None,
+            Length=field.length if field.type in ("string", "textarea", "url", "picklist") else None,
+            Precision=None,
+            Scale=None,
+            RelationshipLabel=None,
+            FullName=f"{obj.name}.{field.name}",
+            Metadata=md,
+        )
+        return field.name
+
     def _table_id(self, obj: SObject) -> str:
         if not obj.custom:
             return obj.name
         rows = self.meta.rows[CUSTOM_OBJECT].values()
         return next((r["Id"] for r in rows if r["FullName"] == obj.name), obj.name)
 
-    def _record(self, kind: str, user_id: str, **values: Any) -> str:
+    def _record(self, kind: str, user_id: str, *, namespace: str | None = None, **values: Any) -> str:
         obj = self.meta.schema.objects[kind]
         now = self.store.stamp()
         row: Record = {f: None for f in obj.fields}
-        row.update(values, Id=self.meta.new_id(obj), NamespacePrefix=None, ManageableState="unmanaged")
+        manageable = "installed" if namespace else "unmanaged"
+        row.update(values, Id=self.meta.new_id(obj), NamespacePrefix=namespace, ManageableState=manageable)
         row.update(CreatedDate=now, CreatedById=user_id, LastModifiedDate=now, LastModifiedById=user_id)
         row["Metadata"] = copy.deepcopy(values["Metadata"])
         self.meta.put(obj, row)
