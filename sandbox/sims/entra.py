@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import secrets
 import time
 import uuid
@@ -43,6 +44,18 @@ _AADSTS = {
     "invalid_scope": 1002012,
     "temporarily_unavailable": 90033,
 }
+
+
+# A tenant segment is a tenant id (GUID), a domain, or one of the multi-tenant names; anything else
+# is refused before the tenant is looked up (Entra answers AADSTS900023 for it).
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
+_TENANT_ALIASES = frozenset({"common", "organizations", "consumers"})
+_AADSTS_NUMBER = re.compile(r"^AADSTS(\d+)")
+
+
+def _tenant_shaped(tenant: str) -> bool:
+    return tenant.lower() in _TENANT_ALIASES or bool(_GUID.match(tenant) or _DOMAIN.match(tenant))
 
 
 @dataclass
@@ -121,6 +134,13 @@ class EntraSimulator(Simulator):
 
     # ----- HTTP -----
     def _token(self, request: Request, tenant: str) -> Response:
+        if not _tenant_shaped(tenant):
+            return self.error_response(
+                400,
+                "invalid_request",
+                f"AADSTS900023: Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid "
+                "external domain.",
+            )
         if self.tenants is not None and tenant not in self.tenants:
             return self.error_response(
                 400,
@@ -246,11 +266,14 @@ class EntraSimulator(Simulator):
             message = f"AADSTS{_AADSTS[code]}: {message}"
         now = dt.datetime.now(dt.UTC)
         trace = str(uuid.uuid4())
+        # error_codes holds the AADSTS number of this very answer (90002 for an unknown tenant, even
+        # though its OAuth error is the generic invalid_request), as Entra's answers do.
+        number = _AADSTS_NUMBER.match(message)
         return json_response(
             {
                 "error": code,
                 "error_description": f"{message}\r\nTrace ID: {trace}\r\nTimestamp: {now:%Y-%m-%d %H:%M:%SZ}",
-                "error_codes": [_AADSTS[code]],
+                "error_codes": [int(number.group(1)) if number else _AADSTS[code]],
                 "timestamp": f"{now:%Y-%m-%d %H:%M:%SZ}",
                 "trace_id": trace,
                 "correlation_id": str(uuid.uuid4()),
