@@ -20,7 +20,7 @@ from typing import Any
 
 from sandbox.azurite import start_azurite
 from sandbox.environment import SandboxPorts
-from sandbox.hostproc import start_host
+from sandbox.hostproc import HostStartError, start_host
 from sandbox.ports import port_open
 from sandbox.stack import REPO_ROOT, Stack
 
@@ -160,7 +160,15 @@ def run_real(data_dir: Path, port: int, settings_path: Path) -> int:
         else:
             azurite = start_azurite(data_dir / "azurite", ports=AZURITE_PORTS, in_memory=False)
     stop = threading.Event()
-    host = start_host(REPO_ROOT, env={}, port=port, log_path=data_dir / "host.log", timeout=60)
+    try:
+        host = start_host(REPO_ROOT, env={}, port=port, log_path=data_dir / "host.log", timeout=60)
+    except HostStartError as exc:
+        # The host said why in its last line (a setting it refuses, say): show that, not our traceback.
+        last = [line for line in str(exc).splitlines() if line.strip()][-1:]
+        print(f"The function app did not start: {last[0] if last else exc}", file=sys.stderr)
+        if azurite:
+            azurite.stop()
+        return 1
     threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True).start()
     print(f"Function app on {host.base_url} with the settings in {settings_path.name} (Ctrl-C to stop)", flush=True)
     try:

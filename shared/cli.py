@@ -2,6 +2,7 @@
 
     python -m shared.cli crm-schema --check     # what the sync needs in the CRM, and what is missing
     python -m shared.cli crm-schema --apply     # create what is missing (needs customizer rights)
+    python -m shared.cli doctor [--json]        # what works and what does not, naming the settings to fix
 
 Settings come from the environment and, for names it does not set, from ``local.settings.json`` in
 the current folder (as Core Tools does), so an admin whose CRM user holds customizer rights can set
@@ -17,7 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared import doctor as checks
 from shared import services
+from shared.auth import AuthError
 from shared.crm.schema import SchemaRefused
 from shared.http import ApiError, ApiUnavailable
 from shared.services import ConfigurationError
@@ -54,7 +57,7 @@ def crm_schema(apply: bool, as_json: bool, out: Any = sys.stdout) -> int:
         created = ", ".join(f"{i.table}.{i.name}" for i in exc.created) or "nothing"
         out.write(f"The CRM refused to create the schema: {exc.reason}\nCreated before it stopped: {created}\n")
         return 2
-    except (ConfigurationError, ApiError, ApiUnavailable) as exc:
+    except (ConfigurationError, AuthError, ApiError, ApiUnavailable) as exc:
         out.write(f"{type(exc).__name__}: {exc}\n")
         return 2
     if as_json:
@@ -62,6 +65,28 @@ def crm_schema(apply: bool, as_json: bool, out: Any = sys.stdout) -> int:
     else:
         _print_report(body, out)
     return 0 if body["ready"] else 1
+
+
+def doctor(as_json: bool, app_url: str | None = None, out: Any = sys.stdout) -> int:
+    """Exit 0 when nothing fails (warnings allowed), 1 when something does."""
+    report = checks.run(events_url=app_url.rstrip("/") + checks.EVENTS_PATH if app_url else None)
+    if as_json:
+        out.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return 0 if report.ok else 1
+    ascii_only = not _can_print(out, "✔✖")
+    for line in report.lines(ascii_only=ascii_only):
+        out.write(line + "\n")
+    failing = [check.name for check in report.checks if check.status == "fail"]
+    out.write(f"{len(failing)} check(s) fail: {', '.join(failing)}\n" if failing else "Nothing fails.\n")
+    return 0 if report.ok else 1
+
+
+def _can_print(out: Any, text: str) -> bool:
+    try:
+        text.encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--check", action="store_true", help="read the CRM's metadata only")
     action.add_argument("--apply", action="store_true", help="create what is missing, idempotently")
     schema.add_argument("--json", action="store_true", help="print the full report as JSON")
+    doctor_command = commands.add_parser("doctor", help="check every integration, naming the settings to fix")
+    doctor_command.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor_command.add_argument(
+        "--app-url", help="the app's base URL (https://<host>), to check the webhook points there"
+    )
     args = parser.parse_args(argv)
     load_local_settings(Path.cwd())
     services.reset()
+    if args.command == "doctor":
+        return doctor(as_json=args.json, app_url=args.app_url)
     return crm_schema(apply=args.apply, as_json=args.json)
 
 

@@ -21,7 +21,7 @@ from shared.doctor.report import Check, Report, Status, fail
 from shared.doctor.runner import Group, run_groups
 from shared.doctor.settings import CERTIFICATE, SETTINGS, certificate_check, settings_check
 
-__all__ = ["DEFAULT_TIMEOUT", "NAMES", "Check", "Report", "Status", "events_url_for", "run"]
+__all__ = ["DEFAULT_TIMEOUT", "EVENTS_PATH", "NAMES", "Check", "Report", "Status", "events_url_for", "run"]
 
 DEFAULT_TIMEOUT = 30.0
 NAMES = (SETTINGS, storage.STORAGE, *partner_center.NAMES, CERTIFICATE, *crm.NAMES)
