@@ -86,6 +86,7 @@ class EntraSimulator(Simulator):
         self._clients: dict[str, str] = {}
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
+        self._revoked: set[str] = set()  # refresh tokens an admin revoked: AADSTS50173, not "unknown"
         self.add_route("/<tenant>/oauth2/v2.0/token", ["POST"], self._token)
         self.add_route("/<tenant>/v2.0/.well-known/openid-configuration", ["GET"], self._openid_configuration)
 
@@ -125,6 +126,7 @@ class EntraSimulator(Simulator):
             doomed = [t for t, r in self._refresh.items() if client_id is None or r.client_id == client_id]
             for token in doomed:
                 del self._refresh[token]
+            self._revoked.update(doomed)
             return len(doomed)
 
     def access_token_audience(self, token: str) -> str | None:
@@ -210,6 +212,15 @@ class EntraSimulator(Simulator):
             )
         with self._lock:
             held = self._refresh.get(presented)
+            if presented in self._revoked:
+                # Entra error code reference: "FreshTokenNeeded - The provided grant has expired due to it
+                # being revoked, and a fresh auth token is needed."
+                return self.error_response(
+                    400,
+                    "invalid_grant",
+                    "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is "
+                    "needed. The user might have changed or reset their password.",
+                )
             if held is None or held.client_id != client_id:
                 return self.error_response(
                     400,
