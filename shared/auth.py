@@ -92,8 +92,10 @@ class AuthError(Exception):
         codes: Sequence[int] = (),
         culprit: Culprit | None = None,
         names: CredentialNames | None = None,
+        description: str = "",
     ) -> None:
         self.error = error
+        self.description = description  # the provider's own words (first line), when it gave any
         self.codes = tuple(codes)
         self.culprit = culprit
         self.settings: list[str] = list((names or {}).get(culprit, ())) if culprit else []
@@ -318,6 +320,7 @@ def _redeem(endpoint: _TokenEndpoint, form: dict[str, str], grant: str) -> dict[
             codes=exc.codes,
             culprit=entra_culprit(exc.error, exc.codes),
             names=names,
+            description=exc.description,
         ) from None
     except ApiError as exc:
         # Not an OAuth answer: a 404 means no token endpoint where ENTRA_AUTHORITY_HOST points; a

@@ -147,6 +147,7 @@ class ClientCredentialsSession:
                 error=exc.code,
                 culprit=SALESFORCE_CULPRITS.get(exc.code, "endpoint" if exc.status == 404 else None),
                 names=self._names,
+                description=exc.message,
             ) from exc
         except ApiUnavailable as exc:
             raise AuthError(

@@ -7,14 +7,22 @@ import httpx
 from shared.auth import AuthError, Culprit
 from shared.http import ApiError, ApiUnavailable
 
-# What each part of a credential being wrong means for the operator.
-_CULPRIT_TEXT: dict[Culprit, str] = {
-    "tenant": "does not know the tenant",
-    "client": "does not know the application (client id) in that tenant",
-    "secret": "refused the client secret",
-    "grant": "refused the grant",
-    "scope": "refused the scope (the resource is unknown in that tenant)",
-    "endpoint": "has no token endpoint at that address",
+# What each part of a credential being wrong means for the operator, per identity provider.
+_CULPRIT_TEXT: dict[str, dict[Culprit, str]] = {
+    "Entra ID": {
+        "tenant": "does not know the tenant",
+        "client": "does not know the application (client id) in that tenant",
+        "secret": "refused the client secret",
+        "grant": "refused the refresh token: redo the admin consent",
+        "scope": "refused the scope (no such resource in that tenant)",
+        "endpoint": "has no token endpoint at that address",
+    },
+    "Salesforce": {
+        "client": "does not know the consumer key (client id)",
+        "secret": "refused the consumer secret",
+        "grant": "refused the client credentials flow",
+        "endpoint": "has no token endpoint at that address",
+    },
 }
 # AADSTS numbers worth their own words (Microsoft Entra error code reference).
 _CODE_TEXT: dict[int, str] = {
@@ -27,27 +35,22 @@ _CODE_TEXT: dict[int, str] = {
     50079: "the user must register for MFA, then redo the admin consent",
     70043: "Conditional Access sign-in frequency ended the refresh token: redo the admin consent",
 }
-_GRANT_TEXT = {
-    "entra": "refused the refresh token: redo the admin consent",
-    "salesforce": "refused the connected app's client credentials flow",
-}
 
 
 def auth_detail(exc: AuthError, provider: str) -> str:
     """``provider`` is "Entra ID" or "Salesforce"."""
-    said = (
-        " ".join(part for part in (*(f"AADSTS{c}" for c in exc.codes[:1]), exc.error) if part) or "no OAuth error code"
-    )
+    said = " ".join(part for part in (*(f"AADSTS{c}" for c in exc.codes[:1]), exc.error) if part)
+    if provider == "Salesforce" and exc.description:
+        said = f"{said}: {exc.description}" if said else exc.description  # Salesforce's words are short
+    said = said or "no OAuth error code"
     for code in exc.codes:
         if code in _CODE_TEXT:
             return f"{provider}: {_CODE_TEXT[code]} ({said})"
     if exc.culprit == "endpoint" and not exc.error:
         return f"{provider}'s token endpoint could not be reached"
-    if exc.culprit == "grant":
-        key = "salesforce" if provider == "Salesforce" else "entra"
-        return f"{provider} {_GRANT_TEXT[key]} ({said})"
-    if exc.culprit:
-        return f"{provider} {_CULPRIT_TEXT[exc.culprit]} ({said})"
+    text = _CULPRIT_TEXT.get(provider, _CULPRIT_TEXT["Entra ID"]).get(exc.culprit) if exc.culprit else None
+    if text:
+        return f"{provider} {text} ({said})"
     return f"{provider} gave no token: {exc.reason}"
 
 

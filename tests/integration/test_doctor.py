@@ -18,7 +18,7 @@ from sandbox.ports import free_port
 from shared import doctor, services
 from shared.auth import RefreshTokenGrant
 from shared.config import Settings
-from shared.doctor.report import Report
+from shared.doctor.report import Check, Report
 from shared.partner_center.registration import WANTED_EVENTS
 from shared.store.clients import TOKEN_TABLE, table_client
 from shared.store.tokens import TableRefreshTokenStore
@@ -74,7 +74,7 @@ def statuses(report: Report) -> dict[str, str]:
     return {check.name: check.status for check in report.checks}
 
 
-def line(report: Report, name: str):  # type: ignore[no-untyped-def]
+def line(report: Report, name: str) -> Check:
     return next(check for check in report.checks if check.name == name)
 
 

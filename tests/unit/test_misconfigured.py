@@ -199,3 +199,56 @@ def test_the_app_indexes_with_invalid_settings(settings_as: Callable[[dict[str, 
     assert done.returncode == 0, done.stderr
     assert "'health'" in done.stdout
     assert "'doctor'" in done.stdout
+
+
+def test_the_queue_worker_puts_the_message_back_with_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A misconfiguration is not the message's fault: it waits for the fix instead of burning retries into poison."""
+    from azure.functions.queue import QueueMessage
+
+    from functions.referral_to_crm import CONFIGURATION_RETRY_SECONDS, referral_to_crm
+    from shared.messages import ReferralMessage
+
+    def refuse() -> None:
+        raise services.ConfigurationError("Missing app settings: DATAVERSE_URL", ["DATAVERSE_URL"])
+
+    queued: list[tuple[ReferralMessage, float]] = []
+    monkeypatch.setattr(services, "inbound_sync", refuse)
+    monkeypatch.setattr(services, "enqueue", lambda message, delay_seconds=0: queued.append((message, delay_seconds)))
+    referral_id = str(uuid.uuid4())
+    message = ReferralMessage(referral_id=referral_id, event_name="referral-updated", source="webhook")
+    with caplog.at_level(logging.INFO):
+        referral_to_crm(QueueMessage(id="1", body=message.to_json().encode()))
+    [(again, delay)] = queued
+    assert (again.referral_id, again.deferrals, delay) == (referral_id, 1, CONFIGURATION_RETRY_SECONDS)
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "DATAVERSE_URL" in error.getMessage()
+    assert error.exc_info is None
+
+
+@pytest.mark.parametrize("timer", ["crm_to_partner_center", "referral_reconcile"])
+def test_the_timers_refuse_with_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, timer: str
+) -> None:
+    from unittest.mock import Mock
+
+    import functions.crm_to_partner_center
+    import functions.referral_reconcile
+
+    def refuse() -> None:
+        raise services.ConfigurationError(
+            "Missing app settings: PARTNER_CENTER_TENANT_ID", ["PARTNER_CENTER_TENANT_ID"]
+        )
+
+    monkeypatch.setattr(services, "outbound_sync", refuse)
+    monkeypatch.setattr(services, "reconciler", refuse)
+    function = {
+        "crm_to_partner_center": functions.crm_to_partner_center.crm_to_partner_center,
+        "referral_reconcile": functions.referral_reconcile.referral_reconcile,
+    }[timer]
+    with caplog.at_level(logging.INFO):
+        function(Mock(past_due=False))
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "PARTNER_CENTER_TENANT_ID" in error.getMessage()
+    assert error.exc_info is None
