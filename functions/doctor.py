@@ -16,6 +16,7 @@ from functions.responses import json_response
 from functions.routes import admin_route
 from functions.webhook_registration import events_url
 from shared import doctor as checks
+from shared.config import ConfigurationError
 
 log = logging.getLogger("cosell.functions.doctor")
 
@@ -25,7 +26,11 @@ bp = func.Blueprint()
 @bp.route(route=admin_route("doctor"), methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @answers_failures
 def doctor(req: func.HttpRequest) -> func.HttpResponse:
-    report = checks.run(events_url=events_url(req, {}))
+    try:
+        url: str | None = events_url(req, {})
+    except ConfigurationError:
+        url = None  # invalid settings: the report's first line names them
+    report = checks.run(events_url=url)
     failing = [check.name for check in report.checks if check.status == "fail"]
     if failing:
         log.warning("Doctor: failing: %s", ", ".join(failing))
