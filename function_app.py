@@ -7,6 +7,7 @@ import azure.functions as func
 from functions import (
     crm_schema,
     crm_to_partner_center,
+    doctor,
     health,
     partner_center_events,
     referral_reconcile,
@@ -31,6 +32,7 @@ for blueprint in (
     resync,
     replay_poison,
     crm_schema,
+    doctor,
     health,
 ):
     app.register_functions(blueprint.bp)

@@ -11,12 +11,12 @@ import logging
 
 import azure.functions as func
 
+from functions.failures import answers_failures
 from functions.responses import json_response, problem
 from functions.routes import admin_route
 from shared import services
 from shared.crm.schema import SchemaRefused
-from shared.http import ApiError, ApiUnavailable
-from shared.services import ConfigurationError
+from shared.http import ApiError
 
 log = logging.getLogger("cosell.functions.crm_schema")
 
@@ -24,6 +24,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route=admin_route("crm-schema"), methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_failures
 def crm_schema(req: func.HttpRequest) -> func.HttpResponse:
     try:
         schema = services.crm_schema()
@@ -34,9 +35,7 @@ def crm_schema(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("The CRM refused to create the schema: %s", exc.reason)
         created = [item.to_json() for item in exc.created]
         return problem(403, f"The CRM refused to create the schema: {exc.reason}", created=created)
-    except ConfigurationError as exc:
-        return problem(400, str(exc))
-    except (ApiError, ApiUnavailable) as exc:
+    except ApiError as exc:
         log.error("CRM schema call failed: %s", exc)
         return problem(502, f"The CRM's metadata API failed: {exc}")
     log.info("CRM schema: created %d item(s); ready=%s", len(result.created), result.report.ready)

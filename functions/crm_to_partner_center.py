@@ -7,6 +7,7 @@ import logging
 import azure.functions as func
 
 from shared import services
+from shared.config import ConfigurationError
 
 log = logging.getLogger("cosell.functions.crm_to_partner_center")
 
@@ -17,4 +18,8 @@ bp = func.Blueprint()
 def crm_to_partner_center(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("CRM poll is running late")
-    services.outbound_sync().poll()
+    try:
+        services.outbound_sync().poll()
+    except ConfigurationError as exc:
+        # Nothing is lost: the watermark stays, and the next tick polls from it once the setting is fixed.
+        log.error("CRM poll refused: %s", exc)

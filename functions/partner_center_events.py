@@ -11,6 +11,7 @@ import logging
 
 import azure.functions as func
 
+from functions.failures import answers_failures
 from functions.responses import json_response, problem
 from shared import services
 from shared.messages import REFERRAL_EVENTS_QUEUE, ReferralMessage
@@ -28,6 +29,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 @bp.route(route="partner-center/events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.queue_output(arg_name="out", queue_name=REFERRAL_EVENTS_QUEUE, connection="AzureWebJobsStorage")
+@answers_failures
 def partner_center_events(req: func.HttpRequest, out: func.Out[str]) -> func.HttpResponse:
     declared = req.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:

@@ -7,6 +7,7 @@ import logging
 import azure.functions as func
 
 from shared import services
+from shared.config import ConfigurationError
 
 log = logging.getLogger("cosell.functions.referral_reconcile")
 
@@ -17,4 +18,8 @@ bp = func.Blueprint()
 def referral_reconcile(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("Reconcile is running late")
-    services.reconciler().run()
+    try:
+        services.reconciler().run()
+    except ConfigurationError as exc:
+        # Nothing is lost: the watermark stays, and the next run looks back from it.
+        log.error("Reconcile refused: %s", exc)

@@ -10,6 +10,7 @@ import logging
 
 import azure.functions as func
 
+from functions.failures import answers_failures
 from functions.responses import json_body, json_response, problem
 from functions.routes import admin_route
 from shared.config import get_settings
@@ -22,6 +23,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route=admin_route("replay-poison"), methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_failures
 def replay_poison(req: func.HttpRequest) -> func.HttpResponse:
     body = json_body(req)
     if body is None:

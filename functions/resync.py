@@ -12,6 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
+from functions.failures import answers_failures
 from functions.responses import json_body, json_response, problem
 from functions.routes import admin_route
 from shared import services
@@ -25,6 +26,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route=admin_route("resync"), methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_failures
 def resync(req: func.HttpRequest) -> func.HttpResponse:
     body = json_body(req)
     if body is None:
@@ -55,5 +57,7 @@ def resync(req: func.HttpRequest) -> func.HttpResponse:
         wait = round(exc.retry_after)
         return problem(503, f"{exc.service} is throttling this app; try again in {wait} s.", retryAfter=wait)
     except (ApiError, ApiUnavailable) as exc:
-        return problem(502, f"A remote call failed; try again: {exc}", partial=result)
+        log.error("Resync failed: %s", exc)
+        settings = exc.settings if isinstance(exc, ApiUnavailable) else []
+        return problem(502, f"A remote call failed; try again: {exc}", partial=result, settings=settings)
     return json_response(result)

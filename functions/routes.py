@@ -7,8 +7,20 @@ start with ``admin`` (azure-functions-host #1781), so what runs locally is what 
 
 from __future__ import annotations
 
-from shared.config import get_settings
+import os
+import re
+
+from shared.config import ADMIN_ROUTE_PATTERN, ConfigurationError, get_settings
+
+DEFAULT_PREFIX = "manage"
 
 
 def admin_route(path: str) -> str:
-    return f"{get_settings().admin_route_prefix}/{path}"
+    try:
+        prefix = get_settings().admin_route_prefix
+    except ConfigurationError:
+        # Some setting is invalid. Indexing must not fail on it (the whole app, /api/health too, would
+        # vanish behind an import error): the routes exist and refuse, naming the setting.
+        raw = os.environ.get("ADMIN_ROUTE_PREFIX", "")
+        prefix = raw if re.fullmatch(ADMIN_ROUTE_PATTERN, raw) else DEFAULT_PREFIX
+    return f"{prefix}/{path}"

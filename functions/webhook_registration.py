@@ -6,11 +6,12 @@ import logging
 
 import azure.functions as func
 
+from functions.failures import answers_failures
 from functions.responses import json_body, json_response, problem
 from functions.routes import admin_route
 from shared import services
 from shared.config import get_settings
-from shared.http import ApiError, ApiUnavailable
+from shared.http import ApiError
 from shared.partner_center.registration import ensure_registration, redact_url
 
 log = logging.getLogger("cosell.functions.registration")
@@ -32,6 +33,7 @@ def events_url(req: func.HttpRequest, body: dict[str, object]) -> str:
 
 
 @bp.route(route=admin_route("webhook-registration"), methods=["GET", "PUT"], auth_level=func.AuthLevel.FUNCTION)
+@answers_failures
 def webhook_registration(req: func.HttpRequest) -> func.HttpResponse:
     body = json_body(req) if req.method == "PUT" else {}
     if body is None:
@@ -58,7 +60,7 @@ def webhook_registration(req: func.HttpRequest) -> func.HttpResponse:
         result = ensure_registration(
             client, url, overwrite=overwrite, signature_in_ms_header=bool(body.get("signatureInMsHeader", True))
         )
-    except (ApiError, ApiUnavailable) as exc:
+    except ApiError as exc:
         log.error("Webhook registration call failed: %s", exc)
         return problem(502, f"Partner Center Webhooks API failed: {exc}")
     log.info("Webhook registration %s for %s", result.action, redact_url(url))

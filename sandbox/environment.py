@@ -27,6 +27,8 @@ DATAVERSE_CLIENT_ID = "22222222-0000-4000-8000-000000000d65"
 SALESFORCE_CLIENT_ID = "3MVG9CoSellSandbox.ConnectedApp"
 PARTNER_CENTER_AUDIENCE = "https://api.partner.microsoft.com"
 WEBHOOKS_AUDIENCE = "https://api.partnercenter.microsoft.com"
+# Where Partner Center's real signing certificate lives (WEBHOOK_CERT_URL_PREFIXES' default).
+MICROSOFT_CERT_PREFIX = "https://3psostorageacct.blob.core.windows.net/cert/"
 
 
 @dataclass
@@ -54,7 +56,8 @@ class Sandbox:
         self.pc_client_secret = f"pc-secret-{self.seed}"
         self.dv_client_secret = f"dv-secret-{self.seed}"
         self.sf_client_secret = f"sf-secret-{self.seed}"
-        self.entra = EntraSimulator(seed=self.seed)
+        # Only the sandbox's tenant exists, so a wrong tenant id gets Entra's AADSTS90002.
+        self.entra = EntraSimulator(seed=self.seed, tenants={TENANT_ID})
         self.entra.add_client(PARTNER_CENTER_CLIENT_ID, self.pc_client_secret)
         self.entra.add_client(DATAVERSE_CLIENT_ID, self.dv_client_secret)
         self.partner_center = PartnerCenterSimulator(
@@ -135,7 +138,8 @@ class Sandbox:
             "PARTNER_CENTER_CLIENT_ID": PARTNER_CENTER_CLIENT_ID,
             "PARTNER_CENTER_CLIENT_SECRET": self.pc_client_secret,
             "PARTNER_CENTER_REFRESH_TOKEN": self.refresh_token,
-            "WEBHOOK_CERT_URL_PREFIXES": f"{self.partner_center_url}/cert/",
+            # The simulator's certificate, and Microsoft's documented host, as a deployment lists it.
+            "WEBHOOK_CERT_URL_PREFIXES": f"{self.partner_center_url}/cert/,{MICROSOFT_CERT_PREFIX}",
             "WEBHOOK_CERT_ORGANIZATION": ORGANIZATION,
             "WEBHOOK_CA_BUNDLE": str(self.pki.root_pem_path),
             "DATAVERSE_URL": self.dataverse_url,

@@ -4,6 +4,10 @@ Settings come from the environment and, for names it does not set, ``local.setti
 script root. HTTP triggers answer under ``/api``; queue triggers poll the storage account named by
 their connection; timers fire on their NCRONTAB schedules; ``POST /admin/functions/<name>`` fires a
 non-HTTP function now. SIGINT/SIGTERM stop it gracefully (exit code 0).
+
+For this repository's app it first checks the app's settings (``shared.config``): a value that is
+invalid or still a placeholder from ``local.settings.example.json`` stops it with one line naming
+the setting (exit code 1), rather than a host that starts and fails a minute later.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from types import FrameType
 
 from sandbox.localhost.logs import configure_logging
 from sandbox.localhost.runtime import HostConfig, LocalHost
-from sandbox.localhost.settings import local_http_port
+from sandbox.localhost.settings import SettingsError, load_settings, local_http_port
 
 log = logging.getLogger("localhost.host")
 
@@ -40,12 +44,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def app_settings_problem(root: Path) -> str | None:
+    """What the app's own settings check refuses, in one line; None when it accepts them (or there is none)."""
+    if not (root / "shared" / "config.py").is_file():
+        return None  # another function app: its settings are its own business
+    try:
+        load_settings(root)  # local.settings.json under the environment, as start() does
+    except SettingsError:
+        return None  # start() reports a broken local.settings.json itself
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from pydantic import ValidationError
+
+    from shared.config import Settings, invalid_settings, placeholder_message
+
+    try:
+        placeholders = Settings().placeholders
+    except ValidationError as exc:
+        return str(invalid_settings(exc))
+    return placeholder_message(placeholders) if placeholders else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging()
     root = (args.script_root or Path.cwd()).resolve()
     if not root.is_dir():
         log.error("Script root %s is not a directory", root)
+        return 1
+    problem = app_settings_problem(root)
+    if problem:
+        log.error("Refusing to start: %s", problem)
         return 1
     port = args.port if args.port is not None else (local_http_port(root) or DEFAULT_PORT)
     host = LocalHost(

@@ -215,7 +215,13 @@ def run_real(data_dir: Path, port: int, settings_path: Path) -> int:
     stop = threading.Event()
     host = None
     try:
-        host = start_host(REPO_ROOT, env={}, port=port, log_path=data_dir / "host.log", timeout=60)
+        try:
+            host = start_host(REPO_ROOT, env={}, port=port, log_path=data_dir / "host.log", timeout=60)
+        except HostStartError as exc:
+            # The host said why in its last line (a setting it refuses, say): show that, not our traceback.
+            last = [line for line in str(exc).splitlines() if line.strip()][-1:]
+            print(f"The function app did not start: {last[0] if last else exc}", file=sys.stderr)
+            return 1
         threading.Thread(target=_follow, args=(data_dir / "host.log", stop), daemon=True).start()
         print(f"Function app on {host.base_url} with the settings in {settings_path.name} (Ctrl-C to stop)", flush=True)
         _wait_for_ctrl_c()

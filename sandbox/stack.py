@@ -57,6 +57,11 @@ class Stack:
     def host(self) -> HostProcess:
         return _started(self._host)
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """The app settings the host runs with (what an admin's local.settings.json would hold)."""
+        return dict(self._settings)
+
     def start(self) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:

@@ -10,10 +10,12 @@ so the integration keeps working past the original token's lifetime.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import httpx
 
@@ -23,9 +25,82 @@ log = logging.getLogger("cosell.auth")
 
 _EARLY_REFRESH_SECONDS = 120
 
+# Which part of a credential a refusal points at; the composition root knows the settings behind each.
+Culprit = Literal["tenant", "client", "secret", "grant", "scope", "endpoint"]
+CredentialNames = Mapping[Culprit, Sequence[str]]
+
+# Entra's AADSTS numbers (the ``error_codes`` of an error answer) -> the part of the credential that
+# is wrong. Source: Microsoft Entra "authentication and authorization error codes"
+# (learn.microsoft.com/entra/identity-platform/reference-error-codes). Microsoft warns that codes
+# change over time, so the OAuth ``error`` decides when the number is not listed here.
+ENTRA_CULPRITS: dict[int, Culprit] = {
+    90002: "tenant",  # InvalidTenantName: the tenant name wasn't found
+    900023: "tenant",  # the tenant identifier is neither a valid DNS name nor a valid external domain
+    90019: "tenant",  # MissingTenantRealm: unable to determine the tenant identifier from the request
+    700016: "client",  # UnauthorizedClient_DoesNotMatchRequest: the application wasn't found in the tenant
+    700011: "client",  # UnauthorizedClientAppNotFoundInOrgIdTenant
+    70001: "client",  # UnauthorizedClient: the application is disabled
+    7000112: "client",  # UnauthorizedClientApplicationDisabled
+    7000215: "secret",  # invalid client secret
+    7000222: "secret",  # InvalidClientSecretExpiredKeysProvided: the client secret has expired
+    7000218: "secret",  # the request must contain 'client_assertion' or 'client_secret'
+    70002: "secret",  # InvalidClient: client_secret does not match
+    70000: "grant",  # InvalidGrant: the refresh token isn't valid
+    70008: "grant",  # ExpiredOrRevokedGrant
+    700082: "grant",  # ExpiredOrRevokedGrantInactiveToken: unused for 90 days
+    50173: "grant",  # FreshTokenNeeded: the tokens were revoked
+    70043: "grant",  # BadTokenDueToSignInFrequency (Conditional Access)
+    50076: "grant",  # UserStrongAuthClientAuthNRequired: a new sign-in with MFA is needed
+    50079: "grant",  # UserStrongAuthEnrollmentRequired
+    65001: "grant",  # DelegationDoesNotExist: the user or admin hasn't consented
+    500011: "scope",  # InvalidResourceServicePrincipalNotFound: no such resource in the tenant
+    70011: "scope",  # InvalidScope
+    1002012: "scope",  # client credentials need a '/.default' scope
+}
+# The OAuth ``error`` ("should be used to react to errors", same page) when the number is not listed.
+OAUTH_CULPRITS: dict[str, Culprit] = {
+    "invalid_client": "secret",
+    "unauthorized_client": "client",
+    "invalid_grant": "grant",
+    "interaction_required": "grant",
+    "invalid_scope": "scope",
+    "invalid_resource": "scope",
+}
+_AADSTS = re.compile(r"AADSTS(\d+)")
+
+
+def entra_culprit(error: str, codes: Sequence[int]) -> Culprit | None:
+    for code in codes:
+        if code in ENTRA_CULPRITS:
+            return ENTRA_CULPRITS[code]
+    return OAUTH_CULPRITS.get(error)
+
 
 class AuthError(Exception):
-    """A token could not be obtained; the message carries Entra's error code, never a secret."""
+    """A token could not be obtained; the message carries the identity provider's code, never a secret.
+
+    ``error`` and ``codes`` are what the provider answered (OAuth error, AADSTS numbers); ``culprit``
+    says which part of the credential it points at; ``settings`` names the app settings behind it
+    when the token was built with their names (and the message then ends with them).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str = "",
+        codes: Sequence[int] = (),
+        culprit: Culprit | None = None,
+        names: CredentialNames | None = None,
+        description: str = "",
+    ) -> None:
+        self.error = error
+        self.description = description  # the provider's own words (first line), when it gave any
+        self.codes = tuple(codes)
+        self.culprit = culprit
+        self.settings: list[str] = list((names or {}).get(culprit, ())) if culprit else []
+        self.reason = message
+        super().__init__(f"{message} (check {', '.join(self.settings)})" if self.settings else message)
 
 
 class RefreshTokenStore(Protocol):
@@ -55,6 +130,16 @@ class _Cached:
     expires_at: float
 
 
+class _Refused(Exception):
+    """Entra answered an OAuth error (400/401): what it said, to classify."""
+
+    def __init__(self, error: str, codes: tuple[int, ...], description: str) -> None:
+        super().__init__(error)
+        self.error = error
+        self.codes = codes
+        self.description = description
+
+
 class _TokenEndpoint:
     """POSTs a grant to ``{authority}/{tenant}/oauth2/v2.0/token`` with the shared retry policy."""
 
@@ -66,7 +151,9 @@ class _TokenEndpoint:
         timeout: float,
         max_attempts: int,
         transport: httpx.BaseTransport | None = None,
+        names: CredentialNames | None = None,
     ) -> None:
+        self.names = names or {}
         self._client = ServiceClient(
             "entra",
             f"{authority_host.rstrip('/')}/{tenant_id}/oauth2/v2.0/",
@@ -75,17 +162,35 @@ class _TokenEndpoint:
             error_parser=_entra_error,
             changes_data=False,
             transport=transport,
+            settings=tuple(self.names.get("endpoint", ())),
         )
 
     def redeem(self, form: dict[str, str]) -> dict[str, object]:
-        response = self._client.request("POST", "token", data=form)
+        # OAuth errors are read here rather than by the HTTP policy: their ``error_codes`` say what is wrong.
+        response = self._client.request("POST", "token", data=form, expected=(400, 401))
+        if response.status_code in (400, 401):
+            raise _Refused(*_entra_refusal(response))
         return response.json()
+
+
+def _entra_refusal(response: httpx.Response) -> tuple[str, tuple[int, ...], str]:
+    error, description = _entra_error(response)
+    try:
+        raw = response.json().get("error_codes") or []
+        codes = tuple(int(c) for c in raw if str(c).isdigit())
+    except (ValueError, AttributeError, TypeError):
+        codes = ()
+    if not codes and (match := _AADSTS.match(description)):
+        codes = (int(match.group(1)),)
+    return error, codes, description
 
 
 def _entra_error(response: httpx.Response) -> tuple[str, str]:
     try:
         body = response.json()
     except ValueError:
+        return "", response.text[:200]
+    if not isinstance(body, dict):
         return "", response.text[:200]
     description = str(body.get("error_description", ""))
     # AADSTS descriptions carry trace ids and timestamps; the first line is the readable part.
@@ -129,9 +234,12 @@ class ClientCredentialsToken(_CachedToken):
         *,
         timeout: float = 15.0,
         max_attempts: int = 4,
+        names: CredentialNames | None = None,
     ) -> None:
         super().__init__()
-        self._endpoint = _TokenEndpoint(authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts)
+        self._endpoint = _TokenEndpoint(
+            authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts, names=names
+        )
         self._form = {
             "grant_type": "client_credentials",
             "client_id": client_id,
@@ -158,10 +266,16 @@ class RefreshTokenGrant(_CachedToken):
         timeout: float = 15.0,
         max_attempts: int = 4,
         transport: httpx.BaseTransport | None = None,
+        names: CredentialNames | None = None,
     ) -> None:
         super().__init__()
         self._endpoint = _TokenEndpoint(
-            authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts, transport=transport
+            authority_host,
+            tenant_id,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            transport=transport,
+            names=names,
         )
         self._client_id = client_id
         self._client_secret = client_secret
@@ -185,7 +299,9 @@ class RefreshTokenGrant(_CachedToken):
 
     def _redeem(self, refresh_token: str | None) -> dict[str, object]:
         if not refresh_token:
-            raise AuthError("No Partner Center refresh token is configured (PARTNER_CENTER_REFRESH_TOKEN).")
+            raise AuthError(
+                "No Partner Center refresh token is configured (PARTNER_CENTER_REFRESH_TOKEN).", culprit="grant"
+            )
         form = {
             "grant_type": "refresh_token",
             "client_id": self._client_id,
@@ -202,12 +318,28 @@ class RefreshTokenGrant(_CachedToken):
 
 
 def _redeem(endpoint: _TokenEndpoint, form: dict[str, str], grant: str) -> dict[str, object]:
+    names = endpoint.names
     try:
         return endpoint.redeem(form)
+    except _Refused as exc:
+        raise AuthError(
+            f"Entra ID refused the {grant} grant: {exc.error} {exc.description}".strip(),
+            error=exc.error,
+            codes=exc.codes,
+            culprit=entra_culprit(exc.error, exc.codes),
+            names=names,
+            description=exc.description,
+        ) from None
     except ApiError as exc:
-        raise AuthError(f"Entra ID refused the {grant} grant: {exc.code} {exc.message}".strip()) from exc
+        # Not an OAuth answer: a 404 means no token endpoint where ENTRA_AUTHORITY_HOST points; a
+        # 5xx or 429 that outlasted the retries is Entra's own trouble, no setting's.
+        message = f"Entra ID refused the {grant} grant: {exc.status} {exc.code} {exc.message}".strip()
+        culprit: Culprit | None = "endpoint" if exc.status in (404, 405) else None
+        raise AuthError(message, error=exc.code, culprit=culprit, names=names) from exc
     except ApiUnavailable as exc:
-        raise AuthError(f"Entra ID token endpoint unreachable for the {grant} grant") from exc
+        raise AuthError(
+            f"Entra ID token endpoint unreachable for the {grant} grant", culprit="endpoint", names=names
+        ) from exc
 
 
 def _cache_entry(body: dict[str, object]) -> _Cached:

@@ -4,6 +4,7 @@
     python -m shared.cli crm-schema --apply     # create what is missing (needs customizer rights)
     python -m shared.cli consent --vault <name> # Partner Center refresh token: sign in, check, store
     python -m shared.cli adopt [--apply]        # link the records Microsoft's co-sell connector made
+    python -m shared.cli doctor [--json]        # what works and what does not, naming the settings to fix
 
 Settings come from the environment and, for names it does not set, from ``local.settings.json`` in
 the current folder (as Core Tools does), so an admin whose CRM user holds customizer rights can set
@@ -22,6 +23,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from shared import consent, services
+from shared import doctor as checks
 from shared.auth import AuthError
 from shared.config import Settings
 from shared.crm.adopt import ConnectorNotFound
@@ -62,7 +64,7 @@ def crm_schema(apply: bool, as_json: bool, out: Any = sys.stdout) -> int:
         created = ", ".join(f"{i.table}.{i.name}" for i in exc.created) or "nothing"
         out.write(f"The CRM refused to create the schema: {exc.reason}\nCreated before it stopped: {created}\n")
         return 2
-    except (ConfigurationError, ApiError, ApiUnavailable) as exc:
+    except (ConfigurationError, AuthError, ApiError, ApiUnavailable) as exc:
         out.write(f"{type(exc).__name__}: {exc}\n")
         return 2
     if as_json:
@@ -120,6 +122,28 @@ def _print_adoption(report: AdoptReport, out: Any) -> None:
         out.write("Run again with --apply to copy.\n")
 
 
+def doctor(as_json: bool, app_url: str | None = None, out: Any = sys.stdout) -> int:
+    """Exit 0 when nothing fails (warnings allowed), 1 when something does."""
+    report = checks.run(events_url=app_url.rstrip("/") + checks.EVENTS_PATH if app_url else None)
+    if as_json:
+        out.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        return 0 if report.ok else 1
+    ascii_only = not _can_print(out, "✔✖")
+    for line in report.lines(ascii_only=ascii_only):
+        out.write(line + "\n")
+    failing = [check.name for check in report.checks if check.status == "fail"]
+    out.write(f"{len(failing)} check(s) fail: {', '.join(failing)}\n" if failing else "Nothing fails.\n")
+    return 0 if report.ok else 1
+
+
+def _can_print(out: Any, text: str) -> bool:
+    try:
+        text.encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -163,6 +187,11 @@ def main(
         help="Dynamics 365: reopen a closed opportunity to link it, then close it again as it was",
     )
     adoption.add_argument("--json", action="store_true", help="print the full report as JSON")
+    doctor_command = commands.add_parser("doctor", help="check every integration, naming the settings to fix")
+    doctor_command.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor_command.add_argument(
+        "--app-url", help="the app's base URL (https://<host>), to check the webhook points there"
+    )
     args = parser.parse_args(argv)
     load_local_settings(Path.cwd())
     services.reset()
@@ -173,6 +202,8 @@ def main(
             err.write(f"Invalid app settings: {exc}\n")
             return consent.EXIT_USAGE
         return consent.run(settings, consent.options_from(args), out=out, err=err, stdin=stdin)
+    if args.command == "doctor":
+        return doctor(as_json=args.json, app_url=args.app_url, out=out)
     if args.command == "adopt":
         return adopt(apply=args.apply, reopen_closed=args.reopen_closed, as_json=args.json, out=out)
     return crm_schema(apply=args.apply, as_json=args.json, out=out)

@@ -7,13 +7,55 @@ environment does not set from ``local.settings.json``, as Core Tools does.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CrmKind = Literal["dynamics", "salesforce"]
+ADMIN_ROUTE_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+
+
+class ConfigurationError(RuntimeError):
+    """Settings the requested operation needs are missing, invalid or placeholders; ``settings`` names them."""
+
+    def __init__(self, message: str, settings: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.settings = list(settings)
+
+
+# What local.settings.example.json (and docs in general) put where a real value belongs:
+# ``<your partner tenant id>``, ``https://<org>.crm.dynamics.com``.
+_ANGLE_PLACEHOLDER = re.compile(r"<[^<>]*>")
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+# An unresolved Key Vault reference reaches the app as the literal reference text (App Service
+# "Use Key Vault references": "If a reference isn't resolved properly, the reference string is used").
+_KEY_VAULT_REFERENCE = "@microsoft.keyvault("
+
+
+def _example_guid(value: str) -> bool:
+    """The nil GUID and Microsoft Learn's sample GUIDs (``aaaabbbb-0000-cccc-1111-dddd2222eeee``,
+    ``00001111-aaaa-2222-bbbb-3333cccc4444``): every pair of hex digits is one digit twice. A real
+    (random) GUID has that shape once in 16^16."""
+    if not _GUID.match(value):
+        return False
+    digits = value.replace("-", "").lower()
+    return all(digits[i] == digits[i + 1] for i in range(0, 32, 2))
+
+
+def placeholder_reason(value: str) -> str | None:
+    """Why ``value`` cannot be a real setting value, or None when it may be one."""
+    text = value.strip()
+    if _ANGLE_PLACEHOLDER.search(text):
+        return "a placeholder from local.settings.example.json"
+    if _example_guid(text):
+        return "an example GUID"
+    if text.lower().startswith(_KEY_VAULT_REFERENCE):
+        return "an unresolved Key Vault reference"
+    return None
+
 
 # The knobs of Microsoft's connector solution, with the defaults it documents per CRM.
 _CRM_DEFAULTS: dict[str, dict[str, str]] = {
@@ -77,7 +119,7 @@ class Settings(BaseSettings):
     webhook_callback_url: str | None = Field(None, validation_alias="WEBHOOK_CALLBACK_URL")
     # The Azure Functions host refuses HTTP routes that start with "admin" (azure-functions-host
     # #1781), so the admin routes live under /api/manage everywhere (DESIGN.md contract).
-    admin_route_prefix: str = Field("manage", pattern=r"^[a-z][a-z0-9-]{0,30}$", validation_alias="ADMIN_ROUTE_PREFIX")
+    admin_route_prefix: str = Field("manage", pattern=ADMIN_ROUTE_PATTERN, validation_alias="ADMIN_ROUTE_PREFIX")
 
     # --- Dynamics 365 / Dataverse ---
     dataverse_url: str | None = Field(None, validation_alias="DATAVERSE_URL")
@@ -147,8 +189,65 @@ class Settings(BaseSettings):
     def account_country_field(self) -> str:
         return self.account_country_field_override or self._crm_default("account_country_field")
 
+    def in_use(self, alias: str) -> bool:
+        """The other CRM's settings are not used (and may hold anything, such as ``not-used``)."""
+        unused = "SALESFORCE_" if self.crm_kind == "dynamics" else "DATAVERSE_"
+        return not alias.startswith(unused)
+
+    @property
+    def placeholders(self) -> dict[str, str]:
+        """Settings in use whose value is a placeholder, by name, with the reason.
+
+        Settings validation detects them but does not raise: the app must still index, so that
+        /api/health can answer 503 naming them; every use of a setting refuses it by name instead
+        (:meth:`refuse_placeholders`, called by the composition root).
+        """
+        found: dict[str, str] = {}
+        for name, info in type(self).model_fields.items():
+            alias = str(info.validation_alias)
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            if not isinstance(value, str) or not self.in_use(alias):
+                continue
+            reason = placeholder_reason(value)
+            if reason:
+                found[alias] = reason
+        return found
+
+    def refuse_placeholders(self, *aliases: str) -> None:
+        """Raise :class:`ConfigurationError` naming every setting (of ``aliases``, or all) that is a placeholder."""
+        found = {a: r for a, r in self.placeholders.items() if not aliases or a in aliases}
+        if found:
+            raise ConfigurationError(placeholder_message(found), sorted(found))
+
+
+def placeholder_message(found: dict[str, str]) -> str:
+    named = ", ".join(f"{alias} ({reason})" for alias, reason in sorted(found.items()))
+    return f"App settings that still hold placeholders: {named}. Set their real values."
+
+
+def invalid_settings(exc: ValidationError) -> ConfigurationError:
+    """A one-line error naming each invalid setting and pydantic's reason (never the value: it may be a secret)."""
+    aliases: list[str] = []
+    reasons: list[str] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        alias = str(error["loc"][0]) if error.get("loc") else "?"
+        aliases.append(alias)
+        reasons.append(f"{alias} ({error['msg']})")
+    return ConfigurationError(f"Invalid app settings: {'; '.join(reasons)}", aliases)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings are read once per process; tests call ``get_settings.cache_clear()`` after changing env."""
-    return Settings()
+    """Settings are read once per process; tests call ``get_settings.cache_clear()`` after changing env.
+
+    An invalid value raises :class:`ConfigurationError` naming the setting (a one-line reason,
+    not pydantic's multi-line report), so every caller can refuse with that one line.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise invalid_settings(exc) from None

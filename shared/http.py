@@ -110,9 +110,16 @@ class UntrustedLink(ApiError):
 
 
 class ApiUnavailable(Exception):
-    """The remote could not be reached or did not answer in time (after retries)."""
+    """The remote could not be reached or did not answer in time (after retries).
+
+    ``settings`` names the app settings that say where the remote is, when the client knows them.
+    """
 
     transient = True
+
+    def __init__(self, message: str, *, settings: tuple[str, ...] = ()) -> None:
+        self.settings = list(settings)
+        super().__init__(f"{message} (check {', '.join(settings)})" if settings else message)
 
 
 ErrorParser = Callable[[httpx.Response], tuple[str, str]]
@@ -167,8 +174,11 @@ class ServiceClient:
         sleep: Callable[[float], None] = time.sleep,
         changes_data: bool = True,
         throttled: Callable[[httpx.Response], bool] | None = None,
+        settings: tuple[str, ...] = (),
     ) -> None:
         self.service = service
+        # The app settings that say where this remote is: named when it cannot be reached.
+        self.settings = settings
         # A service that signals throttling other than by 429/5xx (Salesforce: 403 REQUEST_LIMIT_EXCEEDED).
         self._throttled = throttled
         # False for endpoints whose POSTs read rather than write (a token redemption is not a write).
@@ -238,7 +248,9 @@ class ServiceClient:
                     self.service, method, _path_of(url), response.status_code, retry_after_seconds(response) or 0.0
                 ) from None
         except httpx.HTTPError as exc:
-            raise ApiUnavailable(f"{self.service} {method} {_path_of(url)} failed: {type(exc).__name__}") from exc
+            raise ApiUnavailable(
+                f"{self.service} {method} {_path_of(url)} failed: {type(exc).__name__}", settings=self.settings
+            ) from exc
         if response.status_code >= 400 and response.status_code not in expected:
             code, message = self._error_parser(response)
             raise ApiError(self.service, method, _path_of(url), response.status_code, code, message)

@@ -15,8 +15,8 @@ from typing import Generic, TypeVar
 
 from azure.storage.queue import QueueClient
 
-from shared.auth import ClientCredentialsToken, RefreshTokenGrant
-from shared.config import Settings, get_settings
+from shared.auth import ClientCredentialsToken, CredentialNames, RefreshTokenGrant, RefreshTokenStore
+from shared.config import ConfigurationError, Settings, get_settings
 from shared.crm.adopt import ConnectorLinks
 from shared.crm.dataverse_client import API_PATH, DataverseClient
 from shared.crm.dynamics import DynamicsCrm
@@ -75,18 +75,51 @@ class Once(Generic[T]):
             self._value = None
 
 
-class ConfigurationError(RuntimeError):
-    """A setting the requested operation needs is missing."""
+__all__ = ["ConfigurationError"]  # re-exported: callers catch it from here
 
 
-def _require(settings: Settings, *names: str) -> None:
-    missing = [n for n in names if not getattr(settings, n)]
+def alias(field: str) -> str:
+    return str(Settings.model_fields[field].validation_alias)
+
+
+def require(settings: Settings, *names: str) -> None:
+    """Refuse, naming them, settings the operation needs that are missing or still placeholders."""
+    missing = [alias(n) for n in names if not getattr(settings, n)]
     if missing:
-        env = [Settings.model_fields[n].validation_alias for n in missing]
-        raise ConfigurationError(f"Missing app settings: {', '.join(str(e) for e in env)}")
+        raise ConfigurationError(f"Missing app settings: {', '.join(missing)}", missing)
+    settings.refuse_placeholders(*(alias(n) for n in names))
 
 
-def _http(settings: Settings, service: str, base_url: str, auth: object) -> ServiceClient:
+# The settings behind each part of a credential, so a refused token names what to fix.
+def partner_center_names(scope_setting: str) -> CredentialNames:
+    return {
+        "tenant": ("PARTNER_CENTER_TENANT_ID",),
+        # AADSTS700016: "the application wasn't found in the directory/tenant": the id, or the tenant.
+        "client": ("PARTNER_CENTER_CLIENT_ID", "PARTNER_CENTER_TENANT_ID"),
+        "secret": ("PARTNER_CENTER_CLIENT_SECRET",),
+        "grant": ("PARTNER_CENTER_REFRESH_TOKEN",),
+        "scope": (scope_setting,),
+        "endpoint": ("ENTRA_AUTHORITY_HOST",),
+    }
+
+
+DATAVERSE_NAMES: CredentialNames = {
+    "tenant": ("DATAVERSE_TENANT_ID",),
+    "client": ("DATAVERSE_CLIENT_ID", "DATAVERSE_TENANT_ID"),
+    "secret": ("DATAVERSE_CLIENT_SECRET",),
+    "scope": ("DATAVERSE_URL",),  # the token's scope is the org URL
+    "endpoint": ("ENTRA_AUTHORITY_HOST",),
+}
+SALESFORCE_NAMES: CredentialNames = {
+    "client": ("SALESFORCE_CLIENT_ID",),
+    "secret": ("SALESFORCE_CLIENT_SECRET",),
+    # no Run As user on the connected app, or a login host that does not serve the flow
+    "grant": ("SALESFORCE_CLIENT_ID", "SALESFORCE_LOGIN_URL"),
+    "endpoint": ("SALESFORCE_LOGIN_URL",),
+}
+
+
+def _http(settings: Settings, service: str, base_url: str, auth: object, url_setting: str) -> ServiceClient:
     return ServiceClient(
         service,
         base_url,
@@ -94,7 +127,12 @@ def _http(settings: Settings, service: str, base_url: str, auth: object) -> Serv
         timeout=settings.http_timeout_seconds,
         max_attempts=settings.http_max_attempts,
         max_backoff=settings.http_max_backoff_seconds,
+        settings=(url_setting,),
     )
+
+
+def _token_attempts(settings: Settings) -> int:
+    return min(4, settings.http_max_attempts)
 
 
 @Once
@@ -114,84 +152,117 @@ def _refresh_token_store() -> TableRefreshTokenStore:
     return TableRefreshTokenStore(table_client(settings, TOKEN_TABLE), seed=seed)
 
 
-def _partner_center_token(scope: str) -> RefreshTokenGrant:
-    settings = get_settings()
-    _require(
-        settings,
-        "partner_center_tenant_id",
-        "partner_center_client_id",
-        "partner_center_client_secret",
-        "partner_center_refresh_token",
-    )
+PARTNER_CENTER_CREDENTIALS = (
+    "partner_center_tenant_id",
+    "partner_center_client_id",
+    "partner_center_client_secret",
+    "partner_center_refresh_token",
+)
+
+
+def partner_center_token(settings: Settings, scope_field: str, store: RefreshTokenStore) -> RefreshTokenGrant:
+    """App+user tokens for one Partner Center scope (``partner_center_scope`` or ``..._webhook_scope``)."""
+    require(settings, *PARTNER_CENTER_CREDENTIALS, scope_field)
     secret = settings.partner_center_client_secret
     return RefreshTokenGrant(
         settings.entra_authority_host,
         str(settings.partner_center_tenant_id),
         str(settings.partner_center_client_id),
         secret.get_secret_value() if secret else "",
-        scope,
-        _refresh_token_store(),
+        getattr(settings, scope_field),
+        store,
         timeout=settings.http_timeout_seconds,
+        max_attempts=_token_attempts(settings),
+        names=partner_center_names(alias(scope_field)),
+    )
+
+
+def _partner_center_token(scope_field: str) -> RefreshTokenGrant:
+    settings = get_settings()
+    require(settings, *PARTNER_CENTER_CREDENTIALS)
+    return partner_center_token(settings, scope_field, _refresh_token_store())
+
+
+def build_referrals_client(settings: Settings, token: RefreshTokenGrant) -> ReferralsClient:
+    url = settings.partner_center_api_url
+    return ReferralsClient(_http(settings, "partner-center", url, token, "PARTNER_CENTER_API_URL"))
+
+
+def build_webhook_registration_client(settings: Settings, token: RefreshTokenGrant) -> WebhookRegistrationClient:
+    url = settings.partner_center_webhook_api_url
+    return WebhookRegistrationClient(
+        _http(settings, "partner-center-webhooks", url, token, "PARTNER_CENTER_WEBHOOK_API_URL")
     )
 
 
 @Once
 def referrals_client() -> ReferralsClient:
-    settings = get_settings()
-    token = _partner_center_token(settings.partner_center_scope)
-    return ReferralsClient(_http(settings, "partner-center", settings.partner_center_api_url, token))
+    return build_referrals_client(get_settings(), _partner_center_token("partner_center_scope"))
 
 
 @Once
 def webhook_registration_client() -> WebhookRegistrationClient:
-    settings = get_settings()
-    token = _partner_center_token(settings.partner_center_webhook_scope)
-    return WebhookRegistrationClient(
-        _http(settings, "partner-center-webhooks", settings.partner_center_webhook_api_url, token)
-    )
+    return build_webhook_registration_client(get_settings(), _partner_center_token("partner_center_webhook_scope"))
 
 
 @Once
 def crm() -> CrmPort:
     """The CRM adapter CRM_KIND names: the one place an adapter is chosen."""
-    settings = get_settings()
+    return build_crm(get_settings())
+
+
+def build_crm(settings: Settings) -> DynamicsCrm | SalesforceCrm:
+    """A new adapter for ``settings`` (the doctor builds one with short timeouts)."""
     return _salesforce(settings) if settings.crm_kind == "salesforce" else _dynamics(settings)
 
 
-def _dynamics(settings: Settings) -> DynamicsCrm:
-    _require(settings, "dataverse_url", "dataverse_tenant_id", "dataverse_client_id", "dataverse_client_secret")
+def dataverse_token(settings: Settings) -> ClientCredentialsToken:
+    require(settings, "dataverse_url", "dataverse_tenant_id", "dataverse_client_id", "dataverse_client_secret")
     org = str(settings.dataverse_url).rstrip("/")
     secret = settings.dataverse_client_secret
-    token = ClientCredentialsToken(
+    return ClientCredentialsToken(
         settings.entra_authority_host,
         str(settings.dataverse_tenant_id),
         str(settings.dataverse_client_id),
         secret.get_secret_value() if secret else "",
         f"{org}/.default",
         timeout=settings.http_timeout_seconds,
+        max_attempts=_token_attempts(settings),
+        names=DATAVERSE_NAMES,
     )
+
+
+def salesforce_session(settings: Settings) -> ClientCredentialsSession:
+    require(settings, "salesforce_login_url", "salesforce_client_id", "salesforce_client_secret")
+    secret = settings.salesforce_client_secret
+    return ClientCredentialsSession(
+        str(settings.salesforce_login_url).rstrip("/"),
+        str(settings.salesforce_client_id),
+        secret.get_secret_value() if secret else "",
+        timeout=settings.http_timeout_seconds,
+        max_attempts=_token_attempts(settings),
+        names=SALESFORCE_NAMES,
+    )
+
+
+def _dynamics(settings: Settings) -> DynamicsCrm:
+    token = dataverse_token(settings)
+    org = str(settings.dataverse_url).rstrip("/")
     fields = dynamics_field_map(
         deal_value_field=settings.deal_value_field,
         deal_currency_field=settings.deal_currency_field,
         account_country_field=settings.account_country_field,
         overrides_json=settings.crm_field_map,
     )
-    client = DataverseClient(_http(settings, "dataverse", f"{org}/{API_PATH}", token))
+    client = DataverseClient(_http(settings, "dataverse", f"{org}/{API_PATH}", token, "DATAVERSE_URL"))
     return DynamicsCrm(
         client, fields, display_checkmark=settings.display_checkmark, audit_max_chars=settings.audit_max_chars
     )
 
 
 def _salesforce(settings: Settings) -> SalesforceCrm:
-    _require(settings, "salesforce_login_url", "salesforce_client_id", "salesforce_client_secret")
+    session = salesforce_session(settings)
     origin = str(settings.salesforce_login_url).rstrip("/")
-    secret = settings.salesforce_client_secret
-    session = ClientCredentialsSession(
-        origin,
-        str(settings.salesforce_client_id),
-        secret.get_secret_value() if secret else "",
-        timeout=settings.http_timeout_seconds,
-    )
     fields = salesforce_field_map(
         deal_value_field=settings.deal_value_field,
         deal_currency_field=settings.deal_currency_field,
@@ -207,6 +278,7 @@ def _salesforce(settings: Settings) -> SalesforceCrm:
         max_backoff=settings.http_max_backoff_seconds,
         error_parser=salesforce_error,
         throttled=limit_exceeded,
+        settings=("SALESFORCE_LOGIN_URL",),
     )
     return SalesforceCrm(
         SalesforceClient(http, origin=origin, limit_pause=settings.salesforce_limit_pause_seconds),
@@ -222,10 +294,13 @@ def _salesforce(settings: Settings) -> SalesforceCrm:
 
 def crm_schema() -> CrmSchema:
     """The schema check / setup of the CRM CRM_KIND names."""
-    adapter = crm()
+    return schema_of(crm())
+
+
+def schema_of(adapter: CrmPort) -> CrmSchema:
     schema = getattr(adapter, "schema", None)
     if schema is None:
-        raise ConfigurationError(f"CRM_KIND={get_settings().crm_kind} has no schema setup")
+        raise ConfigurationError(f"CRM_KIND={get_settings().crm_kind} has no schema setup", ["CRM_KIND"])
     return schema  # type: ignore[no-any-return]
 
 

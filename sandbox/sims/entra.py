@@ -92,6 +92,18 @@ _AADSTS = {
 }
 
 
+# A tenant segment is a tenant id (GUID), a domain, or one of the multi-tenant names; anything else
+# is refused before the tenant is looked up (Entra answers AADSTS900023 for it).
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", re.IGNORECASE)
+_TENANT_ALIASES = frozenset({"common", "organizations", "consumers"})
+_AADSTS_NUMBER = re.compile(r"^AADSTS(\d+)")
+
+
+def _tenant_shaped(tenant: str) -> bool:
+    return tenant.lower() in _TENANT_ALIASES or bool(_GUID.match(tenant) or _DOMAIN.match(tenant))
+
+
 @dataclass
 class _AccessToken:
     client_id: str
@@ -168,6 +180,7 @@ class EntraSimulator(Simulator):
         self._refresh: dict[str, _RefreshToken] = {}
         self._codes: dict[str, _AuthorizationCode] = {}
         self._spent_codes: set[str] = set()
+        self._revoked: set[str] = set()  # refresh tokens an admin revoked: AADSTS50173, not "unknown"
         self.add_route("/<tenant>/oauth2/v2.0/token", ["POST"], self._token)
         self.add_route("/<tenant>/oauth2/v2.0/authorize", ["GET"], self._authorize)
         self.add_route("/<tenant>/v2.0/.well-known/openid-configuration", ["GET"], self._openid_configuration)
@@ -234,6 +247,7 @@ class EntraSimulator(Simulator):
             doomed = [t for t, r in self._refresh.items() if client_id is None or r.client_id == client_id]
             for token in doomed:
                 del self._refresh[token]
+            self._revoked.update(doomed)
             return len(doomed)
 
     def access_token_audience(self, token: str) -> str | None:
@@ -243,6 +257,11 @@ class EntraSimulator(Simulator):
 
     # ----- HTTP -----
     def _tenant_unknown(self, tenant: str) -> str | None:
+        if not _tenant_shaped(tenant):
+            return (
+                f"AADSTS900023: Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid "
+                "external domain."
+            )
         if self.tenants is not None and tenant not in self.tenants:
             return (
                 f"AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the "
@@ -306,6 +325,15 @@ class EntraSimulator(Simulator):
             )
         with self._lock:
             held = self._refresh.get(presented)
+            if presented in self._revoked:
+                # Entra error code reference: "FreshTokenNeeded - The provided grant has expired due to it
+                # being revoked, and a fresh auth token is needed."
+                return self.error_response(
+                    400,
+                    "invalid_grant",
+                    "AADSTS50173: The provided grant has expired due to it being revoked, a fresh auth token is "
+                    "needed. The user might have changed or reset their password.",
+                )
             if held is None or held.client_id != client_id:
                 return self.error_response(
                     400,
@@ -592,15 +620,16 @@ class EntraSimulator(Simulator):
         if code not in _AADSTS:
             code = "temporarily_unavailable" if status in (429, 503, 504) else "invalid_request"
             message = f"AADSTS{_AADSTS[code]}: {message}"
-        numbered = re.match(r"AADSTS(\d+):", message)
-        number = int(numbered.group(1)) if numbered else _AADSTS[code]
         now = dt.datetime.now(dt.UTC)
         trace = str(uuid.uuid4())
+        # error_codes holds the AADSTS number of this very answer (90002 for an unknown tenant, even
+        # though its OAuth error is the generic invalid_request), as Entra's answers do.
+        number = _AADSTS_NUMBER.match(message)
         return json_response(
             {
                 "error": code,
                 "error_description": f"{message}\r\nTrace ID: {trace}\r\nTimestamp: {now:%Y-%m-%d %H:%M:%SZ}",
-                "error_codes": [number],
+                "error_codes": [int(number.group(1)) if number else _AADSTS[code]],
                 "timestamp": f"{now:%Y-%m-%d %H:%M:%SZ}",
                 "trace_id": trace,
                 "correlation_id": str(uuid.uuid4()),

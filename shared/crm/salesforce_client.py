@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
-from shared.auth import AuthError
+from shared.auth import AuthError, CredentialNames, Culprit
 from shared.http import ApiError, ApiUnavailable, ServiceClient, Throttled
 
 log = logging.getLogger("cosell.crm.salesforce")
@@ -84,6 +84,18 @@ def salesforce_error(response: httpx.Response) -> tuple[str, str]:
     return "", response.text[:500]
 
 
+# The token endpoint's OAuth errors (Salesforce Help, "OAuth 2.0 Client Credentials Flow" and
+# "OAuth error codes"): an unknown consumer key, a wrong secret; ``invalid_grant`` covers a connected
+# app without a Run As user ("no client credentials user enabled") and a login host that does not
+# serve the flow ("request not supported on this domain": login.salesforce.com instead of My Domain).
+SALESFORCE_CULPRITS: dict[str, Culprit] = {
+    "invalid_client_id": "client",
+    "invalid_client": "secret",
+    "invalid_grant": "grant",
+    "unsupported_grant_type": "grant",
+}
+
+
 class ClientCredentialsSession:
     """An access token from the client-credentials flow, kept until Salesforce refuses it.
 
@@ -91,12 +103,22 @@ class ClientCredentialsSession:
     is reused until a call answers 401 ``INVALID_SESSION_ID``; the HTTP policy then asks for a new one.
     """
 
-    def __init__(self, login_url: str, client_id: str, client_secret: str, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        login_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout: float = 15.0,
+        max_attempts: int = 4,
+        names: CredentialNames | None = None,
+    ) -> None:
+        self._names = names or {}
         self._endpoint = ServiceClient(
             "salesforce-auth",
             login_url.rstrip("/") + "/services/oauth2/",
             timeout=timeout,
-            max_attempts=4,
+            max_attempts=max_attempts,
             error_parser=salesforce_error,
             changes_data=False,
         )
@@ -121,10 +143,16 @@ class ClientCredentialsSession:
             body = self._endpoint.request("POST", "token", data=self._form).json()
         except ApiError as exc:
             raise AuthError(
-                f"Salesforce refused the client credentials grant: {exc.code} {exc.message}".strip()
+                f"Salesforce refused the client credentials grant: {exc.code} {exc.message}".strip(),
+                error=exc.code,
+                culprit=SALESFORCE_CULPRITS.get(exc.code, "endpoint" if exc.status == 404 else None),
+                names=self._names,
+                description=exc.message,
             ) from exc
         except ApiUnavailable as exc:
-            raise AuthError("Salesforce token endpoint unreachable (SALESFORCE_LOGIN_URL)") from exc
+            raise AuthError(
+                "Salesforce token endpoint unreachable (SALESFORCE_LOGIN_URL)", culprit="endpoint", names=self._names
+            ) from exc
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise AuthError("Salesforce answered without an access token")

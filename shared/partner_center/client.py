@@ -33,6 +33,12 @@ class ReferralsClient:
             referral.e_tag = response.headers["ETag"]
         return referral
 
+    def probe(self) -> int:
+        """One cheap authenticated GET (``$top=1``): how many referrals its page holds (0 or 1)."""
+        response = self._http.request("GET", "referrals", params={"$top": "1"}, headers=self._headers())
+        body = response.json()
+        return len(body.get("value", [])) if isinstance(body, dict) else 0
+
     def list(
         self,
         *,

@@ -11,10 +11,11 @@ import logging
 import threading
 from typing import Any
 
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-from shared.config import Settings
+from shared.config import ConfigurationError, Settings
 
 log = logging.getLogger("cosell.store")
 
@@ -38,19 +39,58 @@ def _credential(settings: Settings) -> Any:
     return DefaultAzureCredential()
 
 
+STORAGE_SETTINGS = (
+    "AzureWebJobsStorage",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__clientId",
+)
+
+
+def storage_settings(settings: Settings) -> list[str]:
+    """The storage settings in force (what to check when storage fails)."""
+    if settings.storage_connection:
+        return ["AzureWebJobsStorage"]
+    named = {
+        "AzureWebJobsStorage__accountName": settings.storage_account_name,
+        "AzureWebJobsStorage__tableServiceUri": settings.storage_table_uri,
+        "AzureWebJobsStorage__queueServiceUri": settings.storage_queue_uri,
+        "AzureWebJobsStorage__clientId": settings.storage_client_id,
+    }
+    return [name for name, value in named.items() if value] or ["AzureWebJobsStorage"]
+
+
 def _service_uri(settings: Settings, kind: str) -> str:
     explicit = settings.storage_table_uri if kind == "table" else settings.storage_queue_uri
     if explicit:
         return explicit
     if settings.storage_account_name:
         return f"https://{settings.storage_account_name}.{kind}.core.windows.net"
-    raise RuntimeError("No storage configured: set AzureWebJobsStorage (or AzureWebJobsStorage__accountName).")
+    raise ConfigurationError(
+        "No storage configured: set AzureWebJobsStorage (or AzureWebJobsStorage__accountName).",
+        ["AzureWebJobsStorage"],
+    )
 
 
-def table_service(settings: Settings) -> TableServiceClient:
+def _refuse_placeholders(settings: Settings) -> None:
+    settings.refuse_placeholders(*STORAGE_SETTINGS)
+
+
+def table_service(settings: Settings, **options: Any) -> TableServiceClient:
+    """``options`` go to the Azure SDK pipeline (the doctor passes short timeouts and no retries)."""
+    _refuse_placeholders(settings)
     if settings.storage_connection:
-        return TableServiceClient.from_connection_string(settings.storage_connection)
-    return TableServiceClient(endpoint=_service_uri(settings, "table"), credential=_credential(settings))
+        try:
+            return TableServiceClient.from_connection_string(settings.storage_connection, **options)
+        except ValueError as exc:
+            raise _malformed() from exc
+    return TableServiceClient(endpoint=_service_uri(settings, "table"), credential=_credential(settings), **options)
+
+
+def _malformed() -> ConfigurationError:
+    # The SDK's own message may quote the connection string, key included: say only which setting.
+    return ConfigurationError("AzureWebJobsStorage is not a valid connection string.", ["AzureWebJobsStorage"])
 
 
 def table_client(settings: Settings, name: str) -> TableClient:
@@ -64,11 +104,37 @@ def table_client(settings: Settings, name: str) -> TableClient:
     return service.get_table_client(name)
 
 
-def queue_client(settings: Settings, name: str) -> QueueClient:
+def queue_client(settings: Settings, name: str, **options: Any) -> QueueClient:
     """Base64 on the wire, as the Functions queue trigger expects (host.json messageEncoding)."""
+    _refuse_placeholders(settings)
     policies = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
     if settings.storage_connection:
-        client = QueueClient.from_connection_string(settings.storage_connection, name, **policies)
+        try:
+            client = QueueClient.from_connection_string(settings.storage_connection, name, **policies, **options)
+        except ValueError as exc:
+            raise _malformed() from exc
     else:
-        client = QueueClient(_service_uri(settings, "queue"), name, credential=_credential(settings), **policies)
+        client = QueueClient(
+            _service_uri(settings, "queue"), name, credential=_credential(settings), **policies, **options
+        )
     return client
+
+
+def storage_problem(settings: Settings, exc: Exception) -> tuple[str, list[str]]:
+    """One sentence for a storage failure (never the connection string), and the settings to look at."""
+    names = storage_settings(settings)
+    if isinstance(exc, ConfigurationError):
+        return str(exc), exc.settings or names
+    if isinstance(exc, ClientAuthenticationError):
+        return f"storage refused the app's credentials ({_code(exc)})", names
+    if isinstance(exc, ServiceRequestError):
+        return f"cannot reach the storage account ({type(exc).__name__})", names
+    if isinstance(exc, HttpResponseError):
+        return f"storage answered {exc.status_code} {_code(exc)}", names
+    if isinstance(exc, ValueError):  # the SDK's word for a malformed connection string
+        return "AzureWebJobsStorage is not a valid connection string", names
+    return f"storage failed: {type(exc).__name__}", names
+
+
+def _code(exc: HttpResponseError) -> str:
+    return str(getattr(exc, "error_code", None) or exc.reason or exc.status_code or "").strip()

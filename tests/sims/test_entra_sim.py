@@ -195,3 +195,44 @@ def test_injected_fault_uses_oauth_error_body(entra: tuple[EntraSimulator, str])
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "2"
     assert response.json()["error"] == "temporarily_unavailable"
+
+
+def test_an_unknown_tenant_is_aadsts90002_in_error_codes_and_a_malformed_one_900023() -> None:
+    """error_codes carries the answer's own number (what a client reads to tell a wrong tenant)."""
+    sim = EntraSimulator(seed=2, tenants={TENANT})
+    sim.add_client(CLIENT_ID, SECRET)
+    server = ServerThread(sim).start()
+    try:
+        form = {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": SECRET}
+        form["scope"] = REFERRALS_SCOPE
+        unknown = httpx.post(f"{server.url}/4b1c7a9e-5d2f-4e61-9a8b-7c6d5e4f3a2b/oauth2/v2.0/token", data=form)
+        assert (unknown.status_code, unknown.json()["error"], unknown.json()["error_codes"]) == (
+            400,
+            "invalid_request",
+            [90002],
+        )
+        malformed = httpx.post(f"{server.url}/contoso/oauth2/v2.0/token", data=form)
+        assert (malformed.status_code, malformed.json()["error_codes"]) == (400, [900023])
+        assert malformed.json()["error_description"].startswith("AADSTS900023: Specified tenant identifier 'contoso'")
+        assert httpx.post(f"{server.url}/{TENANT}/oauth2/v2.0/token", data=form).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_a_revoked_refresh_token_is_aadsts50173(entra: tuple[EntraSimulator, str]) -> None:
+    sim, url = entra
+    token = sim.issue_refresh_token(CLIENT_ID)
+    assert sim.revoke_refresh_tokens(CLIENT_ID) == 1
+    response = _post(
+        url,
+        grant_type="refresh_token",
+        client_id=CLIENT_ID,
+        client_secret=SECRET,
+        refresh_token=token,
+        scope=REFERRALS_SCOPE,
+    )
+    assert (response.status_code, response.json()["error"], response.json()["error_codes"]) == (
+        400,
+        "invalid_grant",
+        [50173],
+    )

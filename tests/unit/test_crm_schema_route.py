@@ -39,13 +39,15 @@ def test_a_refusal_is_a_403_with_the_crms_reason_and_what_was_created(monkeypatc
     assert (checked.status_code, json.loads(checked.get_body())["ready"]) == (200, True)
 
 
-def test_missing_settings_are_a_400_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_settings_are_a_503_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's own configuration is at fault, not the request: 503, like /api/health (functions/failures.py)."""
+
     def missing() -> None:
-        raise services.ConfigurationError("Missing app settings: DATAVERSE_URL")
+        raise services.ConfigurationError("Missing app settings: DATAVERSE_URL", ["DATAVERSE_URL"])
 
     monkeypatch.setattr(services, "crm_schema", missing)
     response = call("GET")
-    assert (response.status_code, json.loads(response.get_body())["error"]["reason"]) == (
-        400,
-        "Missing app settings: DATAVERSE_URL",
+    assert (response.status_code, json.loads(response.get_body())["error"]) == (
+        503,
+        {"status": 503, "reason": "Missing app settings: DATAVERSE_URL", "settings": ["DATAVERSE_URL"]},
     )
