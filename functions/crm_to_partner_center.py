@@ -1,4 +1,7 @@
-"""Timer: share CRM deals with Partner Center and push their changes (CRM_POLL_SCHEDULE, default every minute)."""
+"""Timer: share CRM deals with Partner Center and push their changes (CRM_POLL_SCHEDULE, default every minute).
+
+Each run also samples the poison queues for the poison-queue alert, whatever the poll did.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 
 import azure.functions as func
 
-from shared import services
+from shared import services, telemetry
 
 log = logging.getLogger("cosell.functions.crm_to_partner_center")
 
@@ -17,4 +20,7 @@ bp = func.Blueprint()
 def crm_to_partner_center(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("CRM poll is running late")
-    services.outbound_sync().poll()
+    try:
+        services.outbound_sync().poll()
+    finally:
+        telemetry.report_poison_depths(services.poison_queues)
