@@ -1,4 +1,7 @@
-"""Timer: share CRM deals with Partner Center and push their changes (CRM_POLL_SCHEDULE, default every minute)."""
+"""Timer: share CRM deals with Partner Center and push their changes (CRM_POLL_SCHEDULE, default every minute).
+
+Each run also samples the poison queues for the poison-queue alert, whatever the poll did.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 
 import azure.functions as func
 
-from shared import services
+from shared import services, telemetry
 from shared.config import ConfigurationError
 
 log = logging.getLogger("cosell.functions.crm_to_partner_center")
@@ -23,3 +26,5 @@ def crm_to_partner_center(timer: func.TimerRequest) -> None:
     except ConfigurationError as exc:
         # Nothing is lost: the watermark stays, and the next tick polls from it once the setting is fixed.
         log.error("CRM poll refused: %s", exc)
+    finally:
+        telemetry.report_poison_depths(services.poison_queues)

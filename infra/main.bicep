@@ -16,6 +16,7 @@
 //   keyvault.bicep    Key Vault in RBAC mode (soft delete + purge protection) for the app's secrets
 //   rbac.bicep        the identity's data-plane roles, and nothing else
 //   api.bicep         Flex Consumption (FC1) plan + Python 3.11 function app + its app settings
+//   alerts.bicep      only with an alert e-mail: an action group and three log search alert rules
 //
 // Secrets: this template creates NO secret values. The app settings below point at four Key Vault
 // secrets (partner-center-client-secret, partner-center-refresh-token, dataverse-client-secret,
@@ -149,6 +150,37 @@ param leaseWaitSeconds string = '20'
 @maxValue(1000)
 @description('Flex Consumption maximumInstanceCount: the scale-out limit (40-1000, the range the Azure-Samples Flex templates allow).')
 param maximumInstanceCount int = 40
+
+// ---------------------------------------------------------------------------------------------
+// Alerts (infra/app/alerts.bicep; README.md, "Alerts")
+// ---------------------------------------------------------------------------------------------
+
+@description('AZURE_ALERT_EMAIL: address the Azure Monitor alerts are e-mailed to. Empty = no action group and no alert rules.')
+param alertEmail string = ''
+
+@minValue(0)
+@description('AZURE_ALERT_FAILURE_THRESHOLD: the sync-failure alert fires when more records than this fail for good within one hour.')
+param alertFailureThreshold int = 5
+
+// The smallest window a log search alert allows that covers three CRM_POLL_SCHEDULE intervals:
+// PT5M for the default one-minute poll (3 min, rounded up). Polling every 5 min? PT15M.
+@allowed([
+  'PT5M'
+  'PT10M'
+  'PT15M'
+  'PT30M'
+  'PT45M'
+  'PT1H'
+  'PT2H'
+  'PT3H'
+  'PT4H'
+  'PT5H'
+  'PT6H'
+  'P1D'
+  'P2D'
+])
+@description('AZURE_ALERT_POLL_WINDOW: the no-successful-poll alert fires when no CRM poll succeeded within this window (ISO 8601; at least three poll intervals).')
+param alertPollWindow string = 'PT5M'
 
 var instanceMemoryMB = 2048
 var abbrs = loadJsonContent('./abbreviations.json')
@@ -319,6 +351,22 @@ module api './app/api.bicep' = {
   dependsOn: [
     rbac
   ]
+}
+
+// Only with an address to send them to: no e-mail, no alerts (and nothing to pay for them).
+module alerts './app/alerts.bicep' = if (!empty(alertEmail)) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    ruleNamePrefix: 'alert-${resourceToken}'
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    alertEmail: alertEmail
+    failureThreshold: alertFailureThreshold
+    pollWindow: alertPollWindow
+  }
 }
 
 // Outputs become azd environment values. Names and URLs only, never a key or a secret.

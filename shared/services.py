@@ -40,6 +40,7 @@ from shared.partner_center.webhooks import WebhookRegistrationClient
 from shared.store.audit import AuditLog
 from shared.store.clients import AUDIT_TABLE, LEASE_TABLE, SYNC_STATE_TABLE, TOKEN_TABLE, queue_client, table_client
 from shared.store.leases import LeaseStore
+from shared.store.queues import POISON_QUEUES, QueueDepthReader
 from shared.store.state import StateStore
 from shared.store.tokens import TableRefreshTokenStore
 from shared.sync.inbound import InboundSync
@@ -378,6 +379,13 @@ def enqueue(message: ReferralMessage, *, delay_seconds: float = 0) -> None:
 
 
 @Once
+def poison_queues() -> QueueDepthReader:
+    """Clients kept across polls: the queue-depth sample each minute reuses their connections and tokens."""
+    settings = get_settings()
+    return QueueDepthReader({name: queue_client(settings, name) for name in POISON_QUEUES})
+
+
+@Once
 def reconciler() -> Reconciler:
     settings = get_settings()
     return Reconciler(
@@ -402,6 +410,7 @@ def reset() -> None:
         audit_log,
         lease_store,
         referral_queue,
+        poison_queues,
         inbound_sync,
         outbound_sync,
         reconciler,

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared import telemetry
 from shared.auth import AuthError
 from shared.crm.port import CrmPort, CrmRejected, InboundResult, KnownRecord
 from shared.http import ApiError, ApiUnavailable, CallStats, count_calls
@@ -199,6 +200,8 @@ class InboundSync:
 
     def _fail(self, previous: SyncState | None, referral_id: str, reason: str, stats: CallStats, source: str) -> None:
         """Write ✖ and the reason on the CRM record (once per distinct reason), audit, then give up."""
+        # The host retries a failed message up to maxDequeueCount times: count the failure once per cause.
+        new_failure = previous is None or previous.last_error != reason
         if previous and previous.crm_id and previous.last_error != reason:
             try:
                 self._crm.mark_failed(previous.crm_entity, previous.crm_id, reason)
@@ -210,6 +213,8 @@ class InboundSync:
         self._state.save(state)
         self._record(referral_id, state.crm_id, "failed", reason, stats, source, entity=state.crm_entity)
         log.error("referral %s: %s", referral_id, reason)
+        if new_failure:
+            telemetry.emit("sync_failed", 1, direction=DIRECTION, outcome="failed", referral=referral_id)
         raise PermanentSyncError(reason)
 
     def _record(

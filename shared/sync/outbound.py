@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared import telemetry
 from shared.auth import AuthError
 from shared.crm.port import CrmPort, CrmRejected
 from shared.http import ApiError, ApiUnavailable, CallStats, Throttled, count_calls
@@ -111,6 +113,7 @@ class OutboundSync:
             return PollReport(ran=False)
 
     def _poll_held(self) -> PollReport:
+        started = time.monotonic()
         before = self._state.watermark(self._watermark_name)
         report = PollReport(ran=True, watermark_before=before, watermark_after=before)
         blocked = False
@@ -151,6 +154,15 @@ class OutboundSync:
             report.watermark_after or "-",
             report.api_calls,
         )
+        if not (report.outcomes["retry"] or report.outcomes["throttled"]):
+            # Everything the CRM had changed was handled: the alert "no successful poll" counts these.
+            telemetry.emit(
+                "poll_succeeded",
+                1,
+                crm=self._crm.kind,
+                records=len(report.records),
+                duration_ms=round((time.monotonic() - started) * 1000),
+            )
         return report
 
     def sync_record(
@@ -365,6 +377,16 @@ class OutboundSync:
         )
         level = logging.WARNING if outcome.outcome in ("rejected", "retry", "throttled") else logging.INFO
         log.log(level, "%s %s: %s (%s)", outcome.entity, outcome.crm_id, outcome.outcome, outcome.message)
+        if outcome.outcome in ("failed", "rejected"):
+            # Recorded once per change of the record (a refusal is remembered), so each line is one failure.
+            telemetry.emit(
+                "sync_failed",
+                1,
+                direction=DIRECTION,
+                outcome=outcome.outcome,
+                entity=outcome.entity,
+                crm_id=outcome.crm_id,
+            )
 
 
 def _refusal_key(deal: CrmDeal, content: str) -> str:

@@ -5,7 +5,9 @@ The Bicep CLI cannot run here, so the infra tests look at the syntax tree instea
 ``infra/main.bicep`` and every module it calls, binds each module's parameters to the expressions
 the caller passes (evaluated in the caller), and evaluates literals, ``var``/``param`` references,
 objects, arrays, ``union()``, ternaries on known conditions, ``string()``, ``empty()``,
-``loadJsonContent()`` and ``for`` loops over known arrays. Anything only Azure knows at deployment
+``loadJsonContent()``, ``loadTextContent()`` and ``for`` loops over known arrays. A module deployed under
+``if (...)`` keeps the value of its condition (``Instance.condition``), and ``Infra(params=...)``
+binds main.bicep's parameters the way azd would. Anything only Azure knows at deployment
 time (resource properties, module outputs, ``uniqueString()``, ...) stays an ``Unknown`` that
 carries its source text, file and line, and a string that interpolates one becomes a ``Template``.
 """
@@ -380,6 +382,8 @@ class Evaluator:
             return args[0].lower() if name == "toLower" else args[0].upper()
         if name == "loadJsonContent" and args and isinstance(args[0], str):
             return json.loads((self.file.path.parent / args[0]).read_text())
+        if name == "loadTextContent" and args and isinstance(args[0], str):
+            return (self.file.path.parent / args[0]).read_text()
         return Call(text(node), self.file.rel, line_of(node), name, tuple(args))
 
 
@@ -396,6 +400,7 @@ class Instance:
     evaluator: Evaluator
     caller: Instance | None = None
     module: Decl | None = None  # the module declaration in the caller
+    condition: Any = True  # value of the module's ``if (...)`` (with its callers'), True when there is none
 
 
 @dataclass
@@ -455,12 +460,24 @@ def _instances_of(decl: Decl, evaluator: Evaluator) -> list[tuple[dict[str, Any]
     ]
 
 
+def _both(outer: Any, inner: Any, where: str) -> Any:
+    """A module's deployment condition within its caller's: False wins, True is neutral."""
+    if outer is False or inner is False:
+        return False
+    if outer is True:
+        return inner
+    if inner is True:
+        return outer
+    file, _, line = where.rpartition(":")
+    return Unknown(f"({outer}) && ({inner})", file, int(line))
+
+
 class Infra:
     """main.bicep and its modules, each evaluated with the parameters its caller binds."""
 
-    def __init__(self, main: Path = MAIN) -> None:
+    def __init__(self, main: Path = MAIN, params: dict[str, Any] | None = None) -> None:
         root_file = load(main)
-        self.root = Instance(root_file, Evaluator(root_file))
+        self.root = Instance(root_file, Evaluator(root_file, dict(params or {})))
         self.instances: list[Instance] = []
         self._expand(self.root)
 
@@ -469,11 +486,12 @@ class Infra:
         for decl in instance.file.of_kind("module"):
             path = (instance.file.path.parent / decl.type_string).resolve()
             module_file = load(path)
-            for body, _condition in _instances_of(decl, instance.evaluator):
+            for body, condition in _instances_of(decl, instance.evaluator):
                 params = body.get("params", {})
                 if not isinstance(params, dict):
                     raise AssertionError(f"{instance.file.where(decl.node)}: module params are not an object")
-                child = Instance(module_file, Evaluator(module_file, params), instance, decl)
+                condition = _both(instance.condition, condition, instance.file.where(decl.node))
+                child = Instance(module_file, Evaluator(module_file, params), instance, decl, condition)
                 self._expand(child)
 
     def files(self) -> list[BicepFile]:
