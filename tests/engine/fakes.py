@@ -109,6 +109,11 @@ class FakeReferrals:
             raise ApiError(SERVICE, "GET", f"referrals/{referral_id}", 404, "itemNotFound", "Referral not found.")
         return Referral.parse(copy.deepcopy(record))
 
+    def probe(self) -> int:
+        """The doctor's reachability check: how many referrals a ``$top=1`` page holds."""
+        self.calls["LIST"] += 1
+        return min(len(self.records), 1)
+
     def changed_since(self, since: dt.datetime) -> Iterator[Referral]:
         self.calls["LIST"] += 1
         rows = [r for r in self.records.values() if _time(r["updatedDateTime"]) >= since]
