@@ -5,6 +5,7 @@ import logging
 import azure.functions as func
 
 from functions import (
+    backfill,
     crm_schema,
     crm_to_partner_center,
     health,
@@ -13,6 +14,7 @@ from functions import (
     referral_to_crm,
     replay_poison,
     resync,
+    status,
     webhook_registration,
 )
 
@@ -31,6 +33,8 @@ for blueprint in (
     resync,
     replay_poison,
     crm_schema,
+    backfill,
+    status,
     health,
 ):
     app.register_functions(blueprint.bp)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import itertools
 import json
 import threading
 import time
@@ -139,7 +140,8 @@ def world(settings: Settings, sandbox: Sandbox, client: ReferralsClient) -> Worl
         "referrals": Recorder(),
         "pages": Recorder(),
     }
-    return World(sandbox, parts["store"], parts["state"], parts["referrals"], parts["pages"], make_backfill(parts), client)
+    backfill = make_backfill(parts)
+    return World(sandbox, parts["store"], parts["state"], parts["referrals"], parts["pages"], backfill, client)
 
 
 def since_now() -> dt.datetime:
@@ -166,7 +168,7 @@ def test_pages_are_listed_in_creation_order_and_each_referral_queued_once_at_the
     messages = [m for m, _ in world.referrals.sent]
     assert {(m.source, m.backfill_job) for m in messages} == {("backfill", job.job_id)}
     visible = world.referrals.visible_at
-    gaps = [b - a for a, b in zip(visible, visible[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(visible)]
     # 600 a minute: 100 ms apart, within a page and across pages (a page's slots go on where the last ended)
     assert min(gaps) == pytest.approx(0.1, abs=0.02)
     assert max(gaps) == pytest.approx(0.1, abs=0.02)
@@ -418,9 +420,7 @@ def test_an_empty_list_completes_at_once(world: World) -> None:
 def test_a_throttled_listing_waits_as_asked_without_spending_attempts(world: World) -> None:
     job = world.backfill.start(since_now())
     pc = world.sandbox.partner_center
-    pc.set_faults(
-        {"rate": 1, "statuses": [429], "retry_after": 90, "routes": ["GET /v1.0/engagements/referrals"]}
-    )
+    pc.set_faults({"rate": 1, "statuses": [429], "retry_after": 90, "routes": ["GET /v1.0/engagements/referrals"]})
     try:
         report = world.backfill.run_page(world.pages.sent[0][0])
     finally:
