@@ -2,12 +2,15 @@
 
 - PartitionKey ``backfill``, RowKey ``current``: which job is the current one (one runs at a time).
 - PartitionKey ``backfill-<job id>``, RowKey ``job``: the checkpoint (next page link, pages read, the
-  pacing slot) and the counters ``GET /api/manage/status`` reads with one point read.
+  pacing slot) and the listing's counters (listed, queued, already in sync).
+- The same partition, RowKeys ``count-00`` to ``count-15``: synced and failed, split over 16 rows so
+  workers finishing together rarely write the same one; a referral always counts in the same row.
 - The same partition, RowKey ``r_<referral id>``: the referral's marker: the page that listed it and
   its outcome for this job (``""`` queued, ``synced``, ``failed``, ``up-to-date``).
 
 A counter changes in the same entity-group transaction as the marker it counts, conditional on both
 ETags, so a referral is counted once however often its message is delivered, replayed or raced.
+Reading a job's progress is one point read and one query of at most 16 rows.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import datetime as dt
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -34,6 +39,10 @@ POINTER_ROW = "current"
 JOB_ROW = "job"
 MAX_TRANSACTION = 100  # entity-group transaction limit (Azure Table service)
 _MAX_TRIES = 60
+PARALLEL_CALLS = 16
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 Outcome = Literal["", "synced", "failed", "up-to-date"]
 Finished = Literal["synced", "failed"]
@@ -61,12 +70,17 @@ class BackfillJob:
     queued: int = 0
     up_to_date: int = 0  # listed but already synced at that version: not queued, counted as synced
     unreadable: int = 0  # list items without a usable id
+    last_error: str = ""
+    updated_at: str = ""
+    # From the counter rows, not the job row: synced includes up_to_date.
     synced: int = 0
     failed: int = 0
-    last_error: str = ""
-    finished_at: str = ""
-    updated_at: str = ""
+    counted_at: str = ""  # when the last referral was counted
     etag: str = field(default="", compare=False, repr=False)
+
+    @property
+    def finished_at(self) -> str:
+        return max(self.counted_at, self.updated_at) if self.phase == "completed" else ""
 
     @property
     def remaining(self) -> int:
@@ -124,7 +138,10 @@ class Marker:
     etag: str = field(default="", compare=False, repr=False)
 
 
-_JOB_FIELDS = [f.name for f in dataclasses.fields(BackfillJob) if f.name not in ("job_id", "etag")]
+_NOT_IN_JOB_ROW = ("job_id", "etag", "synced", "failed", "counted_at")
+_JOB_FIELDS = [f.name for f in dataclasses.fields(BackfillJob) if f.name not in _NOT_IN_JOB_ROW]
+SHARDS = 16
+_SHARD_PREFIX = "count-"
 
 
 def partition(job_id: str) -> str:
@@ -175,12 +192,23 @@ class BackfillStore:
         job.etag = str(result["etag"])
 
     def get(self, job_id: str) -> BackfillJob | None:
+        """The job with its progress: the job row plus its counter rows."""
         try:
             row = self._table.get_entity(partition(job_id), JOB_ROW)
         except ResourceNotFoundError:
             return None
         values = {name: row[name] for name in _JOB_FIELDS if name in row}
-        return BackfillJob(job_id=job_id, etag=str(row.metadata["etag"]), **values)
+        job = BackfillJob(job_id=job_id, etag=str(row.metadata["etag"]), **values)
+        shards = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+            parameters={"pk": partition(job_id), "low": _SHARD_PREFIX, "high": _SHARD_PREFIX[:-1] + "."},
+        )
+        job.synced = job.up_to_date
+        for shard in shards:
+            job.synced += int(shard.get("synced") or 0)
+            job.failed += int(shard.get("failed") or 0)
+            job.counted_at = max(job.counted_at, str(shard.get("counted_at") or ""))
+        return job
 
     def update(self, job_id: str, change: Callable[[BackfillJob], bool]) -> BackfillJob | None:
         """Read, ``change`` (False: leave the row as it is), write if nobody wrote meanwhile; retried on a race.
@@ -215,13 +243,10 @@ class BackfillStore:
         return _marker(referral_id, row)
 
     def markers(self, job_id: str, referral_ids: Iterable[str]) -> dict[str, Marker]:
-        """The markers that exist among ``referral_ids`` (point reads: a page is at most a few hundred)."""
-        found: dict[str, Marker] = {}
-        for referral_id in dict.fromkeys(referral_ids):
-            marker = self.marker(job_id, referral_id)
-            if marker is not None:
-                found[referral_id] = marker
-        return found
+        """The markers that exist among ``referral_ids`` (point reads, side by side: a page is ~100)."""
+        wanted = list(dict.fromkeys(referral_ids))
+        found = parallel(lambda referral_id: self.marker(job_id, referral_id), wanted)
+        return {marker.referral_id: marker for marker in found if marker is not None}
 
     def claim(self, job_id: str, page: int, candidates: list[Marker]) -> list[Marker]:
         """Create the markers of ``page``; of those that exist already, keep the ones this page made.
@@ -249,42 +274,46 @@ class BackfillStore:
                         claimed.append(found)
         return claimed
 
-    def finish(self, job_id: str, referral_id: str, outcome: Finished) -> bool:
+    def finish(self, job_id: str, referral_id: str, outcome: Finished, *, known: Marker | None = None) -> bool:
         """Count the referral as ``outcome`` for the job, once; True if this call counted it.
 
         Synced is final; failed may still become synced (a replay from the poison queue that works).
-        Marker and counters change in one transaction, conditional on both ETags.
+        Marker and counter row change in one transaction, conditional on both ETags. ``known`` is the
+        marker as the caller read it (saves a read; a stale one only costs a retry).
         """
+        pk, shard = partition(job_id), _shard(referral_id)
         for attempt in range(_MAX_TRIES):
-            marker = self.marker(job_id, referral_id)
+            marker = known if attempt == 0 and known is not None else self.marker(job_id, referral_id)
             if marker is None:
                 log.warning("Backfill %s has no marker for referral %s; not counted", job_id, referral_id)
                 return False
             if marker.outcome in ("synced", "up-to-date") or marker.outcome == outcome:
                 return False
-            job = self.get(job_id)
-            if job is None:
-                return False
-            now = self._clock().isoformat()
+            try:
+                row: Any = self._table.get_entity(pk, shard)
+            except ResourceNotFoundError:
+                row = None
+            counts = {name: int((row or {}).get(name) or 0) for name in ("synced", "failed")}
             if marker.outcome == "failed":
-                job.failed -= 1
-            if outcome == "synced":
-                job.synced += 1
-            else:
-                job.failed += 1
-            job.updated_at = now
-            if job.listing_done and job.remaining == 0 and not job.finished_at:
-                job.finished_at = now
+                counts["failed"] -= 1
+            counts[outcome] += 1
+            entity = {"PartitionKey": pk, "RowKey": shard, **counts, "counted_at": self._clock().isoformat()}
             operations: list[Any] = [
                 (
                     "update",
-                    {"PartitionKey": partition(job_id), "RowKey": _marker_key(referral_id), "outcome": outcome},
+                    {"PartitionKey": pk, "RowKey": _marker_key(referral_id), "outcome": outcome},
                     {"mode": UpdateMode.MERGE, "etag": marker.etag, "match_condition": MatchConditions.IfNotModified},
                 ),
-                (
+                ("create", entity)
+                if row is None
+                else (
                     "update",
-                    self._job_entity(job),
-                    {"mode": UpdateMode.REPLACE, "etag": job.etag, "match_condition": MatchConditions.IfNotModified},
+                    entity,
+                    {
+                        "mode": UpdateMode.REPLACE,
+                        "etag": row.metadata["etag"],
+                        "match_condition": MatchConditions.IfNotModified,
+                    },
                 ),
             ]
             try:
@@ -317,6 +346,19 @@ class BackfillStore:
     def _back_off(self, attempt: int) -> None:
         # Workers finishing together race for the job row: spread the retries.
         self._sleep(random.uniform(0, min(0.5, 0.01 * (attempt + 1))))  # noqa: S311 - jitter, not security
+
+
+def parallel(work: Callable[[T], R], items: list[T], *, workers: int = PARALLEL_CALLS) -> list[R]:
+    """``work`` over ``items`` on a few threads, results in order: a page's point reads and sends are
+    independent, and one after another they would cost a round trip each."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="backfill") as pool:
+        return list(pool.map(work, items))
+
+
+def _shard(referral_id: str) -> str:
+    return f"{_SHARD_PREFIX}{zlib.crc32(referral_id.encode('utf-8')) % SHARDS:02d}"
 
 
 def _marker(referral_id: str, row: Any) -> Marker:

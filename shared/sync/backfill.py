@@ -25,7 +25,7 @@ from shared.messages import BackfillPageMessage, ReferralMessage
 from shared.partner_center.client import ReferralsClient, odata_datetime
 from shared.partner_center.ids import is_referral_id
 from shared.partner_center.models import Referral
-from shared.store.backfill import BackfillJob, BackfillStore, Marker
+from shared.store.backfill import BackfillJob, BackfillStore, Marker, parallel
 from shared.store.state import StateStore
 from shared.sync.inbound import is_permanent, readable
 
@@ -199,12 +199,14 @@ class Backfill:
             else:
                 unreadable += 1
         existing = self._store.markers(job.job_id, listing)
+        fresh = [referral for referral_id, referral in listing.items() if referral_id not in existing]
+        in_sync = {r.id: synced for r, synced in zip(fresh, parallel(self._in_sync, fresh), strict=True)}
         ours: dict[str, Marker] = {}
         new: list[Marker] = []
-        for referral_id, referral in listing.items():
+        for referral_id in listing:
             marker = existing.get(referral_id)
             if marker is None:
-                new.append(Marker(referral_id, page_number, "up-to-date" if self._in_sync(referral) else ""))
+                new.append(Marker(referral_id, page_number, "up-to-date" if in_sync[referral_id] else ""))
             elif marker.page == page_number:
                 ours[referral_id] = marker  # an earlier try of this page listed it
             # else: an earlier page listed it (the list moved under us); it is not counted twice
@@ -216,12 +218,15 @@ class Backfill:
         interval = dt.timedelta(minutes=1) / job.per_minute
         first = max(_time(job.next_slot) or now, now)
         waiting = [m for m in ordered if m.outcome == ""]  # queued again if an earlier try died: harmless
-        for n, marker in enumerate(waiting):
-            delay = (first + n * interval - now).total_seconds()
+
+        def send(slot: tuple[int, Marker]) -> None:
+            n, marker = slot
             self._enqueue_referral(
                 ReferralMessage(referral_id=marker.referral_id, source="backfill", backfill_job=job.job_id),
-                delay_seconds=delay,
+                delay_seconds=(first + n * interval - now).total_seconds(),
             )
+
+        parallel(send, list(enumerate(waiting)))  # the delays, not the sending order, set the pace
         next_slot = first + len(waiting) * interval
         up_to_date = sum(1 for m in ordered if m.outcome == "up-to-date")
         listed, queued = len(ordered), len(ordered) - up_to_date
@@ -239,11 +244,8 @@ class Backfill:
             j.listed += listed
             j.queued += queued
             j.up_to_date += up_to_date
-            j.synced += up_to_date
             j.unreadable += unreadable
             j.next_slot = max(next_slot, _time(j.next_slot) or next_slot).isoformat()
-            if j.listing_done and j.remaining == 0 and not j.finished_at:
-                j.finished_at = self._clock().isoformat()
             applied = True
             return True
 

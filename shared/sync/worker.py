@@ -50,11 +50,10 @@ class ReferralWorker:
 
     def handle(self, message: ReferralMessage, *, final_attempt: bool = False) -> Handled:
         job = message.backfill_job
-        if job:
-            marker = self._progress.marker(job, message.referral_id)
-            if marker is not None and marker.outcome in ("synced", "up-to-date"):
-                log.info("Referral %s: already synced for backfill %s; duplicate dropped", message.referral_id, job)
-                return "duplicate"
+        marker = self._progress.marker(job, message.referral_id) if job else None
+        if marker is not None and marker.outcome in ("synced", "up-to-date"):
+            log.info("Referral %s: already synced for backfill %s; duplicate dropped", message.referral_id, job)
+            return "duplicate"
         try:
             self._sync(message.referral_id, message.source)
         except Throttled as exc:
@@ -74,7 +73,7 @@ class ReferralWorker:
             self._gave_up(message, exc, final_attempt)
             raise
         if job:
-            self._progress.finish(job, message.referral_id, "synced")
+            self._progress.finish(job, message.referral_id, "synced", known=marker)
         return "synced"
 
     def _gave_up(self, message: ReferralMessage, exc: Exception, final_attempt: bool) -> None:
