@@ -5,6 +5,7 @@ import logging
 import azure.functions as func
 
 from functions import (
+    backfill,
     crm_schema,
     crm_to_partner_center,
     doctor,
@@ -14,6 +15,7 @@ from functions import (
     referral_to_crm,
     replay_poison,
     resync,
+    status,
     webhook_registration,
 )
 
@@ -33,6 +35,8 @@ for blueprint in (
     replay_poison,
     crm_schema,
     doctor,
+    backfill,
+    status,
     health,
 ):
     app.register_functions(blueprint.bp)

@@ -11,7 +11,7 @@
 // What it builds (modules under ./app):
 //   identity.bicep    user-assigned managed identity: the app's only credential for Azure resources
 //   storage.bicep     storage account (shared-key access disabled) with the deployment container,
-//                     queues `referral-events` + `referral-events-poison`, and the app's tables
+//                     queues `referral-events`, `backfill-pages` + their `-poison` queues, and the app's tables
 //   monitoring.bicep  Log Analytics workspace + Application Insights (local auth disabled)
 //   keyvault.bicep    Key Vault in RBAC mode (soft delete + purge protection) for the app's secrets
 //   rbac.bicep        the identity's data-plane roles, and nothing else
@@ -124,6 +124,12 @@ param reconcileSchedule string = '0 */15 * * * *'
 @description('RECONCILE_FIRST_RUN_HOURS: how far back the very first reconciliation looks.')
 param reconcileFirstRunHours int = 24
 
+@description('BACKFILL_REFERRALS_PER_MINUTE: pace of POST /api/manage/backfill (a number; decimals allowed). 50 spends about half of Dataverse\'s 6,000 requests / 5 min.')
+param backfillReferralsPerMinute string = '50'
+
+@description('BACKFILL_QUEUE_AHEAD_MINUTES: how far ahead of that pace a backfill lists and queues referrals (a number).')
+param backfillQueueAheadMinutes string = '10'
+
 @description('HTTP_TIMEOUT_SECONDS: timeout of every outbound call (a number; decimals allowed).')
 param httpTimeoutSeconds string = '15'
 
@@ -192,17 +198,20 @@ var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 // Flex Consumption runs the app from a package that deployments upload to this container.
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
-// Queue and tables the app uses (shared/messages.py, shared/store/clients.py). The Functions host
+// Queues and tables the app uses (shared/messages.py, shared/store/clients.py). The Functions host
 // moves a message that failed maxDequeueCount times (host.json) to `<queue>-poison`.
 var queueNames = [
   'referral-events'
   'referral-events-poison'
+  'backfill-pages'
+  'backfill-pages-poison'
 ]
 var tableNames = [
   'SyncState'
   'AuditLog'
   'Leases'
   'TokenCache'
+  'Operations'
 ]
 
 // The four Key Vault secrets (names, never values). The operator sets their values after
@@ -322,6 +331,8 @@ var appSettings = {
   CRM_POLL_SCHEDULE: crmPollSchedule
   RECONCILE_SCHEDULE: reconcileSchedule
   RECONCILE_FIRST_RUN_HOURS: string(reconcileFirstRunHours)
+  BACKFILL_REFERRALS_PER_MINUTE: backfillReferralsPerMinute
+  BACKFILL_QUEUE_AHEAD_MINUTES: backfillQueueAheadMinutes
 
   HTTP_TIMEOUT_SECONDS: httpTimeoutSeconds
   HTTP_MAX_ATTEMPTS: string(httpMaxAttempts)

@@ -107,16 +107,20 @@ class Stack:
         host.process.wait(15)
         return host.stop()  # reaps the process and closes its log
 
-    def restart_host(self) -> HostProcess:
+    def restart_host(self, settings: Mapping[str, str] | None = None) -> HostProcess:
         """Start a new host on the same storage, simulators and settings (after :meth:`kill_host`).
 
         It takes the old port when it is free, so Partner Center's registered URL still works;
         otherwise a new port, and the webhook is registered again. Each restart logs to its own
-        file (``host.restart1.log``...) so the crashed host's log stays readable.
+        file (``host.restart1.log``...) so the crashed host's log stays readable. ``settings`` change
+        app settings from this start on (a running host is stopped gracefully first), as an operator
+        changing them in the portal would.
         """
         old = self.host
         if old.process.poll() is None:
             old.stop()
+        if settings:
+            self._settings = {**self._settings, **settings}
         self._restarts += 1
         log_path = old.log_path.with_name(f"{old.log_path.stem}.restart{self._restarts}{old.log_path.suffix}")
         try:

@@ -158,6 +158,15 @@ class Settings(BaseSettings):
     reconcile_schedule: str = Field("0 */15 * * * *", validation_alias="RECONCILE_SCHEDULE")
     reconcile_first_run_hours: int = Field(24, ge=1, validation_alias="RECONCILE_FIRST_RUN_HOURS")
 
+    # --- backfill (POST /api/manage/backfill): pacing, so importing old referrals never throttles the CRM ---
+    # Dataverse allows 6,000 requests per 5 minutes per user (1,200 a minute); a new referral costs
+    # about 12 Dataverse calls, so 50 a minute spends half of that budget and leaves half for the live sync.
+    backfill_referrals_per_minute: float = Field(50.0, gt=0, le=6000, validation_alias="BACKFILL_REFERRALS_PER_MINUTE")
+    # How far ahead of that pace referrals are listed and queued (invisible until their turn). Small keeps
+    # the queue short (the Functions scale controller counts invisible messages too); 0 lists a page only
+    # when the previous one is due.
+    backfill_queue_ahead_minutes: float = Field(10.0, ge=0, le=1440, validation_alias="BACKFILL_QUEUE_AHEAD_MINUTES")
+
     # --- outbound HTTP policy ---
     http_timeout_seconds: float = Field(15.0, gt=0, validation_alias="HTTP_TIMEOUT_SECONDS")
     http_max_attempts: int = Field(6, ge=1, le=20, validation_alias="HTTP_MAX_ATTEMPTS")

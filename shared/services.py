@@ -33,19 +33,32 @@ from shared.crm.salesforce_fields import salesforce_field_map
 from shared.crm.schema import CrmSchema
 from shared.http import ServiceClient
 from shared.mapping.inbound import InboundOptions
-from shared.messages import REFERRAL_EVENTS_QUEUE, ReferralMessage
+from shared.messages import BACKFILL_QUEUE, REFERRAL_EVENTS_QUEUE, BackfillPageMessage, ReferralMessage
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.signature import WebhookVerifier
 from shared.partner_center.webhooks import WebhookRegistrationClient
+from shared.status import StatusSources
 from shared.store.audit import AuditLog
-from shared.store.clients import AUDIT_TABLE, LEASE_TABLE, SYNC_STATE_TABLE, TOKEN_TABLE, queue_client, table_client
+from shared.store.backfill import BackfillStore
+from shared.store.clients import (
+    AUDIT_TABLE,
+    LEASE_TABLE,
+    OPERATIONS_TABLE,
+    SYNC_STATE_TABLE,
+    TOKEN_TABLE,
+    queue_client,
+    table_client,
+)
+from shared.store.failures import RecentFailures
 from shared.store.leases import LeaseStore
 from shared.store.queues import POISON_QUEUES, QueueDepthReader
 from shared.store.state import StateStore
 from shared.store.tokens import TableRefreshTokenStore
+from shared.sync.backfill import Backfill
 from shared.sync.inbound import InboundSync
 from shared.sync.outbound import OutboundSync
 from shared.sync.reconcile import Reconciler
+from shared.sync.worker import ReferralWorker
 
 T = TypeVar("T")
 
@@ -386,6 +399,72 @@ def poison_queues() -> QueueDepthReader:
 
 
 @Once
+def backfill_queue() -> QueueClient:
+    return queue_client(get_settings(), BACKFILL_QUEUE)
+
+
+def enqueue_page(message: BackfillPageMessage, *, delay_seconds: float = 0) -> None:
+    """Queue one page of a backfill's listing; ``delay_seconds`` keeps the listing to its pace."""
+    delay = min(math.ceil(delay_seconds), MAX_VISIBILITY_DELAY) if delay_seconds > 0 else None
+    backfill_queue().send_message(message.to_json(), visibility_timeout=delay)
+
+
+@Once
+def backfill_store() -> BackfillStore:
+    return BackfillStore(table_client(get_settings(), OPERATIONS_TABLE))
+
+
+@Once
+def recent_failures() -> RecentFailures:
+    return RecentFailures(table_client(get_settings(), OPERATIONS_TABLE))
+
+
+@Once
+def backfill() -> Backfill:
+    settings = get_settings()
+    return Backfill(
+        referrals=referrals_client(),
+        state=state_store(),
+        store=backfill_store(),
+        enqueue_referral=enqueue,
+        enqueue_page=enqueue_page,
+        crm_kind=settings.crm_kind,
+        per_minute=settings.backfill_referrals_per_minute,
+        ahead=dt.timedelta(minutes=settings.backfill_queue_ahead_minutes),
+    )
+
+
+@Once
+def referral_worker() -> ReferralWorker:
+    # The sync is looked up per message, so a worker that only drops duplicates builds no CRM client.
+    return ReferralWorker(
+        sync=lambda referral_id, source: inbound_sync().sync(referral_id, source=source),
+        progress=backfill_store(),
+        failures=recent_failures(),
+        enqueue=enqueue,
+    )
+
+
+def _queue_depth(name: str) -> int:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return int(queue_client(get_settings(), name).get_queue_properties().approximate_message_count or 0)
+    except ResourceNotFoundError:
+        return 0  # the host creates a queue (and its poison queue) on first use
+
+
+def status_sources() -> StatusSources:
+    return StatusSources(
+        state=state_store(),
+        backfill=backfill_store(),
+        failures=recent_failures(),
+        queue_depth=_queue_depth,
+        crm_kind=get_settings().crm_kind,
+    )
+
+
+@Once
 def reconciler() -> Reconciler:
     settings = get_settings()
     return Reconciler(
@@ -414,5 +493,10 @@ def reset() -> None:
         inbound_sync,
         outbound_sync,
         reconciler,
+        backfill_queue,
+        backfill_store,
+        recent_failures,
+        backfill,
+        referral_worker,
     ):
         factory.cache_clear()

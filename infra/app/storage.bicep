@@ -1,5 +1,6 @@
 // The app's storage account: host storage (AzureWebJobsStorage, identity-based), the Flex
-// Consumption deployment container, the referral queue + its poison queue, and the app's tables.
+// Consumption deployment container, the referral and backfill queues + their poison queues,
+// and the app's tables.
 // Shared-key access is disabled, so nothing can reach it with an account key or a SAS.
 param name string
 param location string = resourceGroup().location

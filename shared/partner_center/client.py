@@ -6,12 +6,20 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from shared.http import ServiceClient
 from shared.partner_center.models import MalformedReferral, Referral
 from shared.partner_center.writes import ReferralChanges, ReferralDraft
 
 log = logging.getLogger("cosell.partner_center")
+
+
+@dataclass
+class ReferralPage:
+    referrals: list[Referral]
+    next_link: str | None
+    unreadable: int = 0  # items without a readable id: skipped, and counted so a caller can say so
 
 
 class ReferralsClient:
@@ -47,24 +55,46 @@ class ReferralsClient:
         top: int | None = None,
     ) -> Iterator[Referral]:
         """Yield every referral the query matches, following ``@odata.nextLink`` verbatim."""
+        page = self.page(None, filter=filter, orderby=orderby, top=top)
+        while True:
+            yield from page.referrals
+            if not page.next_link:
+                return
+            page = self.page(page.next_link)
+
+    def page(
+        self,
+        link: str | None,
+        *,
+        filter: str | None = None,
+        orderby: str | None = None,
+        top: int | None = None,
+    ) -> ReferralPage:
+        """One page: the first of a query (``link`` None), or the one an earlier page's ``@odata.nextLink`` names.
+
+        A link carries the whole query (reference §1.3), so it is followed verbatim; the query options
+        apply to the first page only.
+        """
         params: dict[str, str] = {}
-        if filter:
-            params["$filter"] = filter
-        if orderby:
-            params["$orderby"] = orderby
-        if top:
-            params["$top"] = str(top)
-        url: str | None = "referrals"
-        while url:
-            response = self._http.request("GET", url, params=params or None, headers=self._headers())
-            body = response.json()
-            for item in body.get("value", []):
-                try:
-                    yield Referral.parse(item)
-                except MalformedReferral as exc:
-                    log.warning("Skipped an unreadable referral in a list: %s", exc)
-            url = body.get("@odata.nextLink")
-            params = {}
+        if link is None:
+            if filter:
+                params["$filter"] = filter
+            if orderby:
+                params["$orderby"] = orderby
+            if top:
+                params["$top"] = str(top)
+        response = self._http.request("GET", link or "referrals", params=params or None, headers=self._headers())
+        body = response.json()
+        referrals: list[Referral] = []
+        unreadable = 0
+        for item in body.get("value", []):
+            try:
+                referrals.append(Referral.parse(item))
+            except MalformedReferral as exc:
+                unreadable += 1
+                log.warning("Skipped an unreadable referral in a list: %s", exc)
+        next_link = body.get("@odata.nextLink")
+        return ReferralPage(referrals, next_link if isinstance(next_link, str) and next_link else None, unreadable)
 
     def changed_since(self, since: dt.datetime) -> Iterator[Referral]:
         """Referrals updated at or after ``since``, oldest first (``updatedDateTime`` is a documented filter)."""

@@ -23,7 +23,8 @@ SYNC_STATE_TABLE = "SyncState"
 AUDIT_TABLE = "AuditLog"
 LEASE_TABLE = "Leases"
 TOKEN_TABLE = "TokenCache"  # noqa: S105 - a table name, not a secret
-TABLES = (SYNC_STATE_TABLE, AUDIT_TABLE, LEASE_TABLE, TOKEN_TABLE)
+OPERATIONS_TABLE = "Operations"  # backfill jobs and recent failures: what GET /api/manage/status reads
+TABLES = (SYNC_STATE_TABLE, AUDIT_TABLE, LEASE_TABLE, TOKEN_TABLE, OPERATIONS_TABLE)
 
 POISON_SUFFIX = "-poison"
 

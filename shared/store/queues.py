@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from shared.messages import REFERRAL_EVENTS_QUEUE
+from shared.messages import BACKFILL_QUEUE, REFERRAL_EVENTS_QUEUE
 from shared.store.clients import POISON_SUFFIX
 
 # Every queue a function triggers on has one; tests/infra checks this against the Bicep's queues.
-POISON_QUEUES = (REFERRAL_EVENTS_QUEUE + POISON_SUFFIX,)
+POISON_QUEUES = (REFERRAL_EVENTS_QUEUE + POISON_SUFFIX, BACKFILL_QUEUE + POISON_SUFFIX)
 
 
 @dataclass(frozen=True)

@@ -127,10 +127,13 @@ class StateStore:
             return None
 
     def save_watermark(self, name: str, value: str | None, **last_run: object) -> None:
-        """The watermark, plus what the last run did (for operators: when, outcomes, API calls)."""
+        """The watermark, plus what the last run did (for operators: when, outcomes, API calls).
+
+        A MERGE: a save mid-run (the watermark alone) keeps the last finished run's figures readable.
+        """
         entity: dict[str, object] = {"PartitionKey": WATERMARK_PARTITION, "RowKey": name, "value": value or ""}
         entity.update({k: json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for k, v in last_run.items()})
-        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
 
     def last_run(self, name: str) -> dict[str, object]:
         try:

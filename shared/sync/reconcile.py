@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shared.http import count_calls
 from shared.messages import ReferralMessage
 from shared.partner_center.client import ReferralsClient
 from shared.store.leases import LeaseStore, LeaseUnavailable
@@ -29,6 +30,7 @@ class ReconcileReport:
     watermark_after: str | None = None
     seen: int = 0
     queued: list[str] = field(default_factory=list)
+    api_calls: dict[str, int] = field(default_factory=dict)  # per service, for the status route
 
 
 class Reconciler:
@@ -62,19 +64,21 @@ class Reconciler:
         since = dt.datetime.fromisoformat(before) if before else self._clock() - self._lookback
         report = ReconcileReport(ran=True, watermark_before=before)
         newest = since
-        # ge, not gt: the referral at the watermark is seen again and skipped, never missed.
-        for referral in self._referrals.changed_since(since):
-            report.seen += 1
-            updated = referral.updated_date_time
-            if updated is None:
-                continue
-            state = self._state.get(referral.id)
-            if state is None or state.pc_updated_at is None or updated > state.pc_updated_at:
-                self._enqueue(
-                    ReferralMessage(referral_id=referral.id, event_name="referral-updated", source="reconcile")
-                )
-                report.queued.append(referral.id)
-            newest = max(newest, updated)
+        with count_calls() as stats:
+            # ge, not gt: the referral at the watermark is seen again and skipped, never missed.
+            for referral in self._referrals.changed_since(since):
+                report.seen += 1
+                updated = referral.updated_date_time
+                if updated is None:
+                    continue
+                state = self._state.get(referral.id)
+                if state is None or state.pc_updated_at is None or updated > state.pc_updated_at:
+                    self._enqueue(
+                        ReferralMessage(referral_id=referral.id, event_name="referral-updated", source="reconcile")
+                    )
+                    report.queued.append(referral.id)
+                newest = max(newest, updated)
+        report.api_calls = dict(stats.calls)
         report.watermark_after = newest.isoformat()
         self._state.save_watermark(
             WATERMARK,
@@ -82,6 +86,7 @@ class Reconciler:
             last_run_at=self._clock().isoformat(),
             last_seen=report.seen,
             last_queued=len(report.queued),
+            last_api_calls=report.api_calls,
         )
         log.info(
             "Reconcile: %d referral(s) changed since %s, %d queued", report.seen, since.isoformat(), len(report.queued)

@@ -230,7 +230,8 @@ class FakeStateStore:
         return (str(row["value"]) or None) if row else None
 
     def save_watermark(self, name: str, value: str | None, **last_run: object) -> None:
-        self.watermarks[name] = {"value": value or "", **copy.deepcopy(last_run)}
+        # A MERGE, as the table's: a save of the watermark alone keeps the last run's figures.
+        self.watermarks[name] = {**self.watermarks.get(name, {}), "value": value or "", **copy.deepcopy(last_run)}
 
     def last_run(self, name: str) -> dict[str, object]:
         return copy.deepcopy(self.watermarks.get(name, {}))

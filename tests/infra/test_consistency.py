@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from shared.messages import REFERRAL_EVENTS_QUEUE
+from shared.messages import BACKFILL_QUEUE, REFERRAL_EVENTS_QUEUE
 from shared.store.clients import POISON_SUFFIX, TABLES
 from tests.infra import (
     APP_SETTINGS_DOC,
@@ -192,7 +192,7 @@ def _created_names(resource_type: str) -> dict[str, str]:
 
 def test_queues_match_the_code() -> None:
     created = _created_names("Microsoft.Storage/storageAccounts/queueServices/queues")
-    expected = {REFERRAL_EVENTS_QUEUE, REFERRAL_EVENTS_QUEUE + POISON_SUFFIX}
+    expected = {name + suffix for name in (REFERRAL_EVENTS_QUEUE, BACKFILL_QUEUE) for suffix in ("", POISON_SUFFIX)}
     assert set(created) == expected, f"queues created {created}, the code uses {sorted(expected)}"
     queue_triggers = [f for f in function_app_facts()["functions"] if f["binding"] == "queueTrigger"]
     assert queue_triggers, "no queue trigger found"

@@ -1,0 +1,95 @@
+"""Admin: import the referrals a partner already has (``POST /api/manage/backfill``), and the page worker.
+
+The route only validates, records the job and queues its first page; the ``backfill_pages`` queue
+function lists one page per message (shared/sync/backfill.py). Progress: ``GET /api/manage/status``.
+Body: ``{"since": "<ISO date>"}`` (default every referral), ``{"resume": true}`` to go on listing a
+stopped job from its checkpoint, ``"force": true`` to start over while one runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import azure.functions as func
+from azure.core.exceptions import AzureError
+
+from functions.responses import json_body, json_response, problem
+from functions.routes import admin_route
+from shared import services
+from shared.messages import BACKFILL_QUEUE, max_dequeue_count, parse_page
+from shared.services import ConfigurationError
+from shared.sync.backfill import BackfillBusy, NothingToResume
+
+log = logging.getLogger("cosell.functions.backfill")
+
+bp = func.Blueprint()
+
+_FIELDS = ("since", "resume", "force")
+
+
+@bp.route(route=admin_route("backfill"), methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def backfill(req: func.HttpRequest) -> func.HttpResponse:
+    body = json_body(req)
+    if body is None:
+        return problem(400, "Body must be a JSON object.")
+    unknown = sorted(set(body) - set(_FIELDS))
+    if unknown:
+        return problem(400, f"Unknown field(s) {', '.join(unknown)}; the body takes {', '.join(_FIELDS)}.")
+    for flag in ("resume", "force"):
+        if not isinstance(body.get(flag, False), bool):
+            return problem(400, f'"{flag}" must be true or false.')
+    since, refusal = parse_since(body.get("since"))
+    if refusal:
+        return problem(400, refusal)
+    if body.get("resume") and (since is not None or body.get("force")):
+        return problem(400, '"resume" goes on with the current job as it was started: send it alone.')
+    try:
+        runner = services.backfill()
+        job = runner.resume() if body.get("resume") else runner.start(since, force=bool(body.get("force")))
+    except ConfigurationError as exc:
+        return problem(400, str(exc))
+    except BackfillBusy as exc:
+        return problem(409, str(exc), jobId=exc.job.job_id, backfill=exc.job.to_json())
+    except NothingToResume as exc:
+        return problem(409, str(exc))
+    except AzureError as exc:
+        log.error("Backfill could not be started: storage failed (%s)", type(exc).__name__)
+        return problem(503, "Storage is unavailable; nothing was started. Try again.")
+    status_url = req.url.split("/api/", 1)[0] + "/api/" + admin_route("status")
+    answer = {
+        "jobId": job.job_id,
+        "status": job.phase,
+        "since": job.since or None,
+        "startedAt": job.started_at,
+        "resumed": bool(body.get("resume")),
+        "progress": status_url,
+    }
+    response = json_response(answer, 202)
+    response.headers["Location"] = status_url
+    return response
+
+
+def parse_since(value: object) -> tuple[dt.datetime | None, str]:
+    """``since`` as an aware date-time (a date is its midnight UTC), or the reason it cannot be one."""
+    if value is None:
+        return None, ""
+    reason = '"since" must be an ISO 8601 date or date-time in the past, such as 2024-01-01 or 2024-01-01T00:00:00Z.'
+    if not isinstance(value, str) or not value.strip():
+        return None, reason
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None, reason
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    if parsed > dt.datetime.now(dt.UTC):
+        return None, reason
+    return parsed, ""
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=BACKFILL_QUEUE, connection="AzureWebJobsStorage")
+def backfill_pages(msg: func.QueueMessage) -> None:
+    message = parse_page(msg.get_body())
+    attempt = getattr(msg, "dequeue_count", None) or 1
+    services.backfill().run_page(message, final_attempt=attempt >= max_dequeue_count())

@@ -1,0 +1,91 @@
+"""The last syncs that gave up, for ``GET /api/manage/status``: a small rolling partition of ``Operations``.
+
+Written when a referral's message is on its last attempt and fails (it is about to move to the
+poison queue). RowKeys are inverted ticks, so one query returns the newest first; every write trims
+the partition back to :data:`KEEP` rows, so a read is always one small page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+
+FAILURES_PARTITION = "failures"
+KEEP = 20
+MAX_REASON = 500
+_MAX_TICKS = 10**19
+
+
+@dataclass
+class Failure:
+    referral_id: str
+    reason: str
+    at: str
+    source: str = ""
+    backfill_job: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "referralId": self.referral_id,
+            "reason": self.reason,
+            "at": self.at,
+            "source": self.source,
+            "backfillJob": self.backfill_job or None,
+        }
+
+
+class RecentFailures:
+    def __init__(self, table: TableClient, *, keep: int = KEEP) -> None:
+        self._table = table
+        self._keep = keep
+
+    def record(
+        self, referral_id: str, reason: str, *, source: str = "", backfill_job: str = "", now: dt.datetime | None = None
+    ) -> Failure:
+        when = now or dt.datetime.now(dt.UTC)
+        failure = Failure(referral_id, reason[:MAX_REASON], when.isoformat(), source, backfill_job or "")
+        ticks = int(when.timestamp() * 1_000_000)
+        self._table.create_entity(
+            {
+                "PartitionKey": FAILURES_PARTITION,
+                "RowKey": f"{_MAX_TICKS - ticks:019d}_{uuid.uuid4().hex[:8]}",
+                **asdict(failure),
+            }
+        )
+        self._trim()
+        return failure
+
+    def recent(self, limit: int = KEEP) -> list[Failure]:
+        """Newest first; one page of one partition."""
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": FAILURES_PARTITION}, results_per_page=limit
+        )
+        found: list[Failure] = []
+        for row in rows:
+            found.append(
+                Failure(
+                    referral_id=row.get("referral_id", ""),
+                    reason=row.get("reason", ""),
+                    at=row.get("at", ""),
+                    source=row.get("source", ""),
+                    backfill_job=row.get("backfill_job", ""),
+                )
+            )
+            if len(found) >= limit:
+                break
+        return found
+
+    def _trim(self) -> None:
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": FAILURES_PARTITION}, select=["RowKey"]
+        )
+        for n, row in enumerate(rows):
+            if n >= self._keep:
+                with contextlib.suppress(ResourceNotFoundError):  # trimmed by a concurrent writer
+                    self._table.delete_entity(FAILURES_PARTITION, row["RowKey"])
