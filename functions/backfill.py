@@ -12,13 +12,12 @@ import datetime as dt
 import logging
 
 import azure.functions as func
-from azure.core.exceptions import AzureError
 
+from functions.failures import answers_failures
 from functions.responses import json_body, json_response, problem
 from functions.routes import admin_route
 from shared import services
 from shared.messages import BACKFILL_QUEUE, max_dequeue_count, parse_page
-from shared.services import ConfigurationError
 from shared.sync.backfill import BackfillBusy, NothingToResume
 
 log = logging.getLogger("cosell.functions.backfill")
@@ -29,6 +28,7 @@ _FIELDS = ("since", "resume", "force")
 
 
 @bp.route(route=admin_route("backfill"), methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@answers_failures  # settings, storage, a refused token: 503/502 naming the settings, one log line
 def backfill(req: func.HttpRequest) -> func.HttpResponse:
     body = json_body(req)
     if body is None:
@@ -47,15 +47,10 @@ def backfill(req: func.HttpRequest) -> func.HttpResponse:
     try:
         runner = services.backfill()
         job = runner.resume() if body.get("resume") else runner.start(since, force=bool(body.get("force")))
-    except ConfigurationError as exc:
-        return problem(400, str(exc))
     except BackfillBusy as exc:
         return problem(409, str(exc), jobId=exc.job.job_id, backfill=exc.job.to_json())
     except NothingToResume as exc:
         return problem(409, str(exc))
-    except AzureError as exc:
-        log.error("Backfill could not be started: storage failed (%s)", type(exc).__name__)
-        return problem(503, "Storage is unavailable; nothing was started. Try again.")
     status_url = req.url.split("/api/", 1)[0] + "/api/" + admin_route("status")
     answer = {
         "jobId": job.job_id,

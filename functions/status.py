@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 import azure.functions as func
-from azure.core.exceptions import AzureError
 
-from functions.responses import json_response, problem
+from functions.failures import answers_failures
+from functions.responses import json_response
 from functions.routes import admin_route
 from shared import services
 from shared.status import status as build
@@ -19,10 +19,6 @@ bp = func.Blueprint()
 
 
 @bp.route(route=admin_route("status"), methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@answers_failures  # settings or storage at fault: 503 naming the settings, one log line
 def status(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        sources = services.status_sources()
-    except AzureError as exc:
-        log.error("Status: storage is unavailable (%s)", type(exc).__name__)
-        return problem(503, "Storage is unavailable; try again.")
-    return json_response(build(sources))
+    return json_response(build(services.status_sources()))

@@ -135,13 +135,18 @@ def test_resume_without_a_job_is_a_409_saying_so(runner: Runner) -> None:
     assert (code, body["error"]["reason"]) == (409, "No backfill has been started.")
 
 
-def test_missing_partner_center_settings_are_a_400_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_partner_center_settings_are_a_503_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's configuration is at fault, not the request: 503, as every admin route answers it."""
+
     def missing() -> None:
-        raise services.ConfigurationError("Missing app settings: PARTNER_CENTER_REFRESH_TOKEN")
+        raise services.ConfigurationError(
+            "Missing app settings: PARTNER_CENTER_REFRESH_TOKEN", ["PARTNER_CENTER_REFRESH_TOKEN"]
+        )
 
     monkeypatch.setattr(services, "backfill", missing)
     code, body, _ = post({})
-    assert (code, body["error"]["reason"]) == (400, "Missing app settings: PARTNER_CENTER_REFRESH_TOKEN")
+    assert (code, body["error"]["reason"]) == (503, "Missing app settings: PARTNER_CENTER_REFRESH_TOKEN")
+    assert body["error"]["settings"] == ["PARTNER_CENTER_REFRESH_TOKEN"]
 
 
 def test_storage_down_is_a_503_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +156,8 @@ def test_storage_down_is_a_503_not_a_traceback(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(services, "backfill", Down)
     code, body, _ = post({})
-    assert (code, body["error"]["reason"]) == (503, "Storage is unavailable; nothing was started. Try again.")
+    assert code == 503
+    assert body["error"]["reason"].startswith("Storage failed:")
     monkeypatch.setattr(services, "status_sources", lambda: Down().start(None))
     response = status(func.HttpRequest("GET", "http://localhost/api/manage/status", headers={}, body=b""))
     assert (response.status_code, json.loads(response.get_body())["error"]["status"]) == (503, 503)

@@ -114,7 +114,7 @@ def admin_functions() -> list[tuple[str, str, Callable[..., Any]]]:
 
 def test_every_admin_route_is_walked() -> None:
     names = {name for name, _, _ in admin_functions()}
-    assert names == {"webhook_registration", "resync", "replay_poison", "crm_schema", "doctor"}
+    assert names == {"webhook_registration", "resync", "replay_poison", "crm_schema", "doctor", "backfill", "status"}
 
 
 def request(name: str, method: str) -> func.HttpRequest:
@@ -214,6 +214,10 @@ def test_the_queue_worker_puts_the_message_back_with_one_line_naming_the_setting
         raise services.ConfigurationError("Missing app settings: DATAVERSE_URL", ["DATAVERSE_URL"])
 
     queued: list[tuple[ReferralMessage, float]] = []
+    # The Functions host itself needs storage, so a worker always has it (here: stores that are never
+    # reached, for a message outside any backfill); the CRM setting is what is missing.
+    monkeypatch.setattr(services, "backfill_store", lambda: None)
+    monkeypatch.setattr(services, "recent_failures", lambda: None)
     monkeypatch.setattr(services, "inbound_sync", refuse)
     monkeypatch.setattr(services, "enqueue", lambda message, delay_seconds=0: queued.append((message, delay_seconds)))
     referral_id = str(uuid.uuid4())
