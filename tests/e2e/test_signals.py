@@ -19,6 +19,7 @@ from sandbox.azurite import Azurite
 from sandbox.environment import Sandbox
 from sandbox.hostproc import HostProcess
 from shared import telemetry
+from shared.store.queues import POISON_QUEUES
 from tests.e2e.conftest import fire, fresh, sample
 from tests.infra.kql import queries
 
@@ -72,7 +73,10 @@ def test_a_poisoned_referral_is_one_failure_and_the_poll_reports_the_poison_queu
         fire(host, "crm_to_partner_center")
         text = host_log.read_text(errors="replace")[start:]
 
-        [sample_line] = signals(text, "poison_depth")
+        # One line per poison queue (the referral queue's and the backfill's); this one is the referral queue's.
+        samples = {queries()["poison"].read(line)["queue"]: line for line in signals(text, "poison_depth")}
+        assert set(samples) == set(POISON_QUEUES)
+        sample_line = samples[POISON]
         assert queries()["poison"].read(sample_line) == {"depth": depth, "queue": POISON}
         age = re.search(r" oldest_age_s=(\d+)", sample_line)
         assert age, f"a non-empty poison queue reports its front message's age: {sample_line}"
