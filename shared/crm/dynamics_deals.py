@@ -7,10 +7,8 @@ marked "Sync with Partner Center"; leads are the ones that carry a referral id.
 
 from __future__ import annotations
 
-import datetime as dt
 import heapq
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.crm.dataverse_client import DataverseClient, key_by_id
@@ -18,6 +16,7 @@ from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
 from shared.crm.dynamics_status import lead_stage, opportunity_stage
 from shared.crm.fields import FieldMap
+from shared.crm.values import date_or_none, decimal_or_none
 from shared.mapping.model import AccountData, ContactData, CrmDeal, SolutionData
 from shared.mapping.text import strip_mark
 
@@ -134,9 +133,9 @@ class DynamicsDeals:
             modified_on=str(row.get("modifiedon") or ""),
             referral_id=row.get(col("referral_id")) or None,
             title=strip_mark(str(row.get(col("name")) or "")),
-            deal_value=_decimal(row.get(col("deal_value"))),
+            deal_value=decimal_or_none(row.get(col("deal_value"))),
             currency=currency,
-            close_date=_date(row.get(col("close_date"))),
+            close_date=date_or_none(row.get(col("close_date"))),
             description=row.get(col("description")),
             stage=stage,
             help_needed=_HELP_BY_VALUE.get(help_value) if help_value is not None else None,
@@ -198,24 +197,6 @@ class DynamicsDeals:
         items = row.get(self._solutions_nav()) or []
         found = [SolutionData(id=i[col["id"]], name=i.get(col["name"]), type=i.get(col["type"])) for i in items]
         return tuple(sorted((s for s in found if s.id), key=lambda s: s.id))
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _date(value: Any) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
 
 
 def _merge_by_modified(*streams: Iterator[CrmDeal]) -> Iterator[CrmDeal]:

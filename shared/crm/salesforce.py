@@ -22,7 +22,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
-from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from shared.crm.fields import FieldMap
@@ -31,6 +30,7 @@ from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecor
 from shared.crm.salesforce_client import SalesforceClient, soql, soql_like_prefix, soql_string
 from shared.crm.salesforce_fields import MAX_LENGTH, STAGE_LOST, STAGE_WON, salesforce_connector_map
 from shared.crm.salesforce_schema import SalesforceSchema
+from shared.crm.values import date_or_none, decimal_or_none
 from shared.http import ApiError
 from shared.mapping.model import (
     AccountData,
@@ -619,9 +619,9 @@ class SalesforceCrm:
             modified_on=str(row.get("SystemModstamp") or ""),
             referral_id=row.get(col(kind, "referral_id") or "") or None,
             title=strip_mark(str(row.get(col(kind, "name") or "") or "")) if kind == "opportunity" else "",
-            deal_value=_decimal(row.get(col(kind, "deal_value") or "")),
+            deal_value=decimal_or_none(row.get(col(kind, "deal_value") or "")),
             currency=row.get(col(kind, "currency") or "") or None,
-            close_date=_date(row.get(col(kind, "close_date") or "")),
+            close_date=date_or_none(row.get(col(kind, "close_date") or "")),
             description=row.get(col(kind, "description") or ""),
             stage=self._row_stage(kind, row),
             help_needed=str(help_value) if help_value else None,
@@ -730,21 +730,3 @@ def _soql_datetime(value: str) -> str:
     except ValueError as exc:
         raise ValueError(f"not a SystemModstamp watermark: {value!r}") from exc
     return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _date(value: Any) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
