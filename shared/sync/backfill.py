@@ -294,6 +294,24 @@ class Backfill:
         return synced is not None and listed is not None and listed <= synced
 
 
+def parse_since(value: object) -> tuple[dt.datetime | None, str]:
+    """``since`` as an aware date-time (a date is its midnight UTC, no offset is UTC), or why it is not one."""
+    if value is None:
+        return None, ""
+    reason = '"since" must be an ISO 8601 date or date-time in the past, such as 2024-01-01 or 2024-01-01T00:00:00Z.'
+    if not isinstance(value, str) or not value.strip():
+        return None, reason
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None, reason
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    if parsed > dt.datetime.now(dt.UTC):
+        return None, reason
+    return parsed, ""
+
+
 def _set_state(job: BackfillJob, state: str) -> bool:
     if job.state == state:
         return False

@@ -10,9 +10,14 @@ the referral leases it held.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +28,7 @@ from sandbox.stack import Stack
 from shared.config import Settings
 from shared.messages import ReferralMessage
 from shared.store.clients import queue_client
-from tests.e2e.conftest import PROGRAMMING_ERRORS, fresh, sample
+from tests.e2e.conftest import PROGRAMMING_ERRORS, REPO_ROOT, fresh, sample
 from tests.resilience.support import STACK_SETTINGS, audit_rows, queue_depth, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -118,6 +123,39 @@ def test_live_webhooks_do_not_wait_behind_a_backfill(stack: Stack) -> None:
 
     done = completed(stack, job_id, 120)
     assert (done["listed"], done["synced"], done["failed"], done["remaining"]) == (40, 40, 0, 0)
+
+
+def test_the_admin_command_starts_a_backfill_and_follows_it_to_the_end(stack: Stack, tmp_path: Path) -> None:
+    """``python -m shared.cli backfill --wait`` from a workstation: settings from local.settings.json."""
+    stack.restart_host({"BACKFILL_REFERRALS_PER_MINUTE": "6000"})
+    since = since_now()
+    existing_referrals(stack, 30, uuid.uuid4().hex[:6])
+    values = stack.sandbox.app_settings(stack.azurite.connection_string)
+    (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    env = {k: v for k, v in os.environ.items() if k not in values and not k.startswith(("BACKFILL_", "CRM_"))}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "shared.cli", "backfill", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    refused = cli("--since", "last week")
+    assert (refused.returncode, refused.stdout.strip()) == (
+        2,
+        '"since" must be an ISO 8601 date or date-time in the past, such as 2024-01-01 or 2024-01-01T00:00:00Z.',
+    )
+    waited = cli("--since", since, "--wait", "--interval", "0.5")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    lines = waited.stdout.strip().splitlines()
+    job_id = status(stack)["backfill"]["jobId"]
+    assert lines[0] == f"Backfill {job_id} started (since {since})."
+    assert lines[-1] == "completed: 30 listed (0 already in sync), 30 synced, 0 failed, 0 remaining (100.0%)"
 
 
 @pytest.mark.timeout(900)
