@@ -141,6 +141,9 @@ def run_sandbox(data_dir: Path, port: int, crm: str = "dynamics") -> int:
  Change its deal value (one write reaches {crm_name}):
    curl -s -X PATCH {pc}/_sim/referrals/<id> -H 'Content-Type: application/json' \\
         -d '{{"details": {{"dealValue": 75000}}}}'
+ Import every referral Partner Center holds (a backfill; those in sync cost no {crm_name} call), and watch:
+   curl -s -X POST {stack.host.base_url}/api/manage/backfill -d '{{}}'
+   curl -s {stack.host.base_url}/api/manage/status
 ================================================================================
 """,
             flush=True,
