@@ -115,7 +115,7 @@ class Backfill:
         if current is not None and current.running:
             self._store.update(current.job_id, lambda j: _set_state(j, "superseded"))
             log.warning("Backfill %s superseded by %s (forced)", current.job_id, job.job_id)
-        log.info("Backfill %s started (since %s, %s referrals a minute)", job.job_id, job.since or "-", job.per_minute)
+        log.info("Backfill %s started (since %s)", job.job_id, job.since or "the first referral")
         return job
 
     def resume(self) -> BackfillJob:
@@ -215,7 +215,9 @@ class Backfill:
         ordered = [ours[r] for r in listing if r in ours]
 
         now = self._clock()
-        interval = dt.timedelta(minutes=1) / job.per_minute
+        # The pace is the function app's setting at this page, not the starter's: changing
+        # BACKFILL_REFERRALS_PER_MINUTE slows or speeds a running backfill from its next page on.
+        interval = dt.timedelta(minutes=1) / self._per_minute
         first = max(_time(job.next_slot) or now, now)
         waiting = [m for m in ordered if m.outcome == ""]  # queued again if an earlier try died: harmless
 
@@ -245,6 +247,7 @@ class Backfill:
             j.queued += queued
             j.up_to_date += up_to_date
             j.unreadable += unreadable
+            j.per_minute = self._per_minute
             j.next_slot = max(next_slot, _time(j.next_slot) or next_slot).isoformat()
             applied = True
             return True

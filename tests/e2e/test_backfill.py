@@ -46,14 +46,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
+def unstamped(**changes: Any) -> dict[str, Any]:
+    """A sample referral with a new id, without the stamps Partner Center sets (so it sets them now)."""
+    referral = fresh(sample("fixture_b_shared_accepted.json"), **changes)
+    for stamped_by_partner_center in ("createdDateTime", "updatedDateTime", "eTag"):
+        referral.pop(stamped_by_partner_center)
+    return referral
+
+
 def existing_referrals(stack: Stack, count: int, tag: str) -> list[dict[str, Any]]:
     """Referrals the partner had before the app was deployed: in Partner Center, no webhook ever sent."""
     referrals = []
     for n in range(count):
         customer = n % CUSTOMERS
-        referral = fresh(sample("fixture_b_shared_accepted.json"), name=f"Backfill deal {tag} {n}")
-        for stamped_by_partner_center in ("createdDateTime", "updatedDateTime", "eTag"):
-            referral.pop(stamped_by_partner_center)
+        referral = unstamped(name=f"Backfill deal {tag} {n}")
         referral["details"]["dealValue"] = 1000 + n
         referral["customerProfile"]["name"] = f"Backfill Customer {tag} {customer}"
         referral["customerProfile"]["address"]["postalCode"] = f"6{customer:04d}"
@@ -156,6 +162,23 @@ def test_the_admin_command_starts_a_backfill_and_follows_it_to_the_end(stack: St
     job_id = status(stack)["backfill"]["jobId"]
     assert lines[0] == f"Backfill {job_id} started (since {since})."
     assert lines[-1] == "completed: 30 listed (0 already in sync), 30 synced, 0 failed, 0 remaining (100.0%)"
+
+
+def test_status_shows_the_last_crm_poll_and_reconcile_runs_with_their_api_calls(stack: Stack) -> None:
+    seeded = stack.sandbox.partner_center.seed_referral(unstamped(), fire=False)
+    stack.host.fire("referral_reconcile")  # a referral changed in the last 24 h that no webhook brought
+    stack.host.fire("crm_to_partner_center")
+    body = status(stack)
+    reconcile, poll = body["reconcile"], body["crmPoll"]
+    assert reconcile["queued"] >= 1
+    assert reconcile["seen"] >= reconcile["queued"]
+    assert reconcile["apiCalls"]["partner-center"] >= 1
+    assert dt.datetime.fromisoformat(reconcile["lastRunAt"]) > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    assert poll["apiCalls"]["dataverse"] >= 2  # one query per table: opportunities, leads
+    assert dt.datetime.fromisoformat(poll["lastRunAt"]) > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    audit = TableClient.from_connection_string(stack.azurite.connection_string, "AuditLog")
+    wait_until(lambda: audit_rows(audit, seeded["id"]), 30, "the reconciled referral to sync")
+    assert audit_rows(audit, seeded["id"])[0]["source"] == "reconcile"
 
 
 @pytest.mark.timeout(900)

@@ -495,3 +495,19 @@ def test_a_referral_listed_on_two_pages_is_counted_and_queued_once(world: World)
     assert done is not None
     assert (done.listed, done.queued, done.listing_done) == (5, 5, True)
     assert sorted(world.referrals.ids()) == sorted(r.id for r in referrals)
+
+
+def test_the_pace_is_the_listing_apps_setting_not_the_starters(world: World, client: ReferralsClient) -> None:
+    """The command line starts a job with its own settings; the function app's pace is what counts."""
+    since = since_now()
+    world.seed(5)
+    parts = {"client": client, "state": world.state, "store": world.store, "referrals": world.referrals}
+    frozen = dt.datetime.now(dt.UTC)
+    starter = make_backfill({**parts, "pages": world.pages}, per_minute=1.0, clock=lambda: frozen)
+    app = make_backfill({**parts, "pages": world.pages}, per_minute=120.0, clock=lambda: frozen)
+    job = starter.start(since)
+    app.run_page(world.pages.sent[0][0])
+    assert sorted(delay for _, delay in world.referrals.sent) == pytest.approx([0, 0.5, 1.0, 1.5, 2.0])
+    listed = world.store.get(job.job_id)
+    assert listed is not None
+    assert listed.per_minute == 120.0
