@@ -8,6 +8,7 @@ CRM record shows it. These are numbers to watch over time, not pass/fail thresho
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import statistics
 import sys
 import tempfile
@@ -92,14 +93,55 @@ def measure_outbound(stack: Stack, seller: Seller) -> dict[str, list[tuple[str, 
     return {"records": records, "polls": polls}
 
 
+def measure_backfill(stack: Stack, crm: str, count: int) -> dict[str, Any]:
+    """A backfill of ``count`` new referrals at an unlimited pace: how fast the app can feed the CRM."""
+    import httpx
+
+    pc = stack.sandbox.partner_center
+    simulator = stack.sandbox.salesforce if crm == "salesforce" else stack.sandbox.dataverse
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
+    for n in range(count):
+        referral = sample_referrals()[1]
+        for stamped in ("createdDateTime", "updatedDateTime", "eTag"):
+            referral.pop(stamped, None)
+        referral["customerProfile"]["name"] = f"Backfill Customer {n % 20}"
+        pc.seed_referral(referral, fire=False)
+
+    def run() -> tuple[float, int]:
+        simulator.reset_stats()
+        started = time.perf_counter()
+        answer = httpx.post(stack.host.url("/api/manage/backfill"), json={"since": since}, timeout=30)
+        answer.raise_for_status()
+        while True:
+            backfill = httpx.get(stack.host.url("/api/manage/status"), timeout=30).json()["backfill"]
+            if backfill["state"] not in ("listing", "syncing"):
+                return time.perf_counter() - started, simulator.stats_snapshot()["total"]
+            time.sleep(0.2)
+
+    seconds, requests = run()
+    pc.reset_stats()
+    _again_seconds, again_requests = run()
+    return {
+        "seconds": seconds,
+        "referrals_per_second": count / seconds,
+        "crm_requests": requests,
+        "crm_requests_per_second": requests / seconds,
+        "again_crm_requests": again_requests,
+        "again_partner_center_calls": pc.stats_snapshot()["total"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency-samples", type=int, default=20)
     parser.add_argument("--crm", choices=("dynamics", "salesforce"), default="dynamics")
+    parser.add_argument("--backfill", type=int, default=200, help="referrals in the backfill measurement")
     args = parser.parse_args(argv)
+    # The backfill is measured unpaced: how fast the app could go, not how fast it is allowed to.
+    settings = {**ON_DEMAND, "BACKFILL_REFERRALS_PER_MINUTE": "6000"}
     with (
         tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp,
-        Stack(Path(tmp), seed=3, crm=args.crm, extra_settings=ON_DEMAND) as stack,
+        Stack(Path(tmp), seed=3, crm=args.crm, extra_settings=settings) as stack,
     ):
         seller = seller_for(stack.sandbox, args.crm)
         stack.register_webhook()
@@ -127,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         latencies.sort()
 
         outbound = measure_outbound(stack, seller)
+        backfill = measure_backfill(stack, args.crm, args.backfill)
 
     crm = seller.crm_name
     print(f"API calls per Partner Center → {crm} sync (co-sell referral, 2 contacts, 1 solution)")
@@ -147,6 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {label:<45}: {calls}")
     print(f"Latency, Partner Center change → opportunity in {crm} ({len(latencies)} referrals):")
     print(f"  median {median:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms")
+    print(f"Backfill of {args.backfill} new referrals ({args.backfill // 20} per customer), unpaced:")
+    print(
+        f"  {backfill['seconds']:.0f} s, {backfill['referrals_per_second']:.1f} referrals/s; "
+        f"{backfill['crm_requests']:.0f} {crm} requests ({backfill['crm_requests'] / args.backfill:.1f} a referral), "
+        f"{backfill['crm_requests_per_second']:.0f} requests/s"
+    )
+    print(
+        f"  the same backfill again: {backfill['again_crm_requests']:.0f} {crm} requests, "
+        f"{backfill['again_partner_center_calls']:.0f} Partner Center calls (the list pages)"
+    )
     return 0
 
 

@@ -8,7 +8,6 @@ stopped job from its checkpoint, ``"force": true`` to start over while one runs.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import azure.functions as func
@@ -18,7 +17,7 @@ from functions.responses import json_body, json_response, problem
 from functions.routes import admin_route
 from shared import services
 from shared.messages import BACKFILL_QUEUE, max_dequeue_count, parse_page
-from shared.sync.backfill import BackfillBusy, NothingToResume
+from shared.sync.backfill import BackfillBusy, NothingToResume, parse_since
 
 log = logging.getLogger("cosell.functions.backfill")
 
@@ -63,24 +62,6 @@ def backfill(req: func.HttpRequest) -> func.HttpResponse:
     response = json_response(answer, 202)
     response.headers["Location"] = status_url
     return response
-
-
-def parse_since(value: object) -> tuple[dt.datetime | None, str]:
-    """``since`` as an aware date-time (a date is its midnight UTC), or the reason it cannot be one."""
-    if value is None:
-        return None, ""
-    reason = '"since" must be an ISO 8601 date or date-time in the past, such as 2024-01-01 or 2024-01-01T00:00:00Z.'
-    if not isinstance(value, str) or not value.strip():
-        return None, reason
-    try:
-        parsed = dt.datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None, reason
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    if parsed > dt.datetime.now(dt.UTC):
-        return None, reason
-    return parsed, ""
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=BACKFILL_QUEUE, connection="AzureWebJobsStorage")

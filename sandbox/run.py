@@ -191,6 +191,10 @@ def _banner(stack: Stack, crm: str, registration: dict[str, object], data_dir: P
  Try both directions from another terminal (each waits for the sync and says where it landed):
    Partner Center -> CRM:   {act} new-referral --company "Fabrikam Ltd"
    CRM -> Partner Center:   {act} share-opportunity --name "Fabrikam expansion"
+
+ Import every referral Partner Center holds (a backfill; those already in sync cost no CRM call), and watch:
+   curl -s -X POST {stack.host.base_url}/api/manage/backfill -d '{{}}'
+   curl -s {stack.host.base_url}/api/manage/status
 ================================================================================
 """
 

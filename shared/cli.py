@@ -5,10 +5,13 @@
     python -m shared.cli consent --vault <name> # Partner Center refresh token: sign in, check, store
     python -m shared.cli adopt [--apply]        # link the records Microsoft's co-sell connector made
     python -m shared.cli doctor [--json]        # what works and what does not, naming the settings to fix
+    python -m shared.cli backfill [--since DATE] [--wait]   # import the referrals Partner Center has
 
 Settings come from the environment and, for names it does not set, from ``local.settings.json`` in
 the current folder (as Core Tools does), so an admin whose CRM user holds customizer rights can set
-up the schema while the app's own CRM user keeps only data rights.
+up the schema while the app's own CRM user keeps only data rights. ``backfill`` records the job and
+its first page in the app's storage, as ``POST /api/manage/backfill`` does; the function app (in
+Azure, or ``make run``) lists and syncs it, and ``--wait`` follows its progress until it ends.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ import argparse
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from azure.core.exceptions import AzureError
 from pydantic import ValidationError
 
 from shared import consent, services
@@ -30,7 +36,9 @@ from shared.crm.adopt import ConnectorNotFound
 from shared.crm.schema import SchemaRefused
 from shared.http import ApiError, ApiUnavailable
 from shared.services import ConfigurationError
+from shared.store.backfill import BackfillJob
 from shared.sync.adopt import Adopter, AdoptReport
+from shared.sync.backfill import BackfillBusy, NothingToResume, parse_since
 
 
 def load_local_settings(folder: Path, environ: dict[str, str] | Any = os.environ) -> list[str]:
@@ -144,6 +152,63 @@ def _can_print(out: Any, text: str) -> bool:
     return True
 
 
+def _progress_line(job: BackfillJob) -> str:
+    return (
+        f"{job.phase}: {job.listed} listed ({job.up_to_date} already in sync), {job.synced} synced, "
+        f"{job.failed} failed, {job.remaining} remaining ({job.percent}%)"
+    )
+
+
+def backfill(
+    since: str | None,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    wait: bool = False,
+    interval: float = 10.0,
+    out: Any = sys.stdout,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Start (or resume) a backfill; with ``wait``, print its progress until it ends.
+
+    Exit 0 when started (or, waiting, completed without failures); 1 when it ended with failures or
+    stopped; 2 when nothing was started (one is running, bad ``since``, settings or storage missing).
+    """
+    when, refusal = parse_since(since)
+    if refusal:
+        out.write(refusal + "\n")
+        return 2
+    try:
+        runner = services.backfill()
+        job = runner.resume() if resume else runner.start(when, force=force)
+    except BackfillBusy as exc:
+        out.write(f"{exc}\n{_progress_line(exc.job)}\nWatch it with GET /api/manage/status; --force starts over.\n")
+        return 2
+    except (NothingToResume, ConfigurationError) as exc:
+        out.write(f"{exc}\n")
+        return 2
+    except AzureError as exc:
+        out.write(f"Storage is unavailable ({type(exc).__name__}); nothing was started.\n")
+        return 2
+    verb = "resumed" if resume else "started"
+    out.write(f"Backfill {job.job_id} {verb} (since {job.since or 'the first referral'}).\n")
+    if not wait:
+        out.write("The function app lists and syncs it; progress: GET /api/manage/status.\n")
+        return 0
+    store, last = services.backfill_store(), ""
+    while True:
+        current = store.get(job.job_id) or job
+        line = _progress_line(current)
+        if line != last:
+            out.write(line + "\n")
+            last = line
+        if not current.running:
+            if current.last_error:
+                out.write(f"{current.last_error}\n")
+            return 0 if current.phase == "completed" and not current.failed else 1
+        sleep(interval)
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -192,6 +257,12 @@ def main(
     doctor_command.add_argument(
         "--app-url", help="the app's base URL (https://<host>), to check the webhook points there"
     )
+    fill = commands.add_parser("backfill", help="import the referrals Partner Center already has, paced")
+    fill.add_argument("--since", help="only referrals updated since this ISO date or date-time (default: all)")
+    fill.add_argument("--resume", action="store_true", help="go on listing the current job from its checkpoint")
+    fill.add_argument("--force", action="store_true", help="start a new job even though one is running")
+    fill.add_argument("--wait", action="store_true", help="print the progress until the backfill ends")
+    fill.add_argument("--interval", type=float, default=10.0, help="seconds between progress reads with --wait")
     args = parser.parse_args(argv)
     load_local_settings(Path.cwd())
     services.reset()
@@ -206,6 +277,12 @@ def main(
         return doctor(as_json=args.json, app_url=args.app_url, out=out)
     if args.command == "adopt":
         return adopt(apply=args.apply, reopen_closed=args.reopen_closed, as_json=args.json, out=out)
+    if args.command == "backfill":
+        if args.resume and (args.since or args.force):
+            parser.error("--resume goes on with the current job as it was started: give it alone")
+        return backfill(
+            args.since, resume=args.resume, force=args.force, wait=args.wait, interval=args.interval, out=out
+        )
     return crm_schema(apply=args.apply, as_json=args.json, out=out)
 
 

@@ -115,7 +115,7 @@ class Backfill:
         if current is not None and current.running:
             self._store.update(current.job_id, lambda j: _set_state(j, "superseded"))
             log.warning("Backfill %s superseded by %s (forced)", current.job_id, job.job_id)
-        log.info("Backfill %s started (since %s, %s referrals a minute)", job.job_id, job.since or "-", job.per_minute)
+        log.info("Backfill %s started (since %s)", job.job_id, job.since or "the first referral")
         return job
 
     def resume(self) -> BackfillJob:
@@ -215,7 +215,9 @@ class Backfill:
         ordered = [ours[r] for r in listing if r in ours]
 
         now = self._clock()
-        interval = dt.timedelta(minutes=1) / job.per_minute
+        # The pace is the function app's setting at this page, not the starter's: changing
+        # BACKFILL_REFERRALS_PER_MINUTE slows or speeds a running backfill from its next page on.
+        interval = dt.timedelta(minutes=1) / self._per_minute
         first = max(_time(job.next_slot) or now, now)
         waiting = [m for m in ordered if m.outcome == ""]  # queued again if an earlier try died: harmless
 
@@ -245,6 +247,7 @@ class Backfill:
             j.queued += queued
             j.up_to_date += up_to_date
             j.unreadable += unreadable
+            j.per_minute = self._per_minute
             j.next_slot = max(next_slot, _time(j.next_slot) or next_slot).isoformat()
             applied = True
             return True
@@ -292,6 +295,24 @@ class Backfill:
             return False  # synced into another CRM before CRM_KIND changed
         synced, listed = state.pc_updated_at, referral.updated_date_time
         return synced is not None and listed is not None and listed <= synced
+
+
+def parse_since(value: object) -> tuple[dt.datetime | None, str]:
+    """``since`` as an aware date-time (a date is its midnight UTC, no offset is UTC), or why it is not one."""
+    if value is None:
+        return None, ""
+    reason = '"since" must be an ISO 8601 date or date-time in the past, such as 2024-01-01 or 2024-01-01T00:00:00Z.'
+    if not isinstance(value, str) or not value.strip():
+        return None, reason
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None, reason
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    if parsed > dt.datetime.now(dt.UTC):
+        return None, reason
+    return parsed, ""
 
 
 def _set_state(job: BackfillJob, state: str) -> bool:

@@ -10,9 +10,14 @@ the referral leases it held.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +28,7 @@ from sandbox.stack import Stack
 from shared.config import Settings
 from shared.messages import ReferralMessage
 from shared.store.clients import queue_client
-from tests.e2e.conftest import PROGRAMMING_ERRORS, fresh, sample
+from tests.e2e.conftest import PROGRAMMING_ERRORS, REPO_ROOT, fresh, sample
 from tests.resilience.support import STACK_SETTINGS, audit_rows, queue_depth, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -41,14 +46,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
+def unstamped(**changes: Any) -> dict[str, Any]:
+    """A sample referral with a new id, without the stamps Partner Center sets (so it sets them now)."""
+    referral = fresh(sample("fixture_b_shared_accepted.json"), **changes)
+    for stamped_by_partner_center in ("createdDateTime", "updatedDateTime", "eTag"):
+        referral.pop(stamped_by_partner_center)
+    return referral
+
+
 def existing_referrals(stack: Stack, count: int, tag: str) -> list[dict[str, Any]]:
     """Referrals the partner had before the app was deployed: in Partner Center, no webhook ever sent."""
     referrals = []
     for n in range(count):
         customer = n % CUSTOMERS
-        referral = fresh(sample("fixture_b_shared_accepted.json"), name=f"Backfill deal {tag} {n}")
-        for stamped_by_partner_center in ("createdDateTime", "updatedDateTime", "eTag"):
-            referral.pop(stamped_by_partner_center)
+        referral = unstamped(name=f"Backfill deal {tag} {n}")
         referral["details"]["dealValue"] = 1000 + n
         referral["customerProfile"]["name"] = f"Backfill Customer {tag} {customer}"
         referral["customerProfile"]["address"]["postalCode"] = f"6{customer:04d}"
@@ -118,6 +129,56 @@ def test_live_webhooks_do_not_wait_behind_a_backfill(stack: Stack) -> None:
 
     done = completed(stack, job_id, 120)
     assert (done["listed"], done["synced"], done["failed"], done["remaining"]) == (40, 40, 0, 0)
+
+
+def test_the_admin_command_starts_a_backfill_and_follows_it_to_the_end(stack: Stack, tmp_path: Path) -> None:
+    """``python -m shared.cli backfill --wait`` from a workstation: settings from local.settings.json."""
+    stack.restart_host({"BACKFILL_REFERRALS_PER_MINUTE": "6000"})
+    since = since_now()
+    existing_referrals(stack, 30, uuid.uuid4().hex[:6])
+    values = stack.sandbox.app_settings(stack.azurite.connection_string)
+    (tmp_path / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    env = {k: v for k, v in os.environ.items() if k not in values and not k.startswith(("BACKFILL_", "CRM_"))}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "shared.cli", "backfill", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    refused = cli("--since", "last week")
+    assert (refused.returncode, refused.stdout.strip()) == (
+        2,
+        '"since" must be an ISO 8601 date or date-time in the past, such as 2024-01-01 or 2024-01-01T00:00:00Z.',
+    )
+    waited = cli("--since", since, "--wait", "--interval", "0.5")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    lines = waited.stdout.strip().splitlines()
+    job_id = status(stack)["backfill"]["jobId"]
+    assert lines[0] == f"Backfill {job_id} started (since {since})."
+    assert lines[-1] == "completed: 30 listed (0 already in sync), 30 synced, 0 failed, 0 remaining (100.0%)"
+
+
+def test_status_shows_the_last_crm_poll_and_reconcile_runs_with_their_api_calls(stack: Stack) -> None:
+    seeded = stack.sandbox.partner_center.seed_referral(unstamped(), fire=False)
+    stack.host.fire("referral_reconcile")  # a referral changed in the last 24 h that no webhook brought
+    stack.host.fire("crm_to_partner_center")
+    body = status(stack)
+    reconcile, poll = body["reconcile"], body["crmPoll"]
+    assert reconcile["queued"] >= 1
+    assert reconcile["seen"] >= reconcile["queued"]
+    assert reconcile["apiCalls"]["partner-center"] >= 1
+    assert dt.datetime.fromisoformat(reconcile["lastRunAt"]) > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    assert poll["apiCalls"]["dataverse"] >= 2  # one query per table: opportunities, leads
+    assert dt.datetime.fromisoformat(poll["lastRunAt"]) > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    audit = TableClient.from_connection_string(stack.azurite.connection_string, "AuditLog")
+    wait_until(lambda: audit_rows(audit, seeded["id"]), 30, "the reconciled referral to sync")
+    assert audit_rows(audit, seeded["id"])[0]["source"] == "reconcile"
 
 
 @pytest.mark.timeout(900)

@@ -24,8 +24,9 @@ from shared.auth import MemoryRefreshTokenStore, RefreshTokenGrant
 from shared.config import Settings
 from shared.http import ServiceClient
 from shared.messages import BackfillPageMessage, ReferralMessage
-from shared.partner_center.client import ReferralsClient
-from shared.store.backfill import BackfillStore
+from shared.partner_center.client import ReferralPage, ReferralsClient
+from shared.partner_center.models import Referral
+from shared.store.backfill import BackfillStore, Marker
 from shared.store.clients import SYNC_STATE_TABLE, table_client
 from shared.store.state import StateStore, SyncState
 from shared.sync.backfill import Backfill, BackfillBusy, NothingToResume
@@ -455,3 +456,58 @@ def test_referral_messages_carry_the_job_through_json(world: World) -> None:
     assert json.loads(message.to_json())["backfillJob"] == "job-1"
     replayed = ReferralMessage.model_validate_json(message.to_json())
     assert replayed.backfill_job == "job-1"
+
+
+def test_claiming_markers_keeps_this_pages_own_and_leaves_an_earlier_pages(world: World) -> None:
+    job = world.backfill.start(since_now())
+    earlier, retried, new = (str(uuid.uuid4()) for _ in range(3))
+    assert world.store.claim(job.job_id, 1, [Marker(earlier, 1)]) == [Marker(earlier, 1)]
+    assert world.store.claim(job.job_id, 2, [Marker(retried, 2)]) == [Marker(retried, 2)]
+    # Page 2 again (its first try died), racing nobody: one marker is page 1's, one its own, one new.
+    claimed = world.store.claim(job.job_id, 2, [Marker(earlier, 2), Marker(retried, 2), Marker(new, 2)])
+    assert sorted((m.referral_id, m.page) for m in claimed) == sorted([(retried, 2), (new, 2)])
+    stored = world.store.marker(job.job_id, earlier)
+    assert stored is not None
+    assert stored.page == 1
+
+
+@dataclass
+class ShiftedList:
+    """A list that moved while it was read: page 2 starts with the referral page 1 ended with."""
+
+    pages: list[ReferralPage]
+    calls: int = 0
+
+    def page(self, link: str | None, **_: Any) -> ReferralPage:
+        self.calls += 1
+        return self.pages[0 if link is None else int(link)]
+
+
+def test_a_referral_listed_on_two_pages_is_counted_and_queued_once(world: World) -> None:
+    referrals = [Referral.parse({**referral(), "updatedDateTime": "2026-01-01T00:00:00Z"}) for _ in range(5)]
+    listing = ShiftedList([ReferralPage(referrals[:3], "1"), ReferralPage(referrals[2:], None)])
+    parts = {"client": listing, "state": world.state, "store": world.store, "referrals": world.referrals}
+    backfill = make_backfill({**parts, "pages": world.pages})
+    job = backfill.start()
+    backfill.run_page(world.pages.sent[0][0])
+    backfill.run_page(world.pages.sent[1][0])
+    done = world.store.get(job.job_id)
+    assert done is not None
+    assert (done.listed, done.queued, done.listing_done) == (5, 5, True)
+    assert sorted(world.referrals.ids()) == sorted(r.id for r in referrals)
+
+
+def test_the_pace_is_the_listing_apps_setting_not_the_starters(world: World, client: ReferralsClient) -> None:
+    """The command line starts a job with its own settings; the function app's pace is what counts."""
+    since = since_now()
+    world.seed(5)
+    parts = {"client": client, "state": world.state, "store": world.store, "referrals": world.referrals}
+    frozen = dt.datetime.now(dt.UTC)
+    starter = make_backfill({**parts, "pages": world.pages}, per_minute=1.0, clock=lambda: frozen)
+    app = make_backfill({**parts, "pages": world.pages}, per_minute=120.0, clock=lambda: frozen)
+    job = starter.start(since)
+    app.run_page(world.pages.sent[0][0])
+    assert sorted(delay for _, delay in world.referrals.sent) == pytest.approx([0, 0.5, 1.0, 1.5, 2.0])
+    listed = world.store.get(job.job_id)
+    assert listed is not None
+    assert listed.per_minute == 120.0

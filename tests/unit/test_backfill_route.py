@@ -15,11 +15,11 @@ import azure.functions as func
 import pytest
 from azure.core.exceptions import ServiceRequestError
 
-from functions.backfill import backfill, parse_since
+from functions.backfill import backfill
 from functions.status import status
 from shared import messages, services
 from shared.store.backfill import BackfillJob
-from shared.sync.backfill import BackfillBusy, NothingToResume
+from shared.sync.backfill import BackfillBusy, NothingToResume, parse_since
 
 URL = "http://localhost:7071/api/manage/backfill"
 
