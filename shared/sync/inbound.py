@@ -118,7 +118,7 @@ class InboundSync:
         return outcome
 
     def _sync_held(self, referral_id: str, source: str, stats: CallStats) -> SyncOutcome:
-        previous = self._state.get(referral_id)
+        previous = _same_crm(self._state.get(referral_id), self._crm.kind)
         try:
             referral = self._referrals.get(referral_id)
         except (ApiError, MalformedReferral) as exc:
@@ -244,6 +244,17 @@ class InboundSync:
             now=self._clock(),
         )
         return SyncOutcome(referral_id, outcome, message, entity, crm_id, calls, writes)
+
+
+def _same_crm(state: SyncState | None, crm_kind: str) -> SyncState | None:
+    """The stored state as far as it holds for this CRM.
+
+    After CRM_KIND changes, a record id, memo and hashes of the other CRM mean nothing here: the referral is
+    new to this CRM (a backfill then fills it). Only the out-of-order floor is Partner Center's and stays.
+    """
+    if state is None or not state.crm_kind or state.crm_kind == crm_kind:
+        return state
+    return SyncState(referral_id=state.referral_id, pc_updated=state.pc_updated)
 
 
 def _known(state: SyncState | None) -> KnownRecord | None:

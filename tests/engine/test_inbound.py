@@ -6,10 +6,12 @@ import dataclasses
 
 import pytest
 
+from sandbox.memory_crm import MemoryCrm
 from shared.http import ApiError
+from shared.mapping.inbound import InboundOptions
 from shared.mapping.model import DealStage
 from shared.store.leases import LeaseUnavailable
-from shared.sync.inbound import PermanentSyncError
+from shared.sync.inbound import InboundSync, PermanentSyncError
 from tests.contract.referrals import LEAD, SHARED, WON, plan_of
 from tests.engine.conftest import LEASE_SECONDS, LEASE_WAIT, World
 
@@ -209,3 +211,30 @@ def test_a_referral_partner_center_does_not_have_fails_for_good(world: World) ->
         world.inbound.sync("9d3b7b0e-0000-4000-8000-000000000404")
 
     assert world.audit.outcomes("9d3b7b0e-0000-4000-8000-000000000404") == ["failed"]
+
+
+def test_after_crm_kind_changes_a_synced_referral_is_created_in_the_new_crm(world: World) -> None:
+    """The state of a referral synced into the old CRM must not make it "unchanged" for the new one."""
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    new_crm = MemoryCrm()
+    new_crm.kind = "other-crm"
+    switched = InboundSync(
+        referrals=world.referrals,
+        crm=new_crm,
+        state=world.state,
+        audit=world.audit,
+        leases=world.leases,
+        options=InboundOptions(),
+        lease_seconds=LEASE_SECONDS,
+        lease_wait=LEASE_WAIT,
+        clock=world.clock,
+    )
+
+    outcome = switched.sync(ref.id)  # the same version, as a backfill after the switch sends it
+
+    assert outcome.outcome == "created"
+    [record] = [r for r in new_crm.records.values() if r.fields.get("referral_id") == ref.id]
+    state = world.state.get(ref.id)
+    assert state is not None
+    assert (state.crm_kind, state.crm_id) == ("other-crm", record.id)
