@@ -13,7 +13,7 @@ help:
 	@echo "make demo   scripted scenario in both directions; exits 0 only if everything converged (CRM=salesforce too)"
 	@echo "make test   the whole test suite (unit, integration, end to end)"
 	@echo "make lint   ruff"
-	@echo "make bench  benchmarks (bench/)"
+	@echo "make bench  calls, latency, throughput, storage operations, first share, backfill; both CRMs (CRM=, ARGS=--quick)"
 	@echo "make soak   300 referrals under ~30% injected faults; ARGS=--crash also kill -9s the host once"
 
 $(STAMP_PY): requirements.txt requirements-dev.txt
@@ -43,8 +43,9 @@ lint: $(STAMP_PY)
 test: deps lint
 	$(PY) -m pytest
 
+# Both CRMs unless CRM= is given on the command line; ARGS=--quick for a smaller run, ARGS="--only calls".
 bench: deps
-	$(PY) -m bench.run --crm $(CRM)
+	$(PY) -m bench.run --crm $(if $(filter command line,$(origin CRM)),$(CRM),both) $(ARGS)
 
 soak: deps
 	$(PY) -m bench.soak $(ARGS)

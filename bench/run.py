@@ -1,205 +1,157 @@
-"""``make bench``: API calls per sync and Partner Center → CRM latency, measured on the local stack.
+"""``make bench``: what a sync costs and how fast it goes, per CRM, measured on the local stack.
 
-Counts come from the audit rows the app writes (every HTTP attempt, per service) and from the
-simulators' request logs; latency is from the moment Partner Center commits a change until the
-CRM record shows it. These are numbers to watch over time, not pass/fail thresholds.
+Calls come from the app's own audit rows (every HTTP attempt, counted per service) and from the
+simulators' request counters; storage operations from a counting proxy in front of Azurite; times
+from Partner Center's commit until the record is in the CRM. Numbers to watch over time and to put
+in the README, never pass/fail thresholds. ``--quick`` runs every measurement at a smaller size.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from azure.data.tables import TableClient
-
-from sandbox.demo import ON_DEMAND
-from sandbox.run import sample_referrals
-from sandbox.sellers import Seller, seller_for
+from bench import backfill, calls, polls, speed, storage
+from bench.common import ON_DEMAND
+from sandbox.sellers import seller_for
 from sandbox.stack import Stack
 
-
-def _audit(stack: Stack, referral_id: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
-    table = TableClient.from_connection_string(stack.azurite.connection_string, "AuditLog")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            rows = [dict(r) for r in table.query_entities("PartitionKey eq @pk", parameters={"pk": referral_id})]
-        except Exception:
-            rows = []
-        if len(rows) >= count:
-            return rows
-        time.sleep(0.05)
-    raise TimeoutError(f"no audit row for {referral_id}")
+SECTIONS = ("calls", "latency", "throughput", "storage", "polls", "backfill")
+CRM_NAMES = {"dynamics": "Dynamics 365", "salesforce": "Salesforce"}
+# Dataverse service protection: 6,000 requests per user per 5 minutes (learn.microsoft.com/power-apps/
+# developer/data-platform/api-limits); the share the app may take is its own setting once it has one.
+DATAVERSE_LIMIT_PER_MINUTE = 6000 / 5
 
 
-def _calls(row: dict[str, Any]) -> str:
-    import json
+class Report:
+    """Lines per CRM, printed as they come and kept for the side-by-side summary."""
 
-    by_service = json.loads(row.get("api_calls_by_service") or "{}")
-    writes = json.loads(row.get("writes_by_service") or "{}")
-    parts = ", ".join(f"{k} {v}" for k, v in sorted(by_service.items()))
-    return f"{row['api_calls']:>3} calls ({parts}); {sum(writes.values())} write(s)"
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, str]] = {}
 
+    def section(self, title: str) -> None:
+        print(f"\n{title}", flush=True)
 
-def _wait_for(condition: Any, timeout: float = 30) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        if condition():
-            return time.perf_counter() - started
-        time.sleep(0.005)
-    raise TimeoutError
+    def line(self, crm: str, label: str, text: str, *, summary: str | None = None) -> None:
+        print(f"  {label:<48}: {text}", flush=True)
+        self.rows.setdefault(label, {})[crm] = summary if summary is not None else text
 
-
-def _poll(stack: Stack, seller: Seller) -> dict[str, int]:
-    import json
-
-    stack.host.fire("crm_to_partner_center")
-    table = TableClient.from_connection_string(stack.azurite.connection_string, "SyncState")
-    return json.loads(table.get_entity("watermark", seller.poll_watermark())["last_api_calls"])
+    def summary(self, crms: list[str]) -> None:
+        if len(crms) < 2:
+            return
+        print("\nSummary")
+        header = " | ".join(CRM_NAMES[c] for c in crms)
+        print(f"| measure | {header} |")
+        print("|---" * (len(crms) + 1) + "|")
+        for label, values in self.rows.items():
+            print(f"| {label} | " + " | ".join(values.get(c, "—") for c in crms) + " |")
 
 
-def measure_outbound(stack: Stack, seller: Seller) -> dict[str, list[tuple[str, Any]]]:
-    polls: list[tuple[str, Any]] = []
-    records: list[tuple[str, Any]] = []
-    first = seller.opportunity(name="Bench create")
-    polls.append(("1 new opportunity", _poll(stack, seller)))
-    view = seller.deal(first)
-    if view is None or not view.referral_id:
-        raise RuntimeError("the bench's deal was not shared")
-    referral_id = view.referral_id
-    create = next(r for r in _audit(stack, referral_id, 1) if r["direction"] == "crm-to-pc")
-    records.append(("create a referral (validate, POST, write back)", create))
-    seller.set_value(first, 61000)
-    polls.append(("1 changed opportunity", _poll(stack, seller)))
-    update = next(
-        r for r in _audit(stack, referral_id, 2) if r["direction"] == "crm-to-pc" and r["outcome"] == "updated"
-    )
-    records.append(("update (GET, one JSON Patch, audit line)", update))
-    polls.append(("nothing changed", _poll(stack, seller)))
-    many = [seller.opportunity(name=f"Bench {n}") for n in range(40)]
-    polls.append(("40 new opportunities", _poll(stack, seller)))
-    for opportunity in many[:10]:
-        seller.set_description(opportunity, "changed")
-    polls.append(("10 changed of 41", _poll(stack, seller)))
-    for opportunity in many:
-        seller.touch(opportunity)  # a field the sync does not share
-    polls.append(("40 touched, shared content unchanged", _poll(stack, seller)))
-    return {"records": records, "polls": polls}
+def _stack(tmp: Path, crm: str, name: str, settings: dict[str, str] | None = None) -> Stack:
+    return Stack(tmp / f"{crm}-{name}", seed=3, crm=crm, extra_settings={**ON_DEMAND, **(settings or {})})
 
 
-def measure_backfill(stack: Stack, crm: str, count: int) -> dict[str, Any]:
-    """A backfill of ``count`` new referrals at an unlimited pace: how fast the app can feed the CRM."""
-    import httpx
-
-    pc = stack.sandbox.partner_center
-    simulator = stack.sandbox.salesforce if crm == "salesforce" else stack.sandbox.dataverse
-    since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
-    for n in range(count):
-        referral = sample_referrals()[1]
-        for stamped in ("createdDateTime", "updatedDateTime", "eTag"):
-            referral.pop(stamped, None)
-        referral["customerProfile"]["name"] = f"Backfill Customer {n % 20}"
-        pc.seed_referral(referral, fire=False)
-
-    def run() -> tuple[float, int]:
-        simulator.reset_stats()
-        started = time.perf_counter()
-        answer = httpx.post(stack.host.url("/api/manage/backfill"), json={"since": since}, timeout=30)
-        answer.raise_for_status()
-        while True:
-            backfill = httpx.get(stack.host.url("/api/manage/status"), timeout=30).json()["backfill"]
-            if backfill["state"] not in ("listing", "syncing"):
-                return time.perf_counter() - started, simulator.stats_snapshot()["total"]
-            time.sleep(0.2)
-
-    seconds, requests = run()
-    pc.reset_stats()
-    _again_seconds, again_requests = run()
-    return {
-        "seconds": seconds,
-        "referrals_per_second": count / seconds,
-        "crm_requests": requests,
-        "crm_requests_per_second": requests / seconds,
-        "again_crm_requests": again_requests,
-        "again_partner_center_calls": pc.stats_snapshot()["total"],
-    }
+def measure_crm(crm: str, sections: set[str], sizes: dict[str, int], report: Report, tmp: Path) -> None:
+    name = CRM_NAMES[crm]
+    with _stack(tmp, crm, "main") as stack:
+        stack.register_webhook()
+        seller = seller_for(stack.sandbox, crm)
+        if "calls" in sections:
+            report.section(f"[{name}] API calls per Partner Center → {name} sync (co-sell, 2 contacts, 1 solution)")
+            for row in calls.inbound(stack):
+                summary = f"{row.calls} calls / {row.writes} writes" + (f" ({row.ratio:.2f}×)" if row.ratio else "")
+                report.line(crm, row.label, row.line(), summary=summary)
+            records, poll_costs = calls.outbound(stack, seller)
+            report.section(f"[{name}] API calls, {name} → Partner Center (per record, from the audit rows)")
+            for row in records:
+                report.line(crm, row.label, row.line(), summary=f"{row.calls} calls / {row.writes} writes")
+            report.section(f"[{name}] CRM poll cost (all calls of one poll run, by service)")
+            for label, cost in poll_costs:
+                report.line(crm, f"poll: {label}", str(cost), summary=f"{sum(cost.values())} calls")
+        if "latency" in sections:
+            report.section(f"[{name}] Latency of one referral after the app was idle (commit → CRM)")
+            p50, p95 = speed.isolated(stack, crm, samples=sizes["isolated"], idle_seconds=5.0)
+            timing = f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+            report.line(crm, f"isolated referral ({sizes['isolated']} samples)", timing)
+        if "throughput" in sections:
+            report.section(f"[{name}] A burst of {sizes['burst']} new referrals (distinct new customers)")
+            for injected in (0, 50):
+                result = speed.burst(stack, crm, sizes["burst"], injected)
+                report.line(
+                    crm,
+                    f"burst, {injected} ms per remote call",
+                    f"{result.per_second:.1f} referrals/s ({result.seconds:.1f} s); commit → CRM "
+                    f"p50 {result.p50 * 1000:.0f} ms, p95 {result.p95 * 1000:.0f} ms",
+                    summary=f"{result.per_second:.1f}/s, p50 {result.p50:.2f} s, p95 {result.p95:.2f} s",
+                )
+        if "storage" in sections:
+            report.section(f"[{name}] Storage operations per message (Table + Queue REST calls, receive polls apart)")
+            costs, polls_per_second = storage.measure(stack, crm, messages=sizes["storage"])
+            for cost in costs:
+                report.line(crm, f"storage: {cost.label}", cost.line(), summary=f"{cost.total:.1f}")
+            report.line(crm, "idle queue receive polls", f"{polls_per_second:.2f} per second (all queues, one host)")
+    if "polls" in sections:
+        report.section(f"[{name}] First share of a large CRM (opportunities marked for sync before the first poll)")
+        for count in (sizes["share_small"], sizes["share_large"]):
+            with _stack(tmp, crm, f"share{count}") as stack:
+                result = polls.first_share(stack, crm, seller_for(stack.sandbox, crm), count)
+            report.line(
+                crm,
+                f"first share of {count:,} records",
+                f"{result.seconds:.0f} s ({result.per_second:.0f}/s) in {result.polls} poll(s), longest "
+                f"{result.longest_poll:.0f} s, {result.past_timeout} past functionTimeout; peak "
+                f"{result.crm_requests_per_minute:.0f} {name} requests/min",
+                summary=f"{result.seconds:.0f} s, {result.polls} poll(s), {result.past_timeout} timeouts",
+            )
+    if "backfill" in sections:
+        count = sizes["backfill"]
+        report.section(f"[{name}] Backfill of {count:,} new referrals ({count // 20} per customer), pace lifted")
+        with _stack(tmp, crm, "backfill", backfill.UNPACED) as stack:
+            result = backfill.measure(stack, crm, count)
+        budget = f" (Dataverse allows {DATAVERSE_LIMIT_PER_MINUTE:.0f}/min per user)" if crm == "dynamics" else ""
+        report.line(
+            crm,
+            f"backfill of {count:,}",
+            f"{result.seconds:.0f} s, {result.per_second:.1f} referrals/s; {result.crm_requests} {name} requests "
+            f"({result.crm_requests / count:.1f} a referral), "
+            f"peak {result.peak_crm_requests_per_minute:.0f}/min{budget}",
+            summary=f"{result.per_second:.1f}/s, peak {result.peak_crm_requests_per_minute:.0f} req/min",
+        )
+        report.line(
+            crm,
+            "the same backfill again",
+            f"{result.again_seconds:.0f} s; {result.again_crm_requests} {name} requests, "
+            f"{result.again_partner_center_calls} Partner Center calls (the list pages)",
+            summary=f"{result.again_crm_requests} CRM requests",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--latency-samples", type=int, default=20)
-    parser.add_argument("--crm", choices=("dynamics", "salesforce"), default="dynamics")
-    parser.add_argument("--backfill", type=int, default=200, help="referrals in the backfill measurement")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--crm", choices=("dynamics", "salesforce", "both"), default="both")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
+    parser.add_argument("--quick", action="store_true", help="every measurement at a smaller size")
     args = parser.parse_args(argv)
-    # The backfill is measured unpaced: how fast the app could go, not how fast it is allowed to.
-    settings = {**ON_DEMAND, "BACKFILL_REFERRALS_PER_MINUTE": "6000"}
-    with (
-        tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp,
-        Stack(Path(tmp), seed=3, crm=args.crm, extra_settings=settings) as stack,
-    ):
-        seller = seller_for(stack.sandbox, args.crm)
-        stack.register_webhook()
-        pc = stack.sandbox.partner_center
-        _lead, shared, _won = sample_referrals()
-
-        pc.seed_referral(shared)
-        cold = _audit(stack, shared["id"], 1)[0]
-        pc.deliver(shared["id"], "referral-updated")
-        unchanged = _audit(stack, shared["id"], 2)[0]
-        pc.update_referral(shared["id"], {"details": {"dealValue": 75000}})
-        changed = _audit(stack, shared["id"], 3)[0]
-
-        warm_referral = sample_referrals()[1]
-        warm_referral["customerProfile"]["name"] = "Warm Instance Customer"
-        pc.seed_referral(warm_referral)
-        warm = _audit(stack, warm_referral["id"], 1)[0]
-
-        latencies = []
-        for n in range(args.latency_samples):
-            referral = sample_referrals()[1]
-            referral["customerProfile"]["name"] = f"Latency Customer {n}"
-            pc.seed_referral(referral)
-            latencies.append(_wait_for(lambda r=referral: bool(seller.deals_for(r["id"]))))
-        latencies.sort()
-
-        outbound = measure_outbound(stack, seller)
-        backfill = measure_backfill(stack, args.crm, args.backfill)
-
-    crm = seller.crm_name
-    print(f"API calls per Partner Center → {crm} sync (co-sell referral, 2 contacts, 1 solution)")
-    print(f"  new referral, cold instance (tokens fetched) : {_calls(cold)}")
-    print(f"  new referral, warm instance                  : {_calls(warm)}")
-    print(f"  same referral delivered again (unchanged)    : {_calls(unchanged)}")
-    print(f"  deal value changed                           : {_calls(changed)}")
-    median, p95, worst = (
-        statistics.median(latencies) * 1000,
-        latencies[max(0, int(len(latencies) * 0.95) - 1)] * 1000,
-        latencies[-1] * 1000,
+    sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    sizes = (
+        {"isolated": 5, "burst": 50, "storage": 5, "share_small": 100, "share_large": 500, "backfill": 100}
+        if args.quick
+        else {"isolated": 15, "burst": 200, "storage": 20, "share_small": 1000, "share_large": 5000, "backfill": 1000}
     )
-    print(f"API calls, {crm} → Partner Center (per record, from the audit rows)")
-    for label, row in outbound["records"]:
-        print(f"  {label:<45}: {_calls(row)}")
-    print("CRM poll cost (all calls of one poll run, by service)")
-    for label, calls in outbound["polls"]:
-        print(f"  {label:<45}: {calls}")
-    print(f"Latency, Partner Center change → opportunity in {crm} ({len(latencies)} referrals):")
-    print(f"  median {median:.0f} ms, p95 {p95:.0f} ms, max {worst:.0f} ms")
-    print(f"Backfill of {args.backfill} new referrals ({args.backfill // 20} per customer), unpaced:")
-    print(
-        f"  {backfill['seconds']:.0f} s, {backfill['referrals_per_second']:.1f} referrals/s; "
-        f"{backfill['crm_requests']:.0f} {crm} requests ({backfill['crm_requests'] / args.backfill:.1f} a referral), "
-        f"{backfill['crm_requests_per_second']:.0f} requests/s"
-    )
-    print(
-        f"  the same backfill again: {backfill['again_crm_requests']:.0f} {crm} requests, "
-        f"{backfill['again_partner_center_calls']:.0f} Partner Center calls (the list pages)"
-    )
+    crms = ["dynamics", "salesforce"] if args.crm == "both" else [args.crm]
+    report = Report()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp:
+        for crm in crms:
+            measure_crm(crm, sections, sizes, report, Path(tmp))
+    report.summary(crms)
+    print(f"\n(bench took {time.monotonic() - started:.0f} s)")
     return 0
 
 
