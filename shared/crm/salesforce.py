@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from shared.crm.fields import FieldMap
+from shared.crm.matching import account_id as account_key
+from shared.crm.matching import contact_id as contact_key
 from shared.crm.matching import customer_key, same_customer, same_email
 from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord, SchemaNotReady
 from shared.crm.salesforce_client import SalesforceClient, soql, soql_like_prefix, soql_string
@@ -261,7 +263,9 @@ class SalesforceCrm:
         contacts: list[str] = []
         if parts.get("account") != new_parts["account"] or parts.get("contacts") != new_parts["contacts"]:
             # An opportunity that has an account keeps it (the seller's, or the connector's); contacts go under it.
-            account_id = current.get("AccountId") or (self._ensure_account(plan.account) if plan.account else None)
+            account_id = current.get("AccountId") or (
+                self._ensure_account(plan.account, plan.referral_id) if plan.account else None
+            )
             if account_id and not current.get("AccountId"):
                 body["AccountId"] = account_id
             contacts = self._ensure_contacts(plan.contacts, account_id)
@@ -281,7 +285,7 @@ class SalesforceCrm:
         self, plan: CrmPlan, known: KnownRecord | None, values: dict[str, Any], line: str
     ) -> InboundResult:
         deal = _deal_of(plan)
-        account_id = self._ensure_account(plan.account or AccountData(name=deal.title))
+        account_id = self._ensure_account(plan.account or AccountData(name=deal.title), plan.referral_id)
         contacts = self._ensure_contacts(plan.contacts, account_id)
         referral_col = self._fields.column("opportunity", "referral_id")
         body = {k: v for k, v in values.items() if k != referral_col}
@@ -313,7 +317,9 @@ class SalesforceCrm:
             body[status_col] = self._lead_status if deal.stage != DealStage.LOST else "Closed - Not Converted"
             if audit:
                 body[audit] = prepend_audit(None, line, self._audit_max)
-            crm_id, created = self._upsert_with_state(obj, referral_col, deal.referral_id, body)
+            crm_id, created = self._upsert_with_state(
+                obj, referral_col, deal.referral_id, body, self._col("lead", "state")
+            )
             return InboundResult("lead", crm_id, created, values)
         crm_id = str(current["Id"])
         last = known.memo if known and known.crm_id == crm_id else {}
@@ -427,25 +433,36 @@ class SalesforceCrm:
         return DealStage.PENDING if name == self._stage_pending else DealStage.ACCEPTED
 
     # ------------------------------------------------------------------ accounts, contacts, roles, solutions
-    def _ensure_account(self, account: AccountData) -> str:
-        """Find by normalised company name + postal code (shared.crm.matching), else create.
+    def _ensure_account(self, account: AccountData, referral_id: str) -> str:
+        """The customer's account: the one holding its key, else one a seller made (same normalised name +
+        postal code, shared.crm.matching), given the key; else created by upsert on the key.
 
-        One query for the candidates (the exact name, the postal code as typed, names that start
-        with the same first word); the comparison here decides, as no SOQL filter normalises.
+        The key (``Cosell_Account_Key__c``, External ID, unique) is what ends the race between two
+        workers syncing two referrals of one new customer: both upsert the same key, and Salesforce
+        refuses a second row with it, so the second create becomes an update of the first row.
         """
         obj, name = self._obj("account"), self._fields.column("account", "name")
         postal = self._col("account", "postal_code")
+        key_col = self._fields.column("account", "key")
+        key = account_key(account, referral_id)
         wanted = customer_key(account)
+        terms = [f"{key_col} = {soql_string(key)}"]
         if wanted[0]:
-            terms = [f"{name} = {soql_string(account.name)}"]
+            terms.append(f"{name} = {soql_string(account.name)}")
             if postal and account.postal_code:
                 terms.append(f"{postal} = {soql_string(account.postal_code)}")
             first = account.name.split()[0] if account.name.split() else ""
             if len(first) >= 3:
                 terms.append(f"{name} LIKE {soql_like_prefix(first)}")
-            for row in self._sf.query(soql(["Id", name, *([postal] if postal else [])], obj, " OR ".join(terms))):
-                if same_customer(row.get(name), row.get(postal) if postal else None, wanted):
-                    return str(row["Id"])
+        fields = ["Id", key_col, name, *([postal] if postal else [])]
+        rows = list(self._sf.query(soql(fields, obj, " OR ".join(terms))))
+        found = _pick(
+            rows, key_col, key, lambda r: same_customer(r.get(name), r.get(postal) if postal else None, wanted)
+        )
+        if found is not None:
+            if not found.get(key_col):
+                self._sf.update(obj, str(found["Id"]), {key_col: key})  # a seller's account: keyed from now on
+            return str(found["Id"])
         values = {name: account.name}
         for field, value in (
             ("address_line1", _street(account, MAX_LENGTH["Account"].get(self._col("account", "address_line1") or ""))),
@@ -457,10 +474,12 @@ class SalesforceCrm:
             column = self._col("account", field)
             if column and value:
                 values[column] = value
-        return self._create_with_state(obj, values, self._col("account", "state"))
+        return self._upsert_with_state(obj, key_col, key, values, self._col("account", "state"))[0]
 
-    def _upsert_with_state(self, obj: str, key: str, value: str, values: dict[str, Any]) -> tuple[str, bool]:
-        state = self._col("lead", "state")
+    def _upsert_with_state(
+        self, obj: str, key: str, value: str, values: dict[str, Any], state: str | None
+    ) -> tuple[str, bool]:
+        """Upsert; in an org with state picklists a state it does not list is left out, not the record."""
         try:
             return self._sf.upsert(obj, key, value, values)
         except ApiError as exc:
@@ -469,31 +488,33 @@ class SalesforceCrm:
             log.info("%s written without its state: the org does not list it", obj)
             return self._sf.upsert(obj, key, value, {k: v for k, v in values.items() if k != state})
 
-    def _create_with_state(self, obj: str, values: dict[str, Any], state: str | None) -> str:
-        """Create; in an org with state picklists a state it does not list is left out, not the record."""
-        try:
-            return self._sf.create(obj, values)
-        except ApiError as exc:
-            if not state or state not in values or not _state_refused(exc, values.get(state)):
-                raise
-            log.info("%s created without its state: the org does not list it", obj)
-            return self._sf.create(obj, {k: v for k, v in values.items() if k != state})
-
     def _ensure_contacts(self, contacts: tuple[ContactData, ...], account_id: str | None) -> list[str]:
-        """Match customer contacts by email, else create them under the account; ids in team order."""
+        """Customer contacts, ids in team order: the one holding the email's key, else one with the email
+        (given the key), else created under the account by upsert on the key (one Contact per email,
+        even when two workers create it at once: see :meth:`_ensure_account`)."""
         obj, email_col = self._obj("contact"), self._fields.column("contact", "email")
+        key_col = self._fields.column("contact", "key")
+        wanted = [c for c in contacts if c.email]  # without an email there is nothing safe to match on
+        if not wanted:
+            return []
+        emails = ", ".join(soql_string(c.email or "") for c in wanted)
+        keys = ", ".join(soql_string(contact_key(c.email or "")) for c in wanted)
+        where = f"{email_col} IN ({emails}) OR {key_col} IN ({keys})"
+        rows = list(self._sf.query(soql(["Id", key_col, email_col], obj, where)))
         ids: list[str] = []
-        for contact in contacts:
-            if not contact.email:
-                continue  # without an email there is nothing safe to match on
-            rows = self._sf.query(soql(["Id", email_col], obj, f"{email_col} = {soql_string(contact.email)}"))
-            found = next((r for r in rows if same_email(r.get(email_col), contact.email)), None)
-            if found:
+        for contact in wanted:
+            email = contact.email or ""
+            key = contact_key(email)
+            found = _pick(rows, key_col, key, lambda r, e=email: same_email(r.get(email_col), e))  # type: ignore[misc]
+            if found is not None:
+                if not found.get(key_col):
+                    self._sf.update(obj, str(found["Id"]), {key_col: key})
+                    found[key_col] = key
                 ids.append(str(found["Id"]))
                 continue
             values: dict[str, Any] = {
-                self._fields.column("contact", "last_name"): contact.last_name or contact.email,
-                email_col: contact.email,
+                self._fields.column("contact", "last_name"): contact.last_name or email,
+                email_col: email,
             }
             for field, value in (("first_name", contact.first_name), ("phone", contact.phone)):
                 column = self._col("contact", field)
@@ -501,7 +522,9 @@ class SalesforceCrm:
                     values[column] = value
             if account_id:
                 values["AccountId"] = account_id
-            ids.append(self._sf.create(obj, values))
+            crm_id, _ = self._sf.upsert(obj, key_col, key, values)
+            rows.append({"Id": crm_id, key_col: key, email_col: email})
+            ids.append(crm_id)
         return ids
 
     def _ensure_primary_role(self, opportunity_id: str, contact_id: str) -> None:
@@ -696,6 +719,18 @@ def _schema_hint() -> Iterator[None]:
         if exc.code in _SCHEMA_CODES or external_missing:
             raise SchemaNotReady(f"Salesforce refused a name the sync needs ({exc.message})") from exc
         raise
+
+
+def _pick(
+    rows: list[dict[str, Any]], key_col: str, key: str, same: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    """The row holding ``key``, else the first the matching rule accepts (one holding no key first: a row
+    keyed for another customer stays that customer's)."""
+    keyed = next((r for r in rows if str(r.get(key_col) or "").lower() == key), None)
+    if keyed is not None:
+        return keyed
+    matches = [r for r in rows if same(r)]
+    return next((r for r in matches if not r.get(key_col)), matches[0] if matches else None)
 
 
 def _deal_of(plan: CrmPlan) -> DealData:

@@ -1,0 +1,170 @@
+"""The Salesforce adapter against the simulated org: what one sync costs in requests, and two workers
+creating the same new customer at once.
+
+The race: two referrals of one new customer reach two workers together. Both look the customer up
+before either has created anything (a gate in the transport holds each worker after its look-up until
+the other has made its own), so both decide "create". The account and contact keys (External ID,
+unique, shared.crm.matching) make the second create an update of the first row: one Account, one
+Contact per email. Without the keys the same run leaves two of each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from sandbox.sims.base import ServerThread
+from sandbox.sims.salesforce import SalesforceSimulator
+from shared.crm.port import CrmPort, InboundResult
+from shared.crm.salesforce import SalesforceCrm
+from shared.crm.salesforce_client import ClientCredentialsSession, SalesforceClient, limit_exceeded, salesforce_error
+from shared.crm.salesforce_fields import salesforce_field_map
+from shared.http import ServiceClient
+from tests.contract.referrals import MESSAGE, member, plan_of, referral
+
+CLIENT, SECRET = "requests-test-client", "requests-test-secret"
+TEAM = [member("Ada", "Lovelace", "ada@race.example"), member("Alan", "Turing", "alan@race.example")]
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[tuple[SalesforceSimulator, str]]:
+    sim = SalesforceSimulator(seed=8, clients={CLIENT: SECRET})
+    server = ServerThread(sim).start()
+    try:
+        yield sim, server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def sim(org: tuple[SalesforceSimulator, str]) -> SalesforceSimulator:
+    org[0].set_faults(None)
+    org[0].clear()
+    org[0].reset_stats()
+    return org[0]
+
+
+def adapter(url: str, transport: httpx.BaseTransport | None = None) -> SalesforceCrm:
+    session = ClientCredentialsSession(url, CLIENT, SECRET, timeout=10)
+    http = ServiceClient(
+        "salesforce",
+        f"{url}/services/data/v60.0/",
+        auth=session,
+        transport=transport,
+        timeout=10,
+        max_attempts=1,
+        error_parser=salesforce_error,
+        throttled=limit_exceeded,
+    )
+    fields = salesforce_field_map(
+        deal_value_field="Amount", deal_currency_field="CurrencyIsoCode", account_country_field="BillingCountryCode"
+    )
+    return SalesforceCrm(SalesforceClient(http, origin=url), fields)
+
+
+class LookupGate(httpx.HTTPTransport):
+    """Holds each worker after its first look-up of accounts (and of contacts) until every worker made its own."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__()
+        self._gates = {name: threading.Barrier(workers, timeout=20) for name in ("FROM Account", "FROM Contact")}
+        self._passed = threading.local()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        text = _request_text(request)
+        passed: set[str] = self._passed.__dict__.setdefault("gates", set())
+        for name, barrier in self._gates.items():
+            if name in text and name not in passed:
+                passed.add(name)
+                barrier.wait()
+        return response
+
+
+def _request_text(request: httpx.Request) -> str:
+    """The SOQL a request carries, in the URL (``query?q=``) or in a composite body."""
+    query = request.url.params.get("q", "")
+    body = request.content.decode("utf-8", "replace") if request.method == "POST" else ""
+    return query + body
+
+
+def _sync_together(crms: list[CrmPort], plans: list[Any]) -> list[InboundResult]:
+    results: list[Any] = [None] * len(crms)
+
+    def run(n: int) -> None:
+        try:
+            results[n] = crms[n].apply_inbound(plans[n], None, MESSAGE)
+        except Exception as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(crms))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+@pytest.mark.parametrize("attempt", range(12))
+def test_two_workers_creating_one_new_customer_at_once_make_one_account_and_one_contact_per_email(
+    org: tuple[SalesforceSimulator, str], sim: SalesforceSimulator, attempt: int
+) -> None:
+    url = org[1]
+    gate = LookupGate(2)
+    crms: list[CrmPort] = [adapter(url, gate), adapter(url, gate)]
+    customer = f"Race Customer {attempt} GmbH"
+    plans = [plan_of(crms[0], referral(customer=customer, postal_code="10115", team=TEAM)) for _ in crms]
+
+    results = _sync_together(crms, plans)
+
+    accounts = [a for a in sim.records("Account") if a["Name"] == customer]
+    assert len(accounts) == 1, f"{len(accounts)} accounts for one customer"
+    emails = Counter(c["Email"] for c in sim.records("Contact"))
+    assert emails == {"ada@race.example": 1, "alan@race.example": 1}
+    for result in results:
+        opportunity = sim.get("Opportunity", result.crm_id)
+        assert opportunity is not None
+        assert opportunity["AccountId"] == accounts[0]["Id"]
+    contacts = {c["Id"] for c in sim.records("Contact")}
+    roles = [r for r in sim.records("OpportunityContactRole") if r["IsPrimary"]]
+    assert len(roles) == 2
+    assert {r["ContactId"] for r in roles} <= contacts
+    assert all(c["AccountId"] == accounts[0]["Id"] for c in sim.records("Contact"))
+
+
+def test_a_sellers_account_and_contact_without_keys_are_found_and_given_the_keys(
+    org: tuple[SalesforceSimulator, str], sim: SalesforceSimulator
+) -> None:
+    account = sim.insert("Account", {"Name": "Keyless Traders Ltd.", "BillingPostalCode": "SW1A 1AA"})
+    contact = sim.insert("Contact", {"LastName": "Lovelace", "Email": "ADA@race.example", "AccountId": account})
+    crm = adapter(org[1])
+    plan = plan_of(crm, referral(customer="keyless traders", postal_code="sw1a1aa", team=TEAM[:1]))
+
+    result = crm.apply_inbound(plan, None, MESSAGE)
+
+    opportunity = sim.get("Opportunity", result.crm_id)
+    assert opportunity is not None
+    assert opportunity["AccountId"] == account
+    assert [a["Id"] for a in sim.records("Account")] == [account]
+    assert [c["Id"] for c in sim.records("Contact")] == [contact]
+    keyed_account, keyed_contact = sim.get("Account", account), sim.get("Contact", contact)
+    assert keyed_account is not None
+    assert keyed_contact is not None
+    assert keyed_account["Cosell_Account_Key__c"]
+    assert keyed_contact["Cosell_Contact_Key__c"]
+    # A second referral of the customer finds both by their keys and writes nothing on them.
+    sim.reset_stats()
+    again = plan_of(crm, referral(customer="Keyless Traders", postal_code="SW1A 1AA", team=TEAM[:1]))
+    crm.apply_inbound(again, None, MESSAGE)
+    touched = [r.path for r in sim.recorded() if r.method == "PATCH" and "/sobjects/Account/" in r.path]
+    assert touched == []
+    assert len(sim.records("Account")) == 1
+    assert len(sim.records("Contact")) == 1
