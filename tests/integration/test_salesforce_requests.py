@@ -24,8 +24,8 @@ from shared.crm.port import CrmPort, InboundResult
 from shared.crm.salesforce import SalesforceCrm
 from shared.crm.salesforce_client import ClientCredentialsSession, SalesforceClient, limit_exceeded, salesforce_error
 from shared.crm.salesforce_fields import salesforce_field_map
-from shared.http import ServiceClient
-from tests.contract.referrals import MESSAGE, member, plan_of, referral
+from shared.http import CallStats, ServiceClient, count_calls
+from tests.contract.referrals import MESSAGE, changed, known_after, member, plan_of, referral
 
 CLIENT, SECRET = "requests-test-client", "requests-test-secret"
 TEAM = [member("Ada", "Lovelace", "ada@race.example"), member("Alan", "Turing", "alan@race.example")]
@@ -168,3 +168,83 @@ def test_a_sellers_account_and_contact_without_keys_are_found_and_given_the_keys
     assert touched == []
     assert len(sim.records("Account")) == 1
     assert len(sim.records("Contact")) == 1
+
+
+def _calls(stats: CallStats) -> tuple[int, int]:
+    return stats.calls["salesforce"], stats.writes["salesforce"]
+
+
+def _sent(sim: SalesforceSimulator) -> list[tuple[str, str, list[str]]]:
+    """Each API request as (method, resource, the methods and objects of its subrequests)."""
+    sent = []
+    for r in sim.recorded(path="/services/data/"):
+        subs = r.body.get("compositeRequest", []) if isinstance(r.body, dict) else []
+        inner = [f"{s['method']} {_resource(s['url'])}" for s in subs]
+        sent.append((r.method, r.path.split("/", 4)[4].split("/")[0], inner))
+    return sent
+
+
+def _resource(url: str) -> str:
+    """``query`` or the object a ``sobjects/<Object>/…`` subrequest writes."""
+    rest = url.split("/", 4)[4]
+    return rest.split("/")[1] if rest.startswith("sobjects/") else rest.split("?")[0]
+
+
+def test_a_new_referral_is_one_look_up_call_and_one_atomic_write_call(
+    org: tuple[SalesforceSimulator, str], sim: SalesforceSimulator
+) -> None:
+    crm = adapter(org[1])
+    crm.apply_inbound(plan_of(crm, referral(customer="Warm Up Inc")), None, MESSAGE)  # describe is read once
+    plan = plan_of(crm, referral(customer="Counted Customer Inc", postal_code="98052", team=TEAM))
+    sim.reset_stats()
+
+    with count_calls() as new:
+        result = crm.apply_inbound(plan, None, MESSAGE)
+
+    # Before: 10 calls (4 queries for the deal, account, each contact; 6 single writes and their look-ups).
+    assert _calls(new) == (2, 6)  # account, 2 contacts, opportunity, contact role, solution
+    assert _sent(sim) == [
+        ("POST", "composite", ["GET query", "GET query", "GET query"]),
+        ("POST", "composite", ["PATCH Account", "PATCH Contact", "PATCH Contact", "PATCH Opportunity",
+                               "POST OpportunityContactRole", "POST Microsoft_Solution__c"]),
+    ]  # fmt: skip
+    [write] = [r for r in sim.recorded(method="POST") if "composite" in r.path][1:]
+    assert write.body["allOrNone"] is True
+    opportunity = sim.get("Opportunity", result.crm_id)
+    assert opportunity is not None
+    assert result.created
+    account = sim.get("Account", opportunity["AccountId"])
+    assert account is not None
+    assert account["Name"] == "Counted Customer Inc"
+    assert {c["AccountId"] for c in sim.records("Contact") if c["Email"].endswith("@race.example")} == {account["Id"]}
+    [role] = [r for r in sim.records("OpportunityContactRole") if r["OpportunityId"] == result.crm_id]
+    assert sim.get("Contact", role["ContactId"])["Email"] == "ada@race.example"  # type: ignore[index]
+    assert len([s for s in sim.records("Microsoft_Solution__c") if s["Opportunity__c"] == result.crm_id]) == 1
+
+
+def test_a_changed_referral_is_one_read_and_one_write_and_an_unchanged_one_writes_nothing(
+    org: tuple[SalesforceSimulator, str], sim: SalesforceSimulator
+) -> None:
+    crm = adapter(org[1])
+    data = referral(customer="Changed Customer Inc", postal_code="98052", team=TEAM)
+    plan = plan_of(crm, data)
+    result = crm.apply_inbound(plan, None, MESSAGE)
+    known = known_after(result, plan)
+    sim.reset_stats()
+
+    with count_calls() as unchanged:
+        crm.apply_inbound(plan, known, MESSAGE)
+    changed_plan = plan_of(crm, changed(data, deal_value=123))
+    with count_calls() as value_changed:
+        crm.apply_inbound(changed_plan, known, MESSAGE)
+    known = known_after(result, changed_plan)
+    with count_calls() as customer_changed:
+        crm.apply_inbound(plan_of(crm, changed(data, deal_value=123, team=TEAM[1:])), known, MESSAGE)
+
+    assert _calls(unchanged) == (1, 0)  # the engine skips even this read when nothing changed (state hashes)
+    assert _calls(value_changed) == (2, 1)
+    assert _calls(customer_changed) == (2, 2)  # the look-up (deal + account + contacts), then role + audit
+    assert sim.get("Opportunity", result.crm_id)["Amount"] == 123  # type: ignore[index]
+    roles = [r for r in sim.records("OpportunityContactRole") if r["OpportunityId"] == result.crm_id]
+    primary = [sim.get("Contact", r["ContactId"])["Email"] for r in roles if r["IsPrimary"]]  # type: ignore[index]
+    assert primary == ["alan@race.example"]
