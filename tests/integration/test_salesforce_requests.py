@@ -248,3 +248,25 @@ def test_a_changed_referral_is_one_read_and_one_write_and_an_unchanged_one_write
     roles = [r for r in sim.records("OpportunityContactRole") if r["OpportunityId"] == result.crm_id]
     primary = [sim.get("Contact", r["ContactId"])["Email"] for r in roles if r["IsPrimary"]]  # type: ignore[index]
     assert primary == ["alan@race.example"]
+
+
+def test_more_writes_than_one_composite_holds_go_in_order_with_the_new_ids_carried_over(
+    org: tuple[SalesforceSimulator, str], sim: SalesforceSimulator
+) -> None:
+    """30 solutions + account + 2 contacts + opportunity + role = 35 subrequests: two calls, the second naming
+    the opportunity the first one created by its id."""
+    crm = adapter(org[1])
+    crm.apply_inbound(plan_of(crm, referral(customer="Warm Up Inc")), None, MESSAGE)  # describe is read once
+    solutions = [f"Solution{n:02d}" for n in range(30)]
+    plan = plan_of(crm, referral(customer="Many Solutions Ltd", team=TEAM, solutions=solutions))
+    sim.reset_stats()
+
+    with count_calls() as stats:
+        result = crm.apply_inbound(plan, None, MESSAGE)
+
+    assert _calls(stats) == (3, 35)
+    writes = [r.body["compositeRequest"] for r in sim.recorded(method="POST") if r.path.endswith("/composite")][1:]
+    assert [len(w) for w in writes] == [25, 10]
+    assert all(s["body"]["Opportunity__c"] == result.crm_id for s in writes[1])
+    rows = [s for s in sim.records("Microsoft_Solution__c") if s["Opportunity__c"] == result.crm_id]
+    assert sorted(r["Solution_Identifier__c"] for r in rows) == solutions
