@@ -243,7 +243,15 @@ class SalesforceCrm:
         with _schema_hint():
             if plan.kind == "lead":
                 return self._apply_lead(plan, known, line)
-            return self._apply_opportunity(plan, known, line)
+            try:
+                return self._apply_opportunity(plan, known, line)
+            except ApiError as exc:
+                if exc.code != "DUPLICATE_VALUE":
+                    raise
+                # Another sync keyed the same customer or contact between our look-up and our write (the write
+                # was rolled back whole): look again, and this time find theirs.
+                log.info("Another sync created the same customer first; looking it up again")
+                return self._apply_opportunity(plan, known, line)
 
     def _apply_opportunity(self, plan: CrmPlan, known: KnownRecord | None, line: str) -> InboundResult:
         """One look-up call (the deal with its roles and solutions, the customer's accounts and contacts, the

@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
@@ -74,6 +75,7 @@ class LookupGate(httpx.HTTPTransport):
         super().__init__()
         self._gates = {name: threading.Barrier(workers, timeout=20) for name in ("FROM Account", "FROM Contact")}
         self._passed = threading.local()
+        self.held = 0  # how many times a worker waited at a gate: the test checks the race was really run
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
@@ -83,13 +85,14 @@ class LookupGate(httpx.HTTPTransport):
             if name in text and name not in passed:
                 passed.add(name)
                 barrier.wait()
+                self.held += 1
         return response
 
 
 def _request_text(request: httpx.Request) -> str:
     """The SOQL a request carries, in the URL (``query?q=``) or in a composite body."""
     query = request.url.params.get("q", "")
-    body = request.content.decode("utf-8", "replace") if request.method == "POST" else ""
+    body = unquote_plus(request.content.decode("utf-8", "replace")) if request.method == "POST" else ""
     return query + body
 
 
@@ -124,6 +127,8 @@ def test_two_workers_creating_one_new_customer_at_once_make_one_account_and_one_
     plans = [plan_of(crms[0], referral(customer=customer, postal_code="10115", team=TEAM)) for _ in crms]
 
     results = _sync_together(crms, plans)
+
+    assert gate.held == 4, "each worker waited after its account and its contact look-up"
 
     accounts = [a for a in sim.records("Account") if a["Name"] == customer]
     assert len(accounts) == 1, f"{len(accounts)} accounts for one customer"
@@ -270,3 +275,46 @@ def test_more_writes_than_one_composite_holds_go_in_order_with_the_new_ids_carri
     assert all(s["body"]["Opportunity__c"] == result.crm_id for s in writes[1])
     rows = [s for s in sim.records("Microsoft_Solution__c") if s["Opportunity__c"] == result.crm_id]
     assert sorted(r["Solution_Identifier__c"] for r in rows) == solutions
+
+
+class AfterFirstLookup(httpx.HTTPTransport):
+    """Runs ``then`` once, right after the first look-up call is answered: another worker's write lands there."""
+
+    def __init__(self, then: Any) -> None:
+        super().__init__()
+        self._then = then
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if self._then is not None and "FROM Account" in _request_text(request):
+            then, self._then = self._then, None
+            then()
+        return response
+
+
+def test_a_key_taken_between_look_up_and_write_rolls_the_write_back_and_the_sync_finds_the_keyed_account(
+    org: tuple[SalesforceSimulator, str], sim: SalesforceSimulator
+) -> None:
+    """A seller's keyless account matches; before our write gives it the key, another worker creates the customer
+    with the key: Salesforce refuses the second holder (DUPLICATE_VALUE), nothing of ours is written, and the
+    sync looks again and joins the keyed account."""
+    from shared.crm.matching import account_id
+    from shared.mapping.model import AccountData
+
+    sellers = sim.insert("Account", {"Name": "Taken Key Ltd", "BillingPostalCode": "75001"})
+    key = account_id(AccountData(name="Taken Key Ltd", postal_code="75001"), "unused")
+    theirs: list[str] = []
+    transport = AfterFirstLookup(
+        lambda: theirs.append(sim.insert("Account", {"Name": "Taken Key", "Cosell_Account_Key__c": key}))
+    )
+    crm = adapter(org[1], transport)
+    plan = plan_of(crm, referral(customer="Taken Key Ltd", postal_code="75001", team=TEAM))
+
+    result = crm.apply_inbound(plan, None, MESSAGE)
+
+    opportunity = sim.get("Opportunity", result.crm_id)
+    assert opportunity is not None
+    assert opportunity["AccountId"] == theirs[0]
+    assert sim.get("Account", sellers)["Cosell_Account_Key__c"] is None  # type: ignore[index]
+    assert len([o for o in sim.records("Opportunity")]) == 1
+    assert Counter(c["Email"] for c in sim.records("Contact")) == {"ada@race.example": 1, "alan@race.example": 1}
