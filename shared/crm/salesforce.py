@@ -358,10 +358,16 @@ class SalesforceCrm:
         obj, referral_col = self._obj(kind), self._fields.column(kind, "referral_id")
         audit = self._col(kind, "audit")
         if kind == "lead":
-            fields = ["Id", self._fields.column("lead", "status"), "IsConverted", *(f for f in (audit,) if f)]
+            fields = [
+                "Id",
+                referral_col,
+                self._fields.column("lead", "status"),
+                "IsConverted",
+                *(f for f in (audit,) if f),
+            ]
         else:
             solution = self._fields.tables["solution"]
-            fields = ["Id", "StageName", "AccountId", *(f for f in (audit,) if f)]
+            fields = ["Id", referral_col, "StageName", "AccountId", *(f for f in (audit,) if f)]
             fields.append(f"({soql(['Id', 'ContactId', 'IsPrimary'], 'OpportunityContactRoles')})")
             fields.append(f"({soql(['Id', solution['id']], solution['relationship'])})")
         known_id = known.crm_id if known and known.kind == kind and _is_id(known.crm_id, kind) else ""

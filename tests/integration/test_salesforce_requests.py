@@ -318,3 +318,20 @@ def test_a_key_taken_between_look_up_and_write_rolls_the_write_back_and_the_sync
     assert sim.get("Account", sellers)["Cosell_Account_Key__c"] is None  # type: ignore[index]
     assert len([o for o in sim.records("Opportunity")]) == 1
     assert Counter(c["Email"] for c in sim.records("Contact")) == {"ada@race.example": 1, "alan@race.example": 1}
+
+
+def test_a_retry_that_lost_the_first_answer_finds_the_opportunity_by_referral_id_and_adds_no_second_role(
+    org: tuple[SalesforceSimulator, str], sim: SalesforceSimulator
+) -> None:
+    """The engine holds no record of the first sync (its answer was lost): the look-up finds the opportunity by
+    its referral id and the retry writes nothing new beside it."""
+    crm = adapter(org[1])
+    plan = plan_of(crm, referral(customer="Lost Answer Ltd", team=TEAM))
+    first = crm.apply_inbound(plan, None, MESSAGE)
+
+    again = crm.apply_inbound(plan, None, MESSAGE)
+
+    assert (again.crm_id, again.created) == (first.crm_id, False)
+    assert len([r for r in sim.records("OpportunityContactRole") if r["OpportunityId"] == first.crm_id]) == 1
+    assert len([s for s in sim.records("Microsoft_Solution__c") if s["Opportunity__c"] == first.crm_id]) == 1
+    assert len(sim.records("Opportunity")) == 1
