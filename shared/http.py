@@ -64,12 +64,15 @@ def count_calls() -> Iterator[CallStats]:
         _stats.reset(token)
 
 
-def _record_call(service: str, method: str, *, changes_data: bool) -> None:
+def _record_call(service: str, method: str, *, changes_data: bool, writes: int | None = None) -> None:
+    """One call; its writes are ``writes`` when the caller knows better than the method (a composite request)."""
+    if writes is None:
+        writes = 1 if changes_data and method.upper() not in _READ_METHODS else 0
     stats = _stats.get()
     while stats is not None:
         stats.calls[service] += 1
-        if changes_data and method.upper() not in _READ_METHODS:
-            stats.writes[service] += 1
+        if writes:
+            stats.writes[service] += writes
         stats = stats.parent
 
 
@@ -197,6 +200,10 @@ class ServiceClient:
             follow_redirects=False,
         )
 
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._origin
+
     def close(self) -> None:
         self._client.close()
 
@@ -207,6 +214,7 @@ class ServiceClient:
         *,
         idempotent: bool = True,
         expected: tuple[int, ...] = (),
+        writes: int | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; raise :class:`ApiError` for error statuses not listed in ``expected``.
@@ -214,7 +222,8 @@ class ServiceClient:
         ``idempotent=False`` is for calls that must not happen twice (creating a referral): an
         answer that was lost, a timeout or a 5xx may come after the service carried the call out,
         so only a 429 (refused before any work) or a connection that never opened is retried here;
-        the caller looks before it tries again.
+        the caller looks before it tries again. ``writes``: how many writes the call carries, for a
+        request that bundles several (one call in the stats, its inner writes as writes).
         """
 
         url = self._same_origin(url)
@@ -237,10 +246,10 @@ class ServiceClient:
             reraise=True,
         )
         try:
-            response = retrying(self._send_once, method, url, kwargs)
+            response = retrying(self._send_once, method, url, kwargs, writes)
             if response.status_code == 401 and 401 not in expected and self._drop_refused_token(response):
                 # Revoked before its cached expiry: one more try with a fresh token, then it is final.
-                response = retrying(self._send_once, method, url, kwargs)
+                response = retrying(self._send_once, method, url, kwargs, writes)
         except _RetryableResponse as exc:
             response = exc.response
             if self._too_long(response):
@@ -256,12 +265,12 @@ class ServiceClient:
             raise ApiError(self.service, method, _path_of(url), response.status_code, code, message)
         return response
 
-    def _send_once(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+    def _send_once(self, method: str, url: str, kwargs: dict[str, Any], writes: int | None = None) -> httpx.Response:
         kwargs = dict(kwargs)
         headers = dict(kwargs.pop("headers", None) or {})
         if self._auth is not None:
             headers["Authorization"] = f"Bearer {self._auth()}"
-        _record_call(self.service, method, changes_data=self._changes_data)
+        _record_call(self.service, method, changes_data=self._changes_data, writes=writes)
         started = time.perf_counter()
         response = self._client.request(method, url, headers=headers, **kwargs)
         # Only method, path and status are logged: query strings can carry customer data.

@@ -22,12 +22,16 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from shared.crm.fields import FieldMap
+from shared.crm.matching import account_id as account_key
+from shared.crm.matching import contact_id as contact_key
 from shared.crm.matching import customer_key, same_customer, same_email
 from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord, SchemaNotReady
-from shared.crm.salesforce_client import SalesforceClient, soql, soql_like_prefix, soql_string
+from shared.crm.salesforce_client import SalesforceClient, SubRequest, soql, soql_like_prefix, soql_string
 from shared.crm.salesforce_fields import MAX_LENGTH, STAGE_LOST, STAGE_WON, salesforce_connector_map
 from shared.crm.salesforce_schema import SalesforceSchema
 from shared.crm.values import date_or_none, decimal_or_none
@@ -239,72 +243,87 @@ class SalesforceCrm:
         with _schema_hint():
             if plan.kind == "lead":
                 return self._apply_lead(plan, known, line)
-            return self._apply_opportunity(plan, known, line)
+            try:
+                return self._apply_opportunity(plan, known, line)
+            except ApiError as exc:
+                if exc.code != "DUPLICATE_VALUE":
+                    raise
+                # Another sync keyed the same customer or contact between our look-up and our write (the write
+                # was rolled back whole): look again, and this time find theirs.
+                log.info("Another sync created the same customer first; looking it up again")
+                return self._apply_opportunity(plan, known, line)
 
     def _apply_opportunity(self, plan: CrmPlan, known: KnownRecord | None, line: str) -> InboundResult:
+        """One look-up call (the deal with its roles and solutions, the customer's accounts and contacts, the
+        lead it came from), then one atomic write call (Composite, allOrNone) for whatever changed."""
         deal = _deal_of(plan)
         self._check_currency(deal)
-        obj, audit, stage_col = self._obj("opportunity"), self._col("opportunity", "audit"), "StageName"
-        fields = ["Id", stage_col, "AccountId", *(f for f in (audit,) if f)]
-        current = self._current("opportunity", plan, known, fields)
+        audit, stage_col = self._col("opportunity", "audit"), "StageName"
         values = self._deal_values("opportunity", deal)
+        parts, new_parts = (known.part_hashes if known else {}), plan.part_hashes()
+        customer = known is None or any(parts.get(p) != new_parts[p] for p in ("account", "contacts"))
+        lead_id = known.crm_id if known and known.kind == "lead" else ""
+        found = self._lookup("opportunity", plan, known, customer=customer, lead_id=lead_id)
+        current = found.deal
+        if (current is None or customer) and not found.customer_read:
+            found = self._lookup("opportunity", plan, known, customer=True, lead_id=lead_id)  # the record went away
+            current = found.deal
+        writes = _Writes()
         if current is None:
-            return self._create_opportunity(plan, known, values, line)
+            account = self._plan_account(writes, plan.account or AccountData(name=deal.title), plan.referral_id, found)
+            contacts = self._plan_contacts(writes, plan.contacts, account, found)
+            referral_col = self._fields.column("opportunity", "referral_id")
+            body = {k: v for k, v in values.items() if k != referral_col}
+            body.update({"AccountId": account, stage_col: self._stage_name(deal)})
+            close = self._fields.column("opportunity", "close_date")
+            if not body.get(close):
+                body[close] = (self._clock().date() + dt.timedelta(days=DEFAULT_CLOSE_DAYS)).isoformat()
+            if audit:
+                body[audit] = prepend_audit(None, line, self._audit_max)
+            path = f"sobjects/{self._obj('opportunity')}/{referral_col}/{quote(deal.referral_id, safe='')}"
+            deal_ref = writes.add("PATCH", path, "deal", body)
+            if contacts:
+                self._plan_primary_role(writes, deal_ref, contacts[0], [])
+            self._plan_solutions(writes, deal_ref, plan.solutions, [])
+            answers = self._write(writes)
+            crm_id, created = str(answers["deal"]["id"]), bool(answers["deal"].get("created", True))
+            if lead_id and found.lead is not None:
+                self._link_lead(found.lead, crm_id, line)
+            return InboundResult("opportunity", crm_id, created, values, lead_id=lead_id)
+
         crm_id = str(current["Id"])
         last = known.memo if known and known.crm_id == crm_id else {}
         body = {k: v for k, v in values.items() if last.get(k, _MISSING) != v}
         name = self._col("opportunity", "name")
         if known and known.failed_before and self._checkmark and name:
             body[name] = values[name]
-        parts = known.part_hashes if known else {}
-        new_parts = plan.part_hashes()
-        contacts: list[str] = []
-        if parts.get("account") != new_parts["account"] or parts.get("contacts") != new_parts["contacts"]:
+        contacts = []
+        if customer:
             # An opportunity that has an account keeps it (the seller's, or the connector's); contacts go under it.
-            account_id = current.get("AccountId") or (self._ensure_account(plan.account) if plan.account else None)
+            account_id = current.get("AccountId") or (
+                self._plan_account(writes, plan.account, plan.referral_id, found) if plan.account else None
+            )
             if account_id and not current.get("AccountId"):
                 body["AccountId"] = account_id
-            contacts = self._ensure_contacts(plan.contacts, account_id)
+            contacts = self._plan_contacts(writes, plan.contacts, account_id, found)
         if self._stage_of_name(current.get(stage_col)) != self._neutral_stage(deal):
             body[stage_col] = self._stage_name(deal)
         if body and audit:
             body[audit] = prepend_audit(current.get(audit), line, self._audit_max)
         if body:
-            self._sf.update(obj, crm_id, body)
+            writes.add("PATCH", f"sobjects/{self._obj('opportunity')}/{crm_id}", "deal", body)
         if contacts:
-            self._ensure_primary_role(crm_id, contacts[0])
+            self._plan_primary_role(writes, crm_id, contacts[0], _children(current, "OpportunityContactRoles"))
         if parts.get("solutions") != new_parts["solutions"]:
-            self._sync_solutions(crm_id, plan.solutions)
+            present = _children(current, self._fields.tables["solution"]["relationship"])
+            self._plan_solutions(writes, crm_id, plan.solutions, present)
+        self._write(writes)
         return InboundResult("opportunity", crm_id, False, values)
-
-    def _create_opportunity(
-        self, plan: CrmPlan, known: KnownRecord | None, values: dict[str, Any], line: str
-    ) -> InboundResult:
-        deal = _deal_of(plan)
-        account_id = self._ensure_account(plan.account or AccountData(name=deal.title))
-        contacts = self._ensure_contacts(plan.contacts, account_id)
-        referral_col = self._fields.column("opportunity", "referral_id")
-        body = {k: v for k, v in values.items() if k != referral_col}
-        body.update({"AccountId": account_id, "StageName": self._stage_name(deal)})
-        close = self._fields.column("opportunity", "close_date")
-        if not body.get(close):
-            body[close] = (self._clock().date() + dt.timedelta(days=DEFAULT_CLOSE_DAYS)).isoformat()
-        audit = self._col("opportunity", "audit")
-        if audit:
-            body[audit] = prepend_audit(None, line, self._audit_max)
-        crm_id, created = self._sf.upsert(self._obj("opportunity"), referral_col, deal.referral_id, body)
-        if contacts:
-            self._ensure_primary_role(crm_id, contacts[0])
-        self._sync_solutions(crm_id, plan.solutions)
-        lead_id = known.crm_id if known and known.kind == "lead" else ""
-        if lead_id:
-            self._link_lead(lead_id, crm_id, line)
-        return InboundResult("opportunity", crm_id, created, values, lead_id=lead_id)
 
     def _apply_lead(self, plan: CrmPlan, known: KnownRecord | None, line: str) -> InboundResult:
         obj, audit = self._obj("lead"), self._col("lead", "audit")
         status_col = self._fields.column("lead", "status")
-        current = self._current("lead", plan, known, ["Id", status_col, "IsConverted", *(f for f in (audit,) if f)])
+        current = self._lookup("lead", plan, known).deal
         values = self._lead_values(plan)
         deal = _deal_of(plan)
         referral_col = self._fields.column("lead", "referral_id")
@@ -313,7 +332,8 @@ class SalesforceCrm:
             body[status_col] = self._lead_status if deal.stage != DealStage.LOST else "Closed - Not Converted"
             if audit:
                 body[audit] = prepend_audit(None, line, self._audit_max)
-            crm_id, created = self._upsert_with_state(obj, referral_col, deal.referral_id, body)
+            state = self._col("lead", "state")
+            crm_id, created = self._upsert_with_state(obj, referral_col, deal.referral_id, body, state)
             return InboundResult("lead", crm_id, created, values)
         crm_id = str(current["Id"])
         last = known.memo if known and known.crm_id == crm_id else {}
@@ -328,35 +348,201 @@ class SalesforceCrm:
         self._sf.update(obj, crm_id, body)
         return InboundResult("lead", crm_id, False, values)
 
-    def _link_lead(self, lead_id: str, opportunity_id: str, line: str) -> None:
-        """REST cannot convert a Lead: say on it which opportunity carries the accepted referral on."""
-        audit = self._col("lead", "audit")
-        if not audit:
-            return
-        current = self._sf.get(self._obj("lead"), lead_id, ["Id", audit])
-        if current is None:
-            return
-        note = f"{line} (accepted: opportunity {opportunity_id} carries the referral on)"
-        self._sf.update(self._obj("lead"), lead_id, {audit: prepend_audit(current.get(audit), note, self._audit_max)})
-
-    def _current(
-        self, kind: DealKind, plan: CrmPlan, known: KnownRecord | None, fields: list[str]
-    ) -> dict[str, Any] | None:
-        obj = self._obj(kind)
-        if known and known.kind == kind and known.crm_id:
-            found = self._sf.get(obj, known.crm_id, fields)
-            if found is not None:
-                return found
-        referral_col = self._fields.column(kind, "referral_id")
-        where = f"{referral_col} = {soql_string(plan.referral_id)}"
-        rows = list(self._sf.query(soql(fields, obj, where, "LIMIT 1")))
-        if rows:
-            return rows[0]
+    # ------------------------------------------------------------------ the look-up: one call
+    def _lookup(
+        self, kind: DealKind, plan: CrmPlan, known: KnownRecord | None, *, customer: bool = False, lead_id: str = ""
+    ) -> _Found:
+        """The deal (by its known id, else its referral id, else the opportunity it was shared from) and, when
+        asked, the customer's candidate accounts and contacts and the lead it came from: one Composite call
+        of up to four queries (a plain query when only the deal is wanted)."""
+        obj, referral_col = self._obj(kind), self._fields.column(kind, "referral_id")
+        audit = self._col(kind, "audit")
+        if kind == "lead":
+            fields = [
+                "Id",
+                referral_col,
+                self._fields.column("lead", "status"),
+                "IsConverted",
+                *(f for f in (audit,) if f),
+            ]
+        else:
+            solution = self._fields.tables["solution"]
+            fields = ["Id", referral_col, "StageName", "AccountId", *(f for f in (audit,) if f)]
+            fields.append(f"({soql(['Id', 'ContactId', 'IsPrimary'], 'OpportunityContactRoles')})")
+            fields.append(f"({soql(['Id', solution['id']], solution['relationship'])})")
+        known_id = known.crm_id if known and known.kind == kind and _is_id(known.crm_id, kind) else ""
         external = plan.external_id or ""
-        if kind == "opportunity" and _ID.fullmatch(external) and external.startswith(_PREFIX["opportunity"]):
-            # Shared from this CRM: link the referral to the opportunity it was created from.
-            return self._sf.get(obj, external, fields)
-        return None
+        shared_from = external if kind == "opportunity" and _is_id(external, "opportunity") else ""
+        terms = [f"{referral_col} = {soql_string(plan.referral_id)}"]
+        terms += [f"Id = {soql_string(i)}" for i in dict.fromkeys((known_id, shared_from)) if i]
+        queries = {"deal": soql(fields, obj, " OR ".join(terms))}
+        account, contacts = plan.account or AccountData(name=_deal_of(plan).title), plan.contacts
+        if customer:
+            queries["accounts"] = self._account_query(account, plan.referral_id)
+            if any(c.email for c in contacts):
+                queries["contacts"] = self._contact_query(contacts)
+        if lead_id and audit and _is_id(lead_id, "lead"):
+            queries["lead"] = soql(["Id", audit], self._obj("lead"), f"Id = {soql_string(lead_id)}")
+        rows = self._sf.queries(queries)
+        deals = rows["deal"]
+        by_referral = [r for r in deals if str(r.get(referral_col) or "").lower() == plan.referral_id.lower()]
+        deal = next(
+            (r for r in deals if known_id and r["Id"] == known_id),
+            next(iter(by_referral), next((r for r in deals if shared_from and r["Id"] == shared_from), None)),
+        )
+        return _Found(
+            deal=deal,
+            customer_read=customer,
+            accounts=rows.get("accounts", []),
+            contacts=rows.get("contacts", []),
+            lead=next(iter(rows.get("lead", [])), None),
+        )
+
+    # ------------------------------------------------------------------ the writes: one atomic call
+    def _write(self, writes: _Writes) -> dict[str, Any]:
+        """All of it or nothing (Composite, allOrNone); in an org with state picklists a state it does not list
+        is left out of the account, not the account out of Salesforce."""
+        if not writes.requests:
+            return {}
+        try:
+            return self._sf.composite(writes.requests)
+        except ApiError as exc:
+            state = self._col("account", "state")
+            if not state or not writes.has(state) or not _state_refused(exc, state):
+                raise
+            log.info("Account written without its state: the org does not list it")
+            return self._sf.composite(writes.without(state))
+
+    def _account_query(self, account: AccountData, referral_id: str) -> str:
+        """The account holding the customer's key, and the candidates a seller may have made without one (the
+        exact name, the postal code as typed, names that start with the same first word)."""
+        obj, name = self._obj("account"), self._fields.column("account", "name")
+        postal, key_col = self._col("account", "postal_code"), self._fields.column("account", "key")
+        terms = [f"{key_col} = {soql_string(account_key(account, referral_id))}"]
+        if customer_key(account)[0]:
+            terms.append(f"{name} = {soql_string(account.name)}")
+            if postal and account.postal_code:
+                terms.append(f"{postal} = {soql_string(account.postal_code)}")
+            first = account.name.split()[0] if account.name.split() else ""
+            if len(first) >= 3:
+                terms.append(f"{name} LIKE {soql_like_prefix(first)}")
+        return soql(["Id", key_col, name, *([postal] if postal else [])], obj, " OR ".join(terms))
+
+    def _contact_query(self, contacts: tuple[ContactData, ...]) -> str:
+        email_col, key_col = self._fields.column("contact", "email"), self._fields.column("contact", "key")
+        emails = [c.email for c in contacts if c.email]
+        where = (
+            f"{email_col} IN ({', '.join(soql_string(e) for e in emails)}) OR "
+            f"{key_col} IN ({', '.join(soql_string(contact_key(e)) for e in emails)})"
+        )
+        return soql(["Id", key_col, email_col], self._obj("contact"), where)
+
+    def _plan_account(self, writes: _Writes, account: AccountData, referral_id: str, found: _Found) -> str:
+        """The customer's account id, or a reference to the one the write call makes.
+
+        Found by its key, else a seller's by normalised name + postal code (shared.crm.matching), which gets
+        the key; else created by upsert on the key (``Cosell_Account_Key__c``, External ID, unique): when two
+        workers create the same new customer at once, Salesforce refuses a second row with the key, so the
+        second create updates the first row.
+        """
+        obj, name = self._obj("account"), self._fields.column("account", "name")
+        postal, key_col = self._col("account", "postal_code"), self._fields.column("account", "key")
+        key, wanted = account_key(account, referral_id), customer_key(account)
+        row = _pick(
+            found.accounts,
+            key_col,
+            key,
+            lambda r: same_customer(r.get(name), r.get(postal) if postal else None, wanted),
+        )
+        if row is not None:
+            if not row.get(key_col):  # a seller's account: keyed from now on
+                writes.add("PATCH", f"sobjects/{obj}/{row['Id']}", "accountKey", {key_col: key})
+            return str(row["Id"])
+        values = {name: account.name}
+        for field, value in (
+            ("address_line1", _street(account, MAX_LENGTH["Account"].get(self._col("account", "address_line1") or ""))),
+            ("city", account.city),
+            ("state", account.state),
+            ("postal_code", account.postal_code),
+            ("country", account.country),
+        ):
+            column = self._col("account", field)
+            if column and value:
+                values[column] = value
+        return writes.add("PATCH", f"sobjects/{obj}/{key_col}/{key}", "account", values)
+
+    def _plan_contacts(
+        self, writes: _Writes, contacts: tuple[ContactData, ...], account: str | None, found: _Found
+    ) -> list[str]:
+        """Customer contacts, in team order: the one holding the email's key, else one with the email (given the
+        key), else created under the account by upsert on the key (one Contact per email, as for accounts)."""
+        obj, email_col = self._obj("contact"), self._fields.column("contact", "email")
+        key_col = self._fields.column("contact", "key")
+        ids: list[str] = []
+        planned: dict[str, str] = {}
+        for contact in contacts:
+            if not contact.email:
+                continue  # without an email there is nothing safe to match on
+            key = contact_key(contact.email)
+            if key in planned:
+                ids.append(planned[key])
+                continue
+            row = _pick(found.contacts, key_col, key, lambda r, e=contact.email: same_email(r.get(email_col), e))  # type: ignore[misc]
+            if row is not None:
+                if not row.get(key_col):
+                    writes.add("PATCH", f"sobjects/{obj}/{row['Id']}", f"contactKey{len(ids)}", {key_col: key})
+                planned[key] = str(row["Id"])
+            else:
+                values: dict[str, Any] = {
+                    self._fields.column("contact", "last_name"): contact.last_name or contact.email,
+                    email_col: contact.email,
+                }
+                for field, value in (("first_name", contact.first_name), ("phone", contact.phone)):
+                    column = self._col("contact", field)
+                    if column and value:
+                        values[column] = value
+                if account:
+                    values["AccountId"] = account
+                planned[key] = writes.add("PATCH", f"sobjects/{obj}/{key_col}/{key}", f"contact{len(ids)}", values)
+            ids.append(planned[key])
+        return ids
+
+    def _plan_primary_role(self, writes: _Writes, opportunity: str, contact: str, roles: list[dict[str, Any]]) -> None:
+        """The first team member is the opportunity's primary contact role (one primary per opportunity)."""
+        mine = next((r for r in roles if r.get("ContactId") == contact), None)
+        if mine is None:
+            body = {"OpportunityId": opportunity, "ContactId": contact, "IsPrimary": True, "Role": "Decision Maker"}
+            writes.add("POST", "sobjects/OpportunityContactRole", "role", body)
+        elif not mine.get("IsPrimary"):
+            writes.add("PATCH", f"sobjects/OpportunityContactRole/{mine['Id']}", "role", {"IsPrimary": True})
+
+    def _plan_solutions(
+        self, writes: _Writes, opportunity: str, solutions: tuple[SolutionData, ...], present: list[dict[str, Any]]
+    ) -> None:
+        """One ``Microsoft_Solution__c`` row per solution; rows for solutions no longer listed are removed."""
+        col = self._fields.tables["solution"]
+        obj, key, parent = col["object"], col["id"], col["parent"]
+        rows = {str(r.get(key)): str(r["Id"]) for r in present}
+        wanted = {s.id: s for s in solutions}
+        for n, (solution_id, solution) in enumerate(wanted.items()):
+            if solution_id in rows:
+                continue
+            values = {col["name"]: solution.name or solution.id, key: solution.id, parent: opportunity}
+            if solution.type:
+                values[col["type"]] = solution.type
+            writes.add("POST", f"sobjects/{obj}", f"solution{n}", values)
+        for n, (solution_id, row_id) in enumerate(rows.items()):
+            if solution_id not in wanted:
+                writes.add("DELETE", f"sobjects/{obj}/{row_id}", f"removed{n}")
+
+    def _link_lead(self, lead: dict[str, Any], opportunity_id: str, line: str) -> None:
+        """REST cannot convert a Lead: say on it which opportunity carries the accepted referral on (a call of its
+        own after the write, as the note names the new opportunity's id)."""
+        audit = self._fields.column("lead", "audit")
+        note = f"{line} (accepted: opportunity {opportunity_id} carries the referral on)"
+        self._sf.update(
+            self._obj("lead"), str(lead["Id"]), {audit: prepend_audit(lead.get(audit), note, self._audit_max)}
+        )
 
     # ------------------------------------------------------------------ values
     def _deal_values(self, record: str, deal: DealData) -> dict[str, Any]:
@@ -426,41 +612,11 @@ class SalesforceCrm:
             return DealStage.LOST
         return DealStage.PENDING if name == self._stage_pending else DealStage.ACCEPTED
 
-    # ------------------------------------------------------------------ accounts, contacts, roles, solutions
-    def _ensure_account(self, account: AccountData) -> str:
-        """Find by normalised company name + postal code (shared.crm.matching), else create.
-
-        One query for the candidates (the exact name, the postal code as typed, names that start
-        with the same first word); the comparison here decides, as no SOQL filter normalises.
-        """
-        obj, name = self._obj("account"), self._fields.column("account", "name")
-        postal = self._col("account", "postal_code")
-        wanted = customer_key(account)
-        if wanted[0]:
-            terms = [f"{name} = {soql_string(account.name)}"]
-            if postal and account.postal_code:
-                terms.append(f"{postal} = {soql_string(account.postal_code)}")
-            first = account.name.split()[0] if account.name.split() else ""
-            if len(first) >= 3:
-                terms.append(f"{name} LIKE {soql_like_prefix(first)}")
-            for row in self._sf.query(soql(["Id", name, *([postal] if postal else [])], obj, " OR ".join(terms))):
-                if same_customer(row.get(name), row.get(postal) if postal else None, wanted):
-                    return str(row["Id"])
-        values = {name: account.name}
-        for field, value in (
-            ("address_line1", _street(account, MAX_LENGTH["Account"].get(self._col("account", "address_line1") or ""))),
-            ("city", account.city),
-            ("state", account.state),
-            ("postal_code", account.postal_code),
-            ("country", account.country),
-        ):
-            column = self._col("account", field)
-            if column and value:
-                values[column] = value
-        return self._create_with_state(obj, values, self._col("account", "state"))
-
-    def _upsert_with_state(self, obj: str, key: str, value: str, values: dict[str, Any]) -> tuple[str, bool]:
-        state = self._col("lead", "state")
+    # ------------------------------------------------------------------ leads
+    def _upsert_with_state(
+        self, obj: str, key: str, value: str, values: dict[str, Any], state: str | None
+    ) -> tuple[str, bool]:
+        """Upsert; in an org with state picklists a state it does not list is left out, not the record."""
         try:
             return self._sf.upsert(obj, key, value, values)
         except ApiError as exc:
@@ -468,81 +624,6 @@ class SalesforceCrm:
                 raise
             log.info("%s written without its state: the org does not list it", obj)
             return self._sf.upsert(obj, key, value, {k: v for k, v in values.items() if k != state})
-
-    def _create_with_state(self, obj: str, values: dict[str, Any], state: str | None) -> str:
-        """Create; in an org with state picklists a state it does not list is left out, not the record."""
-        try:
-            return self._sf.create(obj, values)
-        except ApiError as exc:
-            if not state or state not in values or not _state_refused(exc, values.get(state)):
-                raise
-            log.info("%s created without its state: the org does not list it", obj)
-            return self._sf.create(obj, {k: v for k, v in values.items() if k != state})
-
-    def _ensure_contacts(self, contacts: tuple[ContactData, ...], account_id: str | None) -> list[str]:
-        """Match customer contacts by email, else create them under the account; ids in team order."""
-        obj, email_col = self._obj("contact"), self._fields.column("contact", "email")
-        ids: list[str] = []
-        for contact in contacts:
-            if not contact.email:
-                continue  # without an email there is nothing safe to match on
-            rows = self._sf.query(soql(["Id", email_col], obj, f"{email_col} = {soql_string(contact.email)}"))
-            found = next((r for r in rows if same_email(r.get(email_col), contact.email)), None)
-            if found:
-                ids.append(str(found["Id"]))
-                continue
-            values: dict[str, Any] = {
-                self._fields.column("contact", "last_name"): contact.last_name or contact.email,
-                email_col: contact.email,
-            }
-            for field, value in (("first_name", contact.first_name), ("phone", contact.phone)):
-                column = self._col("contact", field)
-                if column and value:
-                    values[column] = value
-            if account_id:
-                values["AccountId"] = account_id
-            ids.append(self._sf.create(obj, values))
-        return ids
-
-    def _ensure_primary_role(self, opportunity_id: str, contact_id: str) -> None:
-        """The first team member is the opportunity's primary contact role (one primary per opportunity)."""
-        rows = list(
-            self._sf.query(
-                soql(
-                    ["Id", "ContactId", "IsPrimary"],
-                    "OpportunityContactRole",
-                    f"OpportunityId = {soql_string(opportunity_id)}",
-                )
-            )
-        )
-        mine = next((r for r in rows if r.get("ContactId") == contact_id), None)
-        if mine is None:
-            self._sf.create(
-                "OpportunityContactRole",
-                {"OpportunityId": opportunity_id, "ContactId": contact_id, "IsPrimary": True, "Role": "Decision Maker"},
-            )
-        elif not mine.get("IsPrimary"):
-            self._sf.update("OpportunityContactRole", str(mine["Id"]), {"IsPrimary": True})
-
-    def _sync_solutions(self, opportunity_id: str, solutions: tuple[SolutionData, ...]) -> None:
-        """One ``Microsoft_Solution__c`` row per solution; rows for solutions no longer listed are removed."""
-        col = self._fields.tables["solution"]
-        obj, key, parent = col["object"], col["id"], col["parent"]
-        present = {
-            str(row.get(key)): str(row["Id"])
-            for row in self._sf.query(soql(["Id", key], obj, f"{parent} = {soql_string(opportunity_id)}"))
-        }
-        wanted = {s.id: s for s in solutions}
-        for solution_id, solution in wanted.items():
-            if solution_id in present:
-                continue
-            values = {col["name"]: solution.name or solution.id, key: solution.id, parent: opportunity_id}
-            if solution.type:
-                values[col["type"]] = solution.type
-            self._sf.create(obj, values)
-        for solution_id, row_id in present.items():
-            if solution_id not in wanted:
-                self._sf.delete(obj, row_id)
 
     # ------------------------------------------------------------------ reading deals
     def _changed(self, kind: DealKind, since: str | None) -> Iterator[CrmDeal]:
@@ -696,6 +777,59 @@ def _schema_hint() -> Iterator[None]:
         if exc.code in _SCHEMA_CODES or external_missing:
             raise SchemaNotReady(f"Salesforce refused a name the sync needs ({exc.message})") from exc
         raise
+
+
+@dataclass
+class _Found:
+    """What the look-up call found: the deal row (None: not in Salesforce yet) and the customer's candidates."""
+
+    deal: dict[str, Any] | None
+    customer_read: bool
+    accounts: list[dict[str, Any]]
+    contacts: list[dict[str, Any]]
+    lead: dict[str, Any] | None
+
+
+class _Writes:
+    """The subrequests of one atomic write call; a later one names an earlier one's new id as ``@{ref.id}``."""
+
+    def __init__(self) -> None:
+        self.requests: list[SubRequest] = []
+
+    def add(self, method: str, path: str, ref: str, body: dict[str, Any] | None = None) -> str:
+        self.requests.append(SubRequest(method, path, ref, body))
+        return f"@{{{ref}.id}}"
+
+    def has(self, field: str) -> bool:
+        return any(field in (r.body or {}) for r in self.requests if r.path.startswith("sobjects/Account/"))
+
+    def without(self, field: str) -> list[SubRequest]:
+        return [
+            SubRequest(r.method, r.path, r.ref, {k: v for k, v in r.body.items() if k != field})
+            if r.body and r.path.startswith("sobjects/Account/")
+            else r
+            for r in self.requests
+        ]
+
+
+def _children(row: dict[str, Any], relationship: str) -> list[dict[str, Any]]:
+    return list((row.get(relationship) or {}).get("records") or [])
+
+
+def _is_id(value: str, kind: DealKind) -> bool:
+    return bool(_ID.fullmatch(value)) and value.startswith(_PREFIX[kind])
+
+
+def _pick(
+    rows: list[dict[str, Any]], key_col: str, key: str, same: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    """The row holding ``key``, else the first the matching rule accepts (one holding no key first: a row
+    keyed for another customer stays that customer's)."""
+    keyed = next((r for r in rows if str(r.get(key_col) or "").lower() == key), None)
+    if keyed is not None:
+        return keyed
+    matches = [r for r in rows if same(r)]
+    return next((r for r in matches if not r.get(key_col)), matches[0] if matches else None)
 
 
 def _deal_of(plan: CrmPlan) -> DealData:

@@ -12,9 +12,10 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -74,6 +75,10 @@ def salesforce_error(response: httpx.Response) -> tuple[str, str]:
         body = response.json()
     except ValueError:
         return "", response.text[:500]
+    return _error_of(body, response.text[:500])
+
+
+def _error_of(body: Any, text: str = "") -> tuple[str, str]:
     if isinstance(body, list) and body and isinstance(body[0], dict):
         first = body[0]
         fields = first.get("fields") or []
@@ -81,7 +86,7 @@ def salesforce_error(response: httpx.Response) -> tuple[str, str]:
         return str(first.get("errorCode", "")), f"{first.get('message', '')}{where}"
     if isinstance(body, dict) and "error" in body:
         return str(body.get("error", "")), str(body.get("error_description", ""))
-    return "", response.text[:500]
+    return "", text
 
 
 # The token endpoint's OAuth errors (Salesforce Help, "OAuth 2.0 Client Credentials Flow" and
@@ -161,25 +166,48 @@ class ClientCredentialsSession:
         return token
 
 
+# Composite (REST API Developer Guide, "Send Multiple Requests Using Composite"): up to 25 subrequests, at most
+# 5 of them queries; "The entire series of requests counts as a single call toward your API limits."
+MAX_SUBREQUESTS = 25
+MAX_QUERIES = 5
+_HALTED = "PROCESSING_HALTED"  # a subrequest that did not run because another failed
+_REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
+_STEP = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class SubRequest:
+    """One request of a composite call: ``path`` under ``/services/data/<version>/``; later subrequests may use
+    its answer as ``@{ref.id}`` or ``@{ref.records[0].Id}`` in their path or body."""
+
+    method: str
+    path: str
+    ref: str
+    body: dict[str, Any] | None = None
+
+    @property
+    def is_query(self) -> bool:
+        return self.path.startswith(("query?", "queryAll?", "query/", "queryAll/"))
+
+
+def query_request(ref: str, soql_text: str) -> SubRequest:
+    return SubRequest("GET", "query?" + urlencode({"q": soql_text}), ref)
+
+
 class SalesforceClient:
     """REST calls under ``/services/data/<version>/`` with Salesforce's errors and limits."""
 
     def __init__(self, http: ServiceClient, *, origin: str, limit_pause: float = 300.0) -> None:
         self._http = http
         self._origin = origin.rstrip("/")
+        self._api_path = http.base_url.path.rstrip("/") + "/"  # /services/data/vXX.X/
         self._limit_pause = limit_pause
         self._warned_at = 0.0
 
     # ------------------------------------------------------------------ reads
     def query(self, soql: str) -> Iterator[dict[str, Any]]:
         """Every row the query matches, following ``nextRecordsUrl`` (a path on the same host)."""
-        body = self._call("GET", "query", params={"q": soql}).json()
-        while True:
-            yield from body.get("records", [])
-            next_url = body.get("nextRecordsUrl")
-            if body.get("done", True) or not next_url:
-                return
-            body = self._call("GET", self._origin + next_url).json()
+        yield from self._rows(self._call("GET", "query", params={"q": soql}).json())
 
     def get(self, sobject: str, record_id: str, fields: list[str]) -> dict[str, Any] | None:
         response = self._call(
@@ -222,6 +250,78 @@ class SalesforceClient:
         body = response.json()
         return str(body["id"]), bool(body.get("created", response.status_code == 201))
 
+    # ------------------------------------------------------------------ several requests in one call
+    def composite(self, requests: Sequence[SubRequest], *, all_or_none: bool = True) -> dict[str, Any]:
+        """Run ``requests`` in one Composite call and return each one's answer body by ``ref``.
+
+        ``all_or_none``: one failure rolls the whole call back. A failed subrequest raises :class:`ApiError`
+        with its own status and error. One request goes as a plain call (the same cost, a simpler log);
+        more than the limits allow go as several calls, in order, later ones given the earlier answers
+        (atomic per call only: callers keep every part idempotent, as the upserts on keys are).
+        """
+        answers: dict[str, Any] = {}
+        for chunk in _chunks(requests):
+            chunk = [
+                replace(r, path=_resolve(r.path, answers, in_url=True), body=_resolve(r.body, answers)) for r in chunk
+            ]
+            if len(chunk) == 1:
+                only = chunk[0]
+                kwargs: dict[str, Any] = {"json": only.body} if only.body is not None else {}
+                response = self._call(only.method, only.path, idempotent=only.method != "POST", **kwargs)
+                answers[only.ref] = response.json() if response.content else None
+                continue
+            body = {
+                "allOrNone": all_or_none,
+                "compositeRequest": [
+                    {
+                        "method": r.method,
+                        "url": self._api_path + r.path,
+                        "referenceId": r.ref,
+                        **({"body": r.body} if r.body is not None else {}),
+                    }
+                    for r in chunk
+                ],
+            }
+            response = self._call(
+                "POST",
+                "composite",
+                json=body,
+                idempotent=all(r.method != "POST" for r in chunk),  # a lost answer to a create is not resent
+                writes=sum(1 for r in chunk if r.method != "GET"),
+            )
+            results = {str(item.get("referenceId")): item for item in response.json().get("compositeResponse", [])}
+            failed = [r for r in chunk if int(results.get(r.ref, {}).get("httpStatusCode", 500)) >= 300]
+            if failed:
+                cause = next((r for r in failed if _error_of(results[r.ref].get("body"))[0] != _HALTED), failed[0])
+                item = results.get(cause.ref, {})
+                code, message = _error_of(item.get("body"))
+                raise ApiError(
+                    "salesforce",
+                    cause.method,
+                    cause.path.split("?", 1)[0],
+                    int(item.get("httpStatusCode", 500)),
+                    code,
+                    message,
+                )
+            answers.update({r.ref: results[r.ref].get("body") for r in chunk})
+        return answers
+
+    def queries(self, named: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """Several SOQL queries in one call (up to five a call); every row of each, by name."""
+        if len(named) == 1:
+            [(name, text)] = named.items()
+            return {name: list(self.query(text))}
+        bodies = self.composite([query_request(name, text) for name, text in named.items()], all_or_none=False)
+        return {name: list(self._rows(bodies[name])) for name in named}
+
+    def _rows(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        while True:
+            yield from body.get("records", [])
+            next_url = body.get("nextRecordsUrl")
+            if body.get("done", True) or not next_url:
+                return
+            body = self._call("GET", self._origin + next_url).json()
+
     # ------------------------------------------------------------------ the policy around each call
     def _call(
         self, method: str, url: str, *, ok: tuple[int, ...] = (), idempotent: bool = True, **kwargs: Any
@@ -246,3 +346,34 @@ class SalesforceClient:
         if limit and used / limit >= _LIMIT_WARN_SHARE and time.monotonic() - self._warned_at > 300:
             self._warned_at = time.monotonic()
             log.warning("Salesforce API usage at %d of %d requests in the last 24 h", used, limit)
+
+
+def _chunks(requests: Sequence[SubRequest]) -> Iterator[list[SubRequest]]:
+    """Consecutive runs within the composite limits (25 subrequests, 5 queries)."""
+    chunk: list[SubRequest] = []
+    for request in requests:
+        queries = sum(1 for r in chunk if r.is_query) + request.is_query
+        if len(chunk) == MAX_SUBREQUESTS or queries > MAX_QUERIES:
+            yield chunk
+            chunk = []
+        chunk.append(request)
+    if chunk:
+        yield chunk
+
+
+def _resolve(value: Any, answers: dict[str, Any], *, in_url: bool = False) -> Any:
+    """Put in the values of references to answers already had (an earlier call); others stay for Salesforce."""
+    if isinstance(value, dict):
+        return {k: _resolve(v, answers) for k, v in value.items()}
+    if not isinstance(value, str) or "@{" not in value:
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) not in answers:
+            return match.group(0)
+        found: Any = answers[match.group(1)]
+        for name, index in _STEP.findall(match.group(2)):
+            found = found[name] if name else found[int(index)]
+        return quote(str(found), safe="") if in_url else str(found)
+
+    return _REFERENCE.sub(one, value)

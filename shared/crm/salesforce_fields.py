@@ -55,6 +55,8 @@ SALESFORCE_DEFAULTS: dict[str, dict[str, str]] = {
         "state": "BillingState",
         "postal_code": "BillingPostalCode",
         "country": "BillingCountryCode",
+        # External ID, unique: the customer's key (shared.crm.matching.account_id), the upsert key of a create.
+        "key": "Cosell_Account_Key__c",
     },
     "contact": {
         "object": "Contact",
@@ -62,6 +64,8 @@ SALESFORCE_DEFAULTS: dict[str, dict[str, str]] = {
         "last_name": "LastName",
         "email": "Email",
         "phone": "Phone",
+        # External ID, unique: the email's key (shared.crm.matching.contact_id), the upsert key of a create.
+        "key": "Cosell_Contact_Key__c",
     },
     "solution": {
         "object": "Microsoft_Solution__c",
@@ -99,8 +103,15 @@ MAX_LENGTH: dict[str, dict[str, int]] = {
         "Microsoft_CRM_Identifier__c": 100,
         "Referral_Program__c": 100,
     },
-    "Account": {"Name": 255, "BillingStreet": 255, "BillingCity": 40, "BillingState": 80, "BillingPostalCode": 20},
-    "Contact": {"FirstName": 40, "LastName": 80, "Email": 80, "Phone": 40},
+    "Account": {
+        "Name": 255,
+        "BillingStreet": 255,
+        "BillingCity": 40,
+        "BillingState": 80,
+        "BillingPostalCode": 20,
+        "Cosell_Account_Key__c": 36,
+    },
+    "Contact": {"FirstName": 40, "LastName": 80, "Email": 80, "Phone": 40, "Cosell_Contact_Key__c": 36},
     "Microsoft_Solution__c": {"Name": 80, "Solution_Identifier__c": 100, "Solution_Type__c": 100},
 }
 

@@ -41,6 +41,10 @@ _OWN_FIELDS: dict[str, tuple[str, int | None, str]] = {
     "referral_program": ("Text", 100, "Referral Program"),
     "audit": ("LongTextArea", 32768, "Audit"),
 }
+# Field role -> label of the External ID, unique keys on standard objects: creates upsert on them, so two
+# workers creating the same customer or contact at once make one row (shared.crm.matching keys: UUIDs).
+_KEY_FIELDS: dict[str, str] = {"account": "Co-sell account key", "contact": "Co-sell contact key"}
+KEY_LENGTH = 36
 _DESCRIBE_TYPE = {
     "Checkbox": "boolean",
     "Text": "string",
@@ -87,6 +91,12 @@ class SalesforceSchema:
                 if name:
                     options = HELP_VALUES if kind == "Picklist" else ()
                     items.append(SchemaItem(sobject, name, "column", kind, length, options, purpose=label))
+        for record, label in _KEY_FIELDS.items():
+            name = self._fields.get(record, "key")
+            if name:
+                items.append(
+                    SchemaItem(self._fields.column(record, "object"), name, "column", "Text", KEY_LENGTH, purpose=label)
+                )
         for record, roles in _STANDARD.items():
             sobject = self._fields.column(record, "object")
             for role in roles:
@@ -145,8 +155,7 @@ class SalesforceSchema:
             return Finding(
                 item, "wrong", f"{item.name} on {item.table} holds {length} characters; the sync needs {item.length}."
             )
-        referral = item.name == self._fields.get("opportunity", "referral_id") and item.table in self._referral_objects
-        if referral and not (field.get("externalId") and field.get("unique")):
+        if self._is_key(item) and not (field.get("externalId") and field.get("unique")):
             return Finding(item, "wrong", f"{item.name} on {item.table} must be an External ID marked unique.")
         values = {str(v.get("value")) for v in field.get("picklistValues") or []}
         missing = [o for o in item.options if o not in values]
@@ -155,6 +164,15 @@ class SalesforceSchema:
                 item, "wrong", f"The picklist {item.name} on {item.table} lacks the values {', '.join(missing)}."
             )
         return Finding(item, "present")
+
+    def _is_key(self, item: SchemaItem) -> bool:
+        """An upsert key: the referral identifier on Opportunity and Lead, the account and contact keys."""
+        if item.name == self._fields.get("opportunity", "referral_id") and item.table in self._referral_objects:
+            return True
+        return any(
+            item.name == self._fields.get(record, "key") and item.table == self._fields.get(record, "object")
+            for record in _KEY_FIELDS
+        )
 
     def _visible_fields(self, sobject: str) -> dict[str, dict[str, Any]] | None:
         described = self._sf.describe(sobject)
@@ -225,10 +243,7 @@ class SalesforceSchema:
             }
             self._sf.tooling_create("CustomObject", body)
         else:
-            external = (
-                item.name == self._fields.get("opportunity", "referral_id") and item.table in self._referral_objects
-            )
-            body = {"FullName": f"{item.table}.{item.name}", "Metadata": _metadata(item, external=external)}
+            body = {"FullName": f"{item.table}.{item.name}", "Metadata": _metadata(item, external=self._is_key(item))}
             self._sf.tooling_create("CustomField", body)
         log.info("Created %s %s on %s", item.kind, item.name, item.table)
 
@@ -278,7 +293,7 @@ def _metadata(item: SchemaItem, *, external: bool = False) -> dict[str, Any]:
     if item.type == "Checkbox":
         return {"type": "Checkbox", "label": label, "defaultValue": "false"}
     if item.type == "Text":
-        # The referral identifier is the upsert key: an External ID, unique (case-insensitive).
+        # An upsert key (referral identifier, account and contact keys): an External ID, unique (case-insensitive).
         extra = {"externalId": True, "unique": True, "caseSensitive": False} if external else {}
         return {"type": "Text", "label": label, "length": item.length or 100, **extra}
     if item.type == "Url":

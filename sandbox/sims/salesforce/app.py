@@ -21,6 +21,7 @@ from sandbox.sims.salesforce.records import Call, RecordsApi
 from sandbox.sims.salesforce.schema import SchemaKind, SObject, build_schema
 from sandbox.sims.salesforce.setup import ASSIGNMENT, FIELD_PERMISSIONS, OBJECT_PERMISSIONS, PERMISSION_SET
 from sandbox.sims.salesforce.store import Store
+from sandbox.sims.salesforce.subrequests import CompositeApi, dispatcher
 from sandbox.sims.salesforce.tooling import Tooling
 from sandbox.sims.salesforce.wire import (
     DEFAULT_LATEST_VERSION,
@@ -93,6 +94,9 @@ class SalesforceSimulator(Simulator):
         self._seed()
 
         records, collections, tooling = self._records, self._collections, self._tooling
+        # The handlers behind each API route, unwrapped: a composite subrequest runs the plain request's handler.
+        self._raw: dict[str, tuple[Callable[..., Response], dict[str, Any]]] = {}
+        composite = CompositeApi(self._store, dispatcher(lambda: self._url_map.bind("localhost"), self._raw))
         self.add_route("/services/oauth2/token", ["POST"], self._token)
         self.add_route("/services/oauth2/revoke", ["POST"], self.sessions.revoke_endpoint)
         self.add_route("/services/data", ["GET"], self._versions)
@@ -113,12 +117,20 @@ class SalesforceSimulator(Simulator):
         self.add_route(f"{API}/query/<token>", ["GET"], self._api(records.query_more))
         self.add_route(f"{API}/queryAll", ["GET"], self._api(records.query, include_deleted=True))
         self.add_route(f"{API}/queryAll/<token>", ["GET"], self._api(records.query_more, include_deleted=True))
+        self.add_route(f"{API}/composite", ["POST"], self._api(composite.composite))
         self.add_route(f"{API}/composite/sobjects", ["GET", "POST", "PATCH", "DELETE"], self._api(collections.sobjects))
         self.add_route(f"{API}/composite/sobjects/<name>", ["GET"], self._api(collections.typed))
         self.add_route(f"{API}/composite/sobjects/<name>/<field_name>", ["PATCH"], self._api(collections.upsert))
         self.add_route(f"{API}/tooling/query", ["GET"], self._api(tooling.query))
         self.add_route(f"{API}/tooling/sobjects/<name>", ["GET", "POST"], self._api(tooling.sobjects))
         self.add_route(f"{API}/tooling/sobjects/<name>/<record_id>", ["GET", "PATCH", "DELETE"], self._api(tooling.row))
+
+    def add_route(self, rule: str, methods: Any, handler: Callable[..., Response]) -> None:
+        raw = getattr(handler, "raw", None)
+        for method in methods:
+            if raw is not None:
+                self._raw[f"{method} {rule}"] = raw
+        super().add_route(rule, methods, handler)
 
     # ----- in-process helpers (tests call these directly) -----
     @property
@@ -379,6 +391,7 @@ class SalesforceSimulator(Simulator):
             response.headers.update(self._limit_header())
             return response
 
+        run.raw = (handler, bound)  # type: ignore[attr-defined]
         return run
 
     def _limit_header(self) -> dict[str, str]:

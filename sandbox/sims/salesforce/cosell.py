@@ -1,8 +1,9 @@
 """What an org provisioned for the sync adds (DESIGN.md, "Default CRM fields", the Salesforce paragraph), as the
 Tooling API request bodies that create it, and the permission set that lets the API user see it.
 
-On Opportunity and Lead: the referral fields; and the ``Microsoft_Solution__c`` custom object, a
-master-detail child of Opportunity (child relationship ``Microsoft_Solutions__r``). The bodies are the shapes
+On Opportunity and Lead: the referral fields; the ``Microsoft_Solution__c`` custom object, a
+master-detail child of Opportunity (child relationship ``Microsoft_Solutions__r``); on Account and Contact
+the sync's keys (External ID, unique). The bodies are the shapes
 ``tooling.py`` documents (crm-apis.md B6): Text has a length, Long Text Area a length and visible lines,
 Checkbox a default, the help picklist is restricted to the six ``assistanceRequestCode`` strings, the
 referral identifier is an External ID marked unique (case-insensitive, the default), and the master-detail
@@ -80,8 +81,17 @@ SOLUTION_FIELDS = [
            reparentableMasterDetail=False, writeRequiresMasterRead=False),
 ]  # fmt: skip
 
+# The customer's and the contact's keys (UUIDs): External ID, unique, so a create by upsert on them makes one row
+# however many workers create the same customer at once.
+KEY_FIELDS = [
+    _field("Account", "Cosell_Account_Key__c", type="Text", label="Co-sell account key", length=36,
+           externalId=True, unique=True, caseSensitive=False),
+    _field("Contact", "Cosell_Contact_Key__c", type="Text", label="Co-sell contact key", length=36,
+           externalId=True, unique=True, caseSensitive=False),
+]  # fmt: skip
+
 OBJECTS = [SOLUTION_OBJECT]
-FIELDS = [*(f for sobject in REFERRAL_OBJECTS for f in referral_fields(sobject)), *SOLUTION_FIELDS]
+FIELDS = [*(f for sobject in REFERRAL_OBJECTS for f in referral_fields(sobject)), *SOLUTION_FIELDS, *KEY_FIELDS]
 
 
 def field_permissions(schema: Schema) -> list[dict[str, Any]]:

@@ -101,7 +101,7 @@ def test_a_bare_org_provisioned_over_http_reads_and_behaves_like_a_provisioned_o
     for name in ("sobjects", *DESCRIBED):
         assert built[name] == provisioned[name], name
     assert _tooling_inventory(bare) == _tooling_inventory(api)
-    assert len(_tooling_inventory(bare)) == 19
+    assert len(_tooling_inventory(bare)) == 21  # 2 x 8 referral fields, 3 solution fields, 2 keys
     bare_trip, provisioned_trip = _round_trip(bare), _round_trip(api)
     assert bare_trip == provisioned_trip
     assert bare_trip["read"][0]["Microsoft_Solutions__r"]["records"] == [

@@ -89,3 +89,24 @@ def test_a_parent_can_be_set_by_its_external_id(api: httpx.Client, sim: Salesfor
     assert sim.get("Microsoft_Solution__c", solution)["Opportunity__c"] == opp
     assert error_of(unknown)["errorCode"] == "INVALID_FIELD"
     assert "Foreign key external ID: ref-8 not found" in error_of(unknown)["message"]
+
+
+def test_the_account_and_contact_keys_are_unique_external_ids(api: httpx.Client, sim: SalesforceSimulator) -> None:
+    """The sync's keys on Account and Contact: a second row with the same key (any case) is refused with
+    DUPLICATE_VALUE; an upsert on the key creates once (201) and then updates that row (200)."""
+    key = "6f1c3d4e-2b7a-5c8d-9e0f-a1b2c3d4e5f6"
+    created = api.patch(f"/sobjects/Account/Cosell_Account_Key__c/{key}", json={"Name": "Keyed Ltd"})
+    again = api.patch(f"/sobjects/Account/Cosell_Account_Key__c/{key.upper()}", json={"Name": "Keyed Ltd"})
+    duplicate = api.post("/sobjects/Account", json={"Name": "Other", "Cosell_Account_Key__c": key.upper()})
+    first = create(api, "Contact", LastName="A", Cosell_Contact_Key__c=key)
+    second = api.post("/sobjects/Contact", json={"LastName": "B", "Cosell_Contact_Key__c": key})
+
+    assert (created.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == created.json()["id"]
+    assert error_of(duplicate)["errorCode"] == "DUPLICATE_VALUE"
+    assert error_of(second) == {
+        "message": f"duplicate value found: Cosell_Contact_Key__c duplicates value on record with id: {first}",
+        "errorCode": "DUPLICATE_VALUE",
+        "fields": [],
+    }
+    assert [a["Name"] for a in sim.records("Account")] == ["Keyed Ltd"]
