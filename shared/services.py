@@ -407,6 +407,7 @@ def outbound_sync() -> OutboundSync:
         inbound_options=_inbound_options(settings),
         lease_seconds=settings.lease_seconds,
         lease_wait=settings.lease_wait_seconds,
+        max_seconds=settings.crm_poll_max_seconds,
     )
 
 
@@ -503,6 +504,7 @@ def reconciler() -> Reconciler:
         leases=lease_store(),
         enqueue=enqueue,
         first_run_lookback=dt.timedelta(hours=settings.reconcile_first_run_hours),
+        max_seconds=settings.reconcile_max_seconds,
     )
 
 
