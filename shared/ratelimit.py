@@ -10,8 +10,8 @@ Three rules, each cheap to reason about:
 3. **The service's own count**: each answer's headers say how much of the user's budget is left, counting
    every integration that runs as the same user (:class:`Budget`, read by :func:`dataverse_budget` and
    :func:`salesforce_budget`). While more than twice ``reserve`` is left the pace is rule 1's; below, it
-   slows linearly; at ``reserve`` it stops for ``recover_seconds`` and then tries again (the first answers
-   say whether the budget came back). A 429 with ``Retry-After`` pauses every caller that long, as
+   slows linearly; at ``reserve`` it lets one request through per ``recover_seconds``, whose answer says
+   whether the budget came back. A 429 with ``Retry-After`` pauses every caller that long, as
    Microsoft asks ("pause all requests for that user", crm-apis.md A7), not just the one refused.
 
 A wait longer than ``max_wait`` is not slept through: :class:`PaceExceeded` says how long, and the HTTP
@@ -87,6 +87,9 @@ def salesforce_budget(recover_seconds: float) -> BudgetReader:
     return read
 
 
+_AT_RESERVE = "the CRM user's budget is down to its reserve"
+
+
 class PaceExceeded(Exception):
     """The next slot is further away than a caller may wait: come back after ``retry_after`` seconds."""
 
@@ -140,29 +143,43 @@ class RateLimiter:
             self._slots.release()
 
     def acquire(self) -> None:
-        """Reserve the next slot of the pace and sleep until it comes (or raise :class:`PaceExceeded`)."""
-        wait = self.reserve_slot()
-        if wait > 0:
-            self._sleep(wait)
+        """Wait for the next slot of the pace (or raise :class:`PaceExceeded` if it is too far away)."""
+        deadline = self._clock() + self.max_wait
+        while True:
+            wait, reserved = self._reserve(deadline)
+            if wait > 0:
+                self._sleep(wait)
+            if reserved:
+                return
 
     def reserve_slot(self) -> float:
-        """Take the next slot; answer how long until it comes. Refuses (takes nothing) past ``max_wait``."""
+        """Take the next slot now, for a caller that sleeps by itself: how long until it comes."""
+        wait, reserved = self._reserve(self._clock() + self.max_wait)
+        if not reserved:
+            raise PaceExceeded(wait, self._pause_reason)
+        return wait
+
+    def _reserve(self, deadline: float) -> tuple[float, bool]:
+        """(wait, reserved): a slot reserved ``wait`` seconds ahead, or a pause to wait out and look again."""
         with self._lock:
             now = self._clock()
+            if now < self._paused_until:
+                wait = self._paused_until - now
+                if now + wait > deadline:
+                    raise PaceExceeded(wait, self._pause_reason)
+                return wait, False
             if self.budget is not None and self._slowdown() <= 0:
-                # Spent down to the reserve: stop a while, then let requests go to read the budget again.
-                self._pause(now, self.budget.recover_seconds, "the CRM user's budget is down to its reserve")
-                self.budget = None
-            if self._paused_until - now > self.max_wait:
-                raise PaceExceeded(self._paused_until - now, self._pause_reason)
+                # Spent down to the reserve: this one request reads the budget again; the others wait
+                # ``recover_seconds`` and look at what it learned.
+                self._pause(now, self.budget.recover_seconds, _AT_RESERVE)
+                return 0.0, True
             rate = self.rate * self._slowdown()
             self._refill(now, rate)
-            start = max(now, self._paused_until)
-            wait = (start - now) + max(0.0, (1.0 - self._tokens) / rate)
-            if wait > self.max_wait:
+            wait = max(0.0, (1.0 - self._tokens) / rate)
+            if now + wait > deadline:
                 raise PaceExceeded(wait, f"the pace allows {rate * 60:.0f} CRM requests a minute now")
             self._tokens -= 1.0
-            return wait
+            return wait, True
 
     def observe(self, response: httpx.Response, retry_after: float | None = None) -> None:
         """Learn from an answer: the budget its headers state, and a 429's ``Retry-After`` for everyone."""
@@ -170,6 +187,8 @@ class RateLimiter:
         with self._lock:
             if reading is not None:
                 self.budget = reading
+                if self._pause_reason == _AT_RESERVE and self._slowdown() > 0:
+                    self._paused_until = 0.0  # the probe found the budget back: nobody waits any longer
             if response.status_code == 429 and retry_after:
                 self._pause(self._clock(), retry_after, "the CRM answered 429 Too Many Requests")
 

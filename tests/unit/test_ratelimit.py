@@ -73,11 +73,15 @@ def test_dataverse_headers_slow_the_pace_below_twice_the_reserve_and_stop_it_at_
     time_ok = pace.slowdown()
     pace.observe(answer(**{BURST: "900", TIME: "180.00"}))  # 15 % of 1,200 s of execution time left
     stopped = pace.slowdown()
-    first = pace.reserve_slot()  # the budget is spent down to the reserve: stop recover_seconds (30 s)
+    probe = pace.reserve_slot()  # down to the reserve: one request goes to read the budget again...
+    pace.acquire()  # ...the next waits recover_seconds (30 s) and, no better news come, is the next probe
 
     assert (full, half, time_ok, stopped) == (1.0, pytest.approx(0.5), 1.0, 0.0)
-    assert first == pytest.approx(30.0)  # the first request after the stop goes to read the budget again
+    assert probe == 0.0
+    assert clock.slept == [pytest.approx(30.0)]
+    pace.observe(answer(**{BURST: "900", TIME: "1,200.00"}))  # the budget came back
     assert pace.slowdown() == 1.0
+    assert pace.reserve_slot() == pytest.approx(0.0, abs=0.1)
 
 
 def test_salesforce_usage_header_is_the_daily_budget() -> None:
@@ -90,8 +94,9 @@ def test_salesforce_usage_header_is_the_daily_budget() -> None:
     assert budget is not None
     assert (budget.remaining, budget.capacity) == (10000, 100000)
     assert read(httpx.Headers({})) is None
+    assert pace.reserve_slot() == 0.0  # one request a pause reads the budget
     with pytest.raises(PaceExceeded) as stopped:
-        pace.reserve_slot()
+        pace.acquire()
     assert stopped.value.retry_after == pytest.approx(300)
 
 
@@ -100,10 +105,11 @@ def test_a_429_pauses_every_caller_for_its_retry_after() -> None:
     pace = limiter(clock, max_wait=30)
     pace.observe(answer(429), retry_after=12)
 
-    assert pace.reserve_slot() == pytest.approx(12.0)
+    pace.acquire()
+    assert clock.slept == [pytest.approx(12.0)]
     pace.observe(answer(429), retry_after=120)
     with pytest.raises(PaceExceeded) as refused:
-        pace.reserve_slot()
+        pace.acquire()
     assert refused.value.retry_after == pytest.approx(120.0)
 
 
