@@ -71,14 +71,15 @@ def test_a_5000_deal_first_share_completes_across_time_boxed_polls_each_deal_onc
         audit=FakeAuditLog(),
         leases=FakeLeaseStore(clock),
         inbound_options=InboundOptions(),
-        max_seconds=5,  # CRM_POLL_MAX_SECONDS, small: a poll handles a few hundred records at most
+        max_seconds=10,  # CRM_POLL_MAX_SECONDS, small: a poll handles a few hundred records
     )
 
     reports = []
     try:
         while not reports or reports[-1].time_boxed:
             reports.append(outbound.poll())
-            assert len(reports) <= 40, "the polls do not converge"
+            # How many polls depends on the machine's speed; each must make progress, or they never end.
+            assert reports[-1].outcomes["created"] > 0 or not reports[-1].time_boxed, "a poll made no progress"
     finally:
         sandbox.dataverse.protection.configure(requests=6000)
 
