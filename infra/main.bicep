@@ -130,6 +130,17 @@ param backfillReferralsPerMinute string = '50'
 @description('BACKFILL_QUEUE_AHEAD_MINUTES: how far ahead of that pace a backfill lists and queues referrals (a number).')
 param backfillQueueAheadMinutes string = '10'
 
+@description('CRM_REQUESTS_PER_MINUTE: pace of all CRM calls of one instance (a number). 600 spends half of Dataverse\'s 1,200 a minute per user.')
+param crmRequestsPerMinute string = '600'
+
+@minValue(1)
+@maxValue(52)
+@description('CRM_MAX_CONCURRENT_REQUESTS: CRM calls in flight at once per instance (Dataverse refuses a user\'s 53rd).')
+param crmMaxConcurrentRequests int = 16
+
+@description('CRM_BUDGET_RESERVE: share of the CRM user\'s budget (as the CRM reports it) the app leaves to others (a number, 0 to 0.49).')
+param crmBudgetReserve string = '0.2'
+
 @description('HTTP_TIMEOUT_SECONDS: timeout of every outbound call (a number; decimals allowed).')
 param httpTimeoutSeconds string = '15'
 
@@ -333,6 +344,9 @@ var appSettings = {
   RECONCILE_FIRST_RUN_HOURS: string(reconcileFirstRunHours)
   BACKFILL_REFERRALS_PER_MINUTE: backfillReferralsPerMinute
   BACKFILL_QUEUE_AHEAD_MINUTES: backfillQueueAheadMinutes
+  CRM_REQUESTS_PER_MINUTE: crmRequestsPerMinute
+  CRM_MAX_CONCURRENT_REQUESTS: string(crmMaxConcurrentRequests)
+  CRM_BUDGET_RESERVE: crmBudgetReserve
 
   HTTP_TIMEOUT_SECONDS: httpTimeoutSeconds
   HTTP_MAX_ATTEMPTS: string(httpMaxAttempts)

@@ -167,6 +167,21 @@ class Settings(BaseSettings):
     # when the previous one is due.
     backfill_queue_ahead_minutes: float = Field(10.0, ge=0, le=1440, validation_alias="BACKFILL_QUEUE_AHEAD_MINUTES")
 
+    # --- CRM request pacing (shared/ratelimit.py): one limiter per CRM user per process ---
+    # Dataverse allows 6,000 requests per user in any 5 minutes (1,200 a minute); 600 a minute spends half
+    # and leaves half to the other integrations and people working as the same user. Per instance: every
+    # instance also reads the user's remaining budget from the CRM's answers and slows down as it runs low.
+    crm_requests_per_minute: float = Field(600.0, gt=0, le=100_000, validation_alias="CRM_REQUESTS_PER_MINUTE")
+    # Dataverse refuses a user's 53rd concurrent request (api-limits page); the suggested client cap is 8-16.
+    crm_max_concurrent_requests: int = Field(16, ge=1, le=52, validation_alias="CRM_MAX_CONCURRENT_REQUESTS")
+    # The share of the CRM user's budget (as the CRM's headers report it) the app leaves alone: below twice
+    # this share left it slows down, at this share it stops until the budget recovers.
+    crm_budget_reserve: float = Field(0.2, ge=0, lt=0.5, validation_alias="CRM_BUDGET_RESERVE")
+    # Timer runs stop in time and save their watermark (host.json functionTimeout is 10 minutes): the
+    # next run goes on from there. 480 s leaves two minutes for the record in hand and the last writes.
+    crm_poll_max_seconds: float = Field(480.0, gt=0, le=570, validation_alias="CRM_POLL_MAX_SECONDS")
+    reconcile_max_seconds: float = Field(480.0, gt=0, le=570, validation_alias="RECONCILE_MAX_SECONDS")
+
     # --- outbound HTTP policy ---
     http_timeout_seconds: float = Field(15.0, gt=0, validation_alias="HTTP_TIMEOUT_SECONDS")
     http_max_attempts: int = Field(6, ge=1, le=20, validation_alias="HTTP_MAX_ATTEMPTS")

@@ -8,6 +8,10 @@ take (Dataverse service protection asks for up to five minutes) is not shortened
 full duration", Dataverse "Service protection API limits"). Each attempt is counted per service in
 a context-local counter, so a sync can report (and tests can assert) how many calls it made.
 
+A client built with a :class:`~shared.ratelimit.RateLimiter` (the CRM's, one per CRM user) sends each
+attempt when the limiter gives it a slot, and shows it every answer; a slot further away than an
+in-call wait is a :class:`Throttled` like a long ``Retry-After``.
+
 Absolute URLs (``@odata.nextLink``, ``nextRecordsUrl``) are followed only to the configured origin:
 the bearer token must never travel to another host, nor over plain HTTP.
 """
@@ -26,6 +30,8 @@ from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from shared.ratelimit import PaceExceeded, RateLimiter
 
 log = logging.getLogger("cosell.http")
 
@@ -178,8 +184,11 @@ class ServiceClient:
         changes_data: bool = True,
         throttled: Callable[[httpx.Response], bool] | None = None,
         settings: tuple[str, ...] = (),
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.service = service
+        # Shared by every client of the same CRM user in the process (shared.ratelimit.limiter_for).
+        self.limiter = limiter
         # The app settings that say where this remote is: named when it cannot be reached.
         self.settings = settings
         # A service that signals throttling other than by 429/5xx (Salesforce: 403 REQUEST_LIMIT_EXCEEDED).
@@ -256,6 +265,9 @@ class ServiceClient:
                 raise Throttled(
                     self.service, method, _path_of(url), response.status_code, retry_after_seconds(response) or 0.0
                 ) from None
+        except PaceExceeded as exc:
+            log.info("%s %s %s held back: %s", self.service, method, _path_of(url), exc.reason)
+            raise Throttled(self.service, method, _path_of(url), 429, exc.retry_after) from None
         except httpx.HTTPError as exc:
             raise ApiUnavailable(
                 f"{self.service} {method} {_path_of(url)} failed: {type(exc).__name__}", settings=self.settings
@@ -270,9 +282,13 @@ class ServiceClient:
         headers = dict(kwargs.pop("headers", None) or {})
         if self._auth is not None:
             headers["Authorization"] = f"Bearer {self._auth()}"
-        _record_call(self.service, method, changes_data=self._changes_data, writes=writes)
-        started = time.perf_counter()
-        response = self._client.request(method, url, headers=headers, **kwargs)
+        limiter = self.limiter
+        with limiter.request() if limiter is not None else contextlib.nullcontext():
+            _record_call(self.service, method, changes_data=self._changes_data, writes=writes)
+            started = time.perf_counter()
+            response = self._client.request(method, url, headers=headers, **kwargs)
+        if limiter is not None:
+            limiter.observe(response, retry_after_seconds(response) if response.status_code == 429 else None)
         # Only method, path and status are logged: query strings can carry customer data.
         log.debug(
             "%s %s %s -> %s in %.0f ms",

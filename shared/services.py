@@ -37,6 +37,14 @@ from shared.messages import BACKFILL_QUEUE, REFERRAL_EVENTS_QUEUE, BackfillPageM
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.signature import WebhookVerifier
 from shared.partner_center.webhooks import WebhookRegistrationClient
+from shared.ratelimit import (
+    BudgetReader,
+    RateLimiter,
+    dataverse_budget,
+    forget_limiters,
+    limiter_for,
+    salesforce_budget,
+)
 from shared.status import StatusSources
 from shared.store.audit import AuditLog
 from shared.store.backfill import BackfillStore
@@ -142,6 +150,21 @@ def _http(settings: Settings, service: str, base_url: str, auth: object, url_set
         max_attempts=settings.http_max_attempts,
         max_backoff=settings.http_max_backoff_seconds,
         settings=(url_setting,),
+    )
+
+
+def crm_limiter(settings: Settings, identity: str, budget: BudgetReader) -> RateLimiter:
+    """The process's one pace for a CRM user: every client of that user (adapter, doctor) shares it."""
+    return limiter_for(
+        identity,
+        lambda: RateLimiter(
+            per_minute=settings.crm_requests_per_minute,
+            max_concurrent=settings.crm_max_concurrent_requests,
+            reserve=settings.crm_budget_reserve,
+            # Waiting longer than an in-call retry would is handed back as Throttled (the message returns later).
+            max_wait=settings.http_max_backoff_seconds,
+            budget=budget,
+        ),
     )
 
 
@@ -268,7 +291,9 @@ def _dynamics(settings: Settings) -> DynamicsCrm:
         account_country_field=settings.account_country_field,
         overrides_json=settings.crm_field_map,
     )
-    client = DataverseClient(_http(settings, "dataverse", f"{org}/{API_PATH}", token, "DATAVERSE_URL"))
+    http = _http(settings, "dataverse", f"{org}/{API_PATH}", token, "DATAVERSE_URL")
+    http.limiter = crm_limiter(settings, f"dataverse {org} {settings.dataverse_client_id}", dataverse_budget())
+    client = DataverseClient(http)
     return DynamicsCrm(
         client, fields, display_checkmark=settings.display_checkmark, audit_max_chars=settings.audit_max_chars
     )
@@ -293,6 +318,11 @@ def _salesforce(settings: Settings) -> SalesforceCrm:
         error_parser=salesforce_error,
         throttled=limit_exceeded,
         settings=("SALESFORCE_LOGIN_URL",),
+        limiter=crm_limiter(
+            settings,
+            f"salesforce {origin} {settings.salesforce_client_id}",
+            salesforce_budget(settings.salesforce_limit_pause_seconds),
+        ),
     )
     return SalesforceCrm(
         SalesforceClient(http, origin=origin, limit_pause=settings.salesforce_limit_pause_seconds),
@@ -377,6 +407,7 @@ def outbound_sync() -> OutboundSync:
         inbound_options=_inbound_options(settings),
         lease_seconds=settings.lease_seconds,
         lease_wait=settings.lease_wait_seconds,
+        max_seconds=settings.crm_poll_max_seconds,
     )
 
 
@@ -473,12 +504,14 @@ def reconciler() -> Reconciler:
         leases=lease_store(),
         enqueue=enqueue,
         first_run_lookback=dt.timedelta(hours=settings.reconcile_first_run_hours),
+        max_seconds=settings.reconcile_max_seconds,
     )
 
 
 def reset() -> None:
     """Forget everything built (tests change settings between cases)."""
     get_settings.cache_clear()
+    forget_limiters()
     for factory in (
         webhook_verifier,
         _refresh_token_store,

@@ -18,7 +18,12 @@ kind whose rate is non-zero, so adding a kind never changes the sequence of an e
   whether its write happened. This is the case that makes retries need idempotency.
 - ``status``         (``rate``): the handler does NOT run; the answer is one of ``statuses``.
 
-Each recorded request says which fault (if any) it got in ``RecordedRequest.fault``.
+Each recorded request says which fault (if any) it got in ``RecordedRequest.fault``, and when it
+arrived (``at``, epoch seconds), so a test can count requests per sliding window.
+
+A simulator whose service enforces usage limits sets :attr:`Simulator.admission`: it sees every API
+request before the injected latency and the handler (so a slow request counts as in flight) and
+may refuse it with the service's own answer; it also sees every answer (to add its headers).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -86,6 +91,16 @@ class RecordedRequest:
     body: Any
     status: int = 0
     fault: str | None = None  # the injected fault's kind, if any
+    at: float = 0.0  # arrival, epoch seconds
+
+
+class Admission(Protocol):
+    """A service's usage limits: ``enter`` answers a refusal or None (admitted, now in flight);
+    ``leave`` is called once for every admitted request, with its answer (headers may be added)."""
+
+    def enter(self, request: Request) -> Response | None: ...
+
+    def leave(self, request: Request, response: Response) -> None: ...
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -111,6 +126,7 @@ class Simulator:
         self._faults_injected = 0
         self.stats: Counter[str] = Counter()
         self.requests: list[RecordedRequest] = []
+        self.admission: Admission | None = None
 
     # ----- routing -----
     def add_route(self, rule: str, methods: Iterable[str], handler: Handler) -> None:
@@ -246,13 +262,30 @@ class Simulator:
             route=str(endpoint),
             headers={k: v for k, v in request.headers.items() if k.lower() in _RECORDED_HEADERS},
             body=_body_of(request),
+            at=time.time(),
         )
         with self._lock:
             self.stats[str(endpoint)] += 1
             self.requests.append(record)
+        admission = self.admission
+        if admission is not None:
+            refusal = admission.enter(request)
+            if refusal is not None:
+                record.status = refusal.status_code
+                return refusal
+            response = Response(status=500)  # what ``leave`` sees if the handler raised
+            try:
+                response = self._serve(request, str(endpoint), args, record)
+                return response
+            finally:
+                admission.leave(request, response)
+        return self._serve(request, str(endpoint), args, record)
+
+    def _serve(self, request: Request, endpoint: str, args: dict[str, Any], record: RecordedRequest) -> Response:
+        """Latency, faults and the handler: what an admitted request gets."""
         if self._faults.latency_ms:
             time.sleep(self._faults.latency_ms / 1000)
-        fault = self._draw_fault(str(endpoint))
+        fault = self._draw_fault(endpoint)
         record.fault = fault.kind if fault else None
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.delay)
@@ -261,7 +294,7 @@ class Simulator:
             response = self.fault_response(fault.status)
         else:
             try:
-                response = self._handlers[str(endpoint)](request, **args)
+                response = self._handlers[endpoint](request, **args)
             except HTTPException as exc:
                 response = self.error_response(exc.code or 400, type(exc).__name__, exc.description or str(exc))
             if fault is not None:  # commit_timeout: the handler's work is done, its answer comes too late

@@ -6,6 +6,11 @@ watermark, and handles each one; the watermark only moves past records that were
 nothing. A deal whose shared content equals what both sides last agreed on costs no Partner
 Center call: that is how our own write-backs and the other direction's writes stop echoing.
 
+A poll is time-boxed: after ``max_seconds`` it stops at the record in hand, saves its watermark and
+returns; the next tick goes on from there (a first share of thousands of deals takes several polls and
+never meets the function timeout). Every CRM call waits for the CRM user's limiter (shared/ratelimit.py),
+so a large share paces itself; a limiter wait too long to sleep through ends the poll like a 429 does.
+
 Creating a referral is not idempotent, so an intent is recorded before the POST; if the answer
 is lost, the next attempt first looks for a referral whose ``externalReferenceId`` is the CRM id.
 """
@@ -70,6 +75,7 @@ class PollReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     api_calls: dict[str, int] = field(default_factory=dict)
     records: list[RecordOutcome] = field(default_factory=list)
+    time_boxed: bool = False  # stopped at max_seconds with records left; the next poll goes on
 
 
 class OutboundSync:
@@ -86,8 +92,12 @@ class OutboundSync:
         lease_seconds: int = 60,
         lease_wait: float = 20.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        max_seconds: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._referrals = referrals
+        self._max_seconds = max_seconds
+        self._monotonic = monotonic
         self._crm = crm
         self._state = state
         self._audit = audit
@@ -113,7 +123,7 @@ class OutboundSync:
             return PollReport(ran=False)
 
     def _poll_held(self) -> PollReport:
-        started = time.monotonic()
+        started = self._monotonic()
         before = self._state.watermark(self._watermark_name)
         report = PollReport(ran=True, watermark_before=before, watermark_after=before)
         blocked = False
@@ -134,6 +144,10 @@ class OutboundSync:
                         # Progress survives a crash or the function timeout mid-poll.
                         self._state.save_watermark(self._watermark_name, report.watermark_after)
                         saved = report.watermark_after
+                    if self._max_seconds is not None and self._monotonic() - started >= self._max_seconds:
+                        # Stop well before the function timeout; the watermark below is where the next poll starts.
+                        report.time_boxed = True
+                        break
             except (*TRANSIENT, CrmRejected) as exc:
                 # Reading the next page failed (or the CRM lacks the sync's schema): keep what was
                 # done; the next poll goes on from there.
@@ -146,22 +160,25 @@ class OutboundSync:
             last_run_at=self._clock().isoformat(),
             last_outcomes=dict(report.outcomes),
             last_api_calls=report.api_calls,
+            last_time_boxed=report.time_boxed,
         )
         log.info(
-            "CRM poll: %s; watermark %s -> %s; calls %s",
+            "CRM poll: %s; watermark %s -> %s; calls %s%s",
             dict(report.outcomes) or "nothing changed",
             before or "-",
             report.watermark_after or "-",
             report.api_calls,
+            f"; stopped after {self._max_seconds:.0f} s, the next poll goes on" if report.time_boxed else "",
         )
         if not (report.outcomes["retry"] or report.outcomes["throttled"]):
-            # Everything the CRM had changed was handled: the alert "no successful poll" counts these.
+            # Everything the CRM had changed was handled, or as much as the time box allowed without a
+            # failure (a large first share spans polls): the alert "no successful poll" counts these.
             telemetry.emit(
                 "poll_succeeded",
                 1,
                 crm=self._crm.kind,
                 records=len(report.records),
-                duration_ms=round((time.monotonic() - started) * 1000),
+                duration_ms=round((self._monotonic() - started) * 1000),
             )
         return report
 

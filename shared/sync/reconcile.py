@@ -2,13 +2,16 @@
 
 Partner Center gives up on a callback after 10 failed deliveries and the events carry no data,
 so a referral can change without us hearing of it. This finds those by ``updatedDateTime`` and
-hands them to the same queue the webhook uses; the worker then syncs them as usual.
+hands them to the same queue the webhook uses; the worker then syncs them as usual. A run stops after
+``max_seconds`` (before the function timeout) with its watermark at the newest referral it saw; the
+listing is oldest first, so the next run goes on from there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +34,7 @@ class ReconcileReport:
     seen: int = 0
     queued: list[str] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)  # per service, for the status route
+    time_boxed: bool = False
 
 
 class Reconciler:
@@ -43,7 +47,11 @@ class Reconciler:
         enqueue: Callable[[ReferralMessage], None],
         first_run_lookback: dt.timedelta = dt.timedelta(hours=24),
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        max_seconds: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._max_seconds = max_seconds
+        self._monotonic = monotonic
         self._referrals = referrals
         self._state = state
         self._leases = leases
@@ -64,6 +72,7 @@ class Reconciler:
         since = dt.datetime.fromisoformat(before) if before else self._clock() - self._lookback
         report = ReconcileReport(ran=True, watermark_before=before)
         newest = since
+        started = self._monotonic()
         with count_calls() as stats:
             # ge, not gt: the referral at the watermark is seen again and skipped, never missed.
             for referral in self._referrals.changed_since(since):
@@ -78,6 +87,9 @@ class Reconciler:
                     )
                     report.queued.append(referral.id)
                 newest = max(newest, updated)
+                if self._max_seconds is not None and self._monotonic() - started >= self._max_seconds:
+                    report.time_boxed = True  # oldest first: the next run lists on from ``newest``
+                    break
         report.api_calls = dict(stats.calls)
         report.watermark_after = newest.isoformat()
         self._state.save_watermark(

@@ -54,8 +54,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HTTP_TIMEOUT_SECONDS": "2",
         # In-call waits up to 2 s; a longer Retry-After hands the message back to the queue (test_throttling).
         "HTTP_MAX_BACKOFF_SECONDS": "2",
+        # Bursts of up to 1,000 referrals: the suite's org has ten web servers' worth of service protection
+        # budget (60,000 requests / 5 min), and the app may use it (tests/integration/test_crm_pacing.py paces).
+        "CRM_REQUESTS_PER_MINUTE": "60000",
     }
     with Stack(data_dir, seed=7, log_path=data_dir / "host.log", extra_settings=settings) as running:
+        running.sandbox.dataverse.protection.configure(requests=60_000)
         running.register_webhook()
         yield running
 

@@ -21,12 +21,13 @@ from tests.e2e.conftest import (  # noqa: F401 - fixtures, re-exported for this 
     sandbox,
     wait_for_audit,
 )
-from tests.resilience.support import STACK_SETTINGS
+from tests.resilience.support import STACK_SETTINGS, SUITE_DATAVERSE_REQUESTS
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("resilience")
     with Stack(data_dir, seed=11, log_path=data_dir / "host.log", extra_settings=STACK_SETTINGS) as running:
+        running.sandbox.dataverse.protection.configure(requests=SUITE_DATAVERSE_REQUESTS)
         running.register_webhook()
         yield running

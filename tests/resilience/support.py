@@ -24,7 +24,11 @@ STACK_SETTINGS = {
     "RECONCILE_SCHEDULE": "0 0 0 1 1 *",
     "HTTP_TIMEOUT_SECONDS": "2",
     "HTTP_MAX_BACKOFF_SECONDS": "2",
+    # Bursts of hundreds of referrals: the suite's org has ten web servers' worth of service protection
+    # budget (see the stack fixture), and the app may use it (tests/integration/test_crm_pacing.py paces).
+    "CRM_REQUESTS_PER_MINUTE": "60000",
 }
+SUITE_DATAVERSE_REQUESTS = 60_000  # per 5 minutes: ten web servers of 6,000
 EVENTS_PATH = "/api/partner-center/events"
 EVENTS_QUEUE = "referral-events"
 POISON_QUEUE = "referral-events-poison"

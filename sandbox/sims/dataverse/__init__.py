@@ -29,6 +29,11 @@ is served by the read endpoints and enforced by the records API like the provisi
 need a publisher's customization prefix, new alternate keys are ``Pending`` until their index is
 built, and the caller can lose its System Customizer privileges (metadata writes then answer 403).
 
+Service protection API limits (``protection.py``): per user, 6,000 requests and 1,200 s of execution time
+in a 300 s sliding window and 52 concurrent requests, each answered past the limit with 429, ``Retry-After``
+and the documented code; every answer carries ``x-ms-ratelimit-burst-remaining-xrm-requests`` and
+``x-ms-ratelimit-time-remaining-xrm-requests``. Configurable (``limits=``, ``PUT /_sim/service-protection``).
+
 Control API additions (besides the base class's): ``POST /_sim/seed``, ``GET /_sim/records/<set>``,
 ``POST /_sim/clear`` (back to the org as it started, schema included), ``GET``/``POST
 /_sim/privileges`` (``{"customizer": false}`` or ``{"missing": ["prvCreateEntityKey"]}``), ``GET``/
@@ -44,7 +49,8 @@ indexes, versions), ``seed`` (the rows every org starts with), ``query`` (OData 
 (projection, paging), ``writes`` (validation, state rules, actions), ``records`` (record endpoints),
 ``metadata`` (``EntityDefinitions`` / ``RelationshipDefinitions`` / ``GlobalOptionSetDefinitions``
 reads), ``definitions`` (metadata create bodies checked and turned into schema data), ``customize``
-(the create side: publishers' prefixes, privileges, key index builds), ``app`` (routing, control API).
+(the create side: publishers' prefixes, privileges, key index builds), ``protection`` (service protection
+API limits), ``app`` (routing, control API).
 """
 
 from sandbox.sims.dataverse.app import DataverseSimulator

@@ -24,6 +24,7 @@ from sandbox.sims.dataverse.errors import (
     bad_request,
 )
 from sandbox.sims.dataverse.metadata import MetadataApi
+from sandbox.sims.dataverse.protection import Limits, ServiceProtection
 from sandbox.sims.dataverse.reads import ExpandCache
 from sandbox.sims.dataverse.records import RecordsApi
 from sandbox.sims.dataverse.schema import Entity, SchemaKind, Table, build_schema, build_tables
@@ -44,6 +45,7 @@ class DataverseSimulator(Simulator):
         schema: SchemaKind = "provisioned",
         expand_cache_seconds: float = 60,
         key_index_seconds: float = 1.0,
+        limits: Limits | None = None,
     ) -> None:
         """``schema``: ``"provisioned"`` (the default, what ``make run`` and the tests use) has the sync's
         ``cosell_*`` columns, alternate key, ``cosell_solution`` table, publisher and solution;
@@ -53,8 +55,14 @@ class DataverseSimulator(Simulator):
         ``If-None-Match: null`` is served from its first answer (0 turns the cache off).
 
         ``key_index_seconds``: how long an alternate key created at run time stays ``Pending`` before
-        its index is built (``POST /_sim/key-index`` changes it or finishes the builds at once)."""
+        its index is built (``POST /_sim/key-index`` changes it or finishes the builds at once).
+
+        ``limits``: the service protection API limits (``protection.py``); default the documented ones."""
         super().__init__(seed=seed)
+        self.protection = ServiceProtection(
+            lambda code, message, headers: self.error_response(429, code, message, headers), limits
+        )
+        self.admission = self.protection
         self._token_validator = token_validator
         self._kind: SchemaKind = schema
         self.schema = build_schema(schema)
@@ -129,7 +137,8 @@ class DataverseSimulator(Simulator):
 
     def clear(self) -> None:
         """Back to the org as it started: its schema (what was created at run time is dropped), full
-        customizer rights, no rows but the seeded currencies, user, publishers and solutions (same ids)."""
+        customizer rights, no rows but the seeded currencies, user, publishers and solutions (same ids),
+        no service protection usage."""
         with self._store.lock:
             self.schema.load(build_tables(self._kind))
             self._customizer.reset()
@@ -137,6 +146,7 @@ class DataverseSimulator(Simulator):
             self._store.wipe()
             self._records.expand_cache.clear()
             self._seed()
+        self.protection.reset()  # no usage in the window (the limits stay as configured)
 
     def install_connector(self) -> None:
         """Install Microsoft's co-sell connector solution: its ``msft_`` columns on opportunity and lead
@@ -190,6 +200,8 @@ class DataverseSimulator(Simulator):
             return self._control_privileges(request)
         if action == "key-index":
             return self._control_key_index(request)
+        if action == "service-protection":
+            return self._control_protection(request)
         if action == "connector" and request.method == "POST":
             self.install_connector()
             return json_response({"installed": True})
@@ -199,6 +211,30 @@ class DataverseSimulator(Simulator):
                 return json_response({"error": f"unknown entity set {set_name!r}"}, 404)
             return json_response(self.records(set_name))
         return super().control(request, action)
+
+    def _control_protection(self, request: Request) -> Response:
+        """``GET``/``PUT /_sim/service-protection``: ``{"requests": 300, "window_seconds": 10, "execution_seconds":
+        1200, "concurrent": 52}`` changes the limits (any subset), ``{"used_by_others": 250}`` spends that many
+        requests of the window now, ``{"reset": true}`` forgets the usage; answers limits and usage."""
+        if request.method in ("PUT", "POST"):
+            body = request.get_json(force=True, silent=True)
+            numbers = {"requests", "window_seconds", "execution_seconds", "concurrent", "used_by_others"}
+            if (
+                not isinstance(body, dict)
+                or set(body) - numbers - {"reset"}
+                or not all(_is_number(body[k]) for k in numbers & set(body))
+            ):
+                return json_response({"error": f"body must be an object of numbers among {sorted(numbers)}"}, 400)
+            changes = {k: v for k, v in body.items() if k in numbers - {"used_by_others"}}
+            try:
+                self.protection.configure(**changes)
+            except ValueError as exc:
+                return json_response({"error": str(exc)}, 400)
+            if body.get("reset"):
+                self.protection.reset()
+            if body.get("used_by_others"):
+                self.protection.spend(int(body["used_by_others"]))
+        return json_response(self.protection.snapshot())
 
     def _control_privileges(self, request: Request) -> Response:
         """``GET``/``POST /_sim/privileges``: ``{"customizer": false}`` takes the System Customizer rights
@@ -349,3 +385,7 @@ class DataverseSimulator(Simulator):
 
     def _seed(self) -> None:
         seeding.seed(self._store, self._records.writer, provisioned=self._kind == "provisioned")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

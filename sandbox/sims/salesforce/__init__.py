@@ -27,7 +27,8 @@ FieldPermissions / ObjectPermissions on it is assigned to that user (``POST /sob
 bare org after cosell.py's Tooling creates plus the permission set an admin would have assigned.
 
 Control API additions (besides the base class's): ``POST /_sim/seed``, ``GET /_sim/records/<Object>``,
-``POST /_sim/clear``, ``POST /_sim/revoke-tokens``, ``POST /_sim/clients``, ``GET|PUT /_sim/api-usage``,
+``POST /_sim/clear``, ``POST /_sim/revoke-tokens``, ``POST /_sim/clients``, ``GET|PUT /_sim/api-usage``
+(``{"used", "limit", "windowSeconds"}``: the daily allocation is a rolling window, 24 h unless shrunk),
 ``GET /_sim/users``, ``GET|POST /_sim/customizer`` (``{"customizer": false}``: the API user lacks
 "Customize Application" / "Modify All Data"), ``GET /_sim/visible-fields/<Object>`` (what the integration
 user's describe lists), ``POST /_sim/connector`` (``{"namespace": "pcref", "grant": true}``: install

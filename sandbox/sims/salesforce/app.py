@@ -4,6 +4,8 @@ the in-process helpers tests use."""
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +60,7 @@ class SalesforceSimulator(Simulator):
         schema: SchemaKind = "provisioned",
         clients: dict[str, str] | None = None,
         api_request_limit: int = 100_000,
+        api_window_seconds: float = 86_400.0,
         session_seconds: float | None = None,
         latest_version: str = DEFAULT_LATEST_VERSION,
         default_batch_size: int = 2000,
@@ -67,7 +70,9 @@ class SalesforceSimulator(Simulator):
         user; ``"bare"`` is a fresh org, where whatever an app creates is hidden until it grants it.
         ``clients``: connected-app consumer key -> secret for the client-credentials flow.
         ``api_request_limit``: the org's daily API allocation (Enterprise Edition starts at 100,000; past it
-        every call is 403 REQUEST_LIMIT_EXCEEDED). ``session_seconds``: token lifetime (None: until revoked).
+        every call is 403 REQUEST_LIMIT_EXCEEDED). ``api_window_seconds``: the allocation is over a rolling
+        24 hours ("Daily API requests", crm-apis.md B5): a call stops counting that long after it was made
+        (tests shrink it). ``session_seconds``: token lifetime (None: until revoked).
         ``latest_version``: the newest version ``GET /services/data/`` lists. ``default_batch_size``: the
         query batch when the client asks for none (the service's is 2,000)."""
         super().__init__(seed=seed)
@@ -89,7 +94,9 @@ class SalesforceSimulator(Simulator):
         for client_id, secret in (clients or {}).items():
             self.sessions.add_client(client_id, secret)
         self.api_request_limit = api_request_limit
-        self.api_requests_used = 0
+        self.api_window_seconds = api_window_seconds
+        self._usage: deque[tuple[float, int]] = deque()  # (when, calls) inside the rolling window
+        self.usage_clock: Callable[[], float] = time.monotonic
         self._provision()
         self._seed()
 
@@ -274,11 +281,25 @@ class SalesforceSimulator(Simulator):
         seen = self.access.view(user_id or self.integration_user_id).sobject(sobject)
         return None if seen is None else list(seen.fields)
 
-    def set_api_usage(self, used: int, limit: int | None = None) -> None:
+    @property
+    def api_requests_used(self) -> int:
+        """Calls counted in the rolling window (the ``used`` of ``Sforce-Limit-Info``)."""
         with self._lock:
-            self.api_requests_used = used
+            start = self.usage_clock() - self.api_window_seconds
+            while self._usage and self._usage[0][0] <= start:
+                self._usage.popleft()
+            return sum(calls for _, calls in self._usage)
+
+    def set_api_usage(self, used: int, limit: int | None = None, window_seconds: float | None = None) -> None:
+        """``used`` calls as made now (by this app or another integration); they leave the window as calls do."""
+        with self._lock:
+            self._usage.clear()
+            if used:
+                self._usage.append((self.usage_clock(), used))
             if limit is not None:
                 self.api_request_limit = limit
+            if window_seconds is not None:
+                self.api_window_seconds = window_seconds
 
     # ----- control API -----
     def control(self, request: Request, action: str) -> Response:
@@ -305,8 +326,15 @@ class SalesforceSimulator(Simulator):
         if action == "api-usage":
             if request.method == "PUT":
                 body = request.get_json(force=True, silent=True) or {}
-                self.set_api_usage(int(body.get("used", self.api_requests_used)), body.get("limit"))
-            return json_response({"used": self.api_requests_used, "limit": self.api_request_limit})
+                window = body.get("windowSeconds")
+                self.set_api_usage(int(body.get("used", self.api_requests_used)), body.get("limit"), window)
+            return json_response(
+                {
+                    "used": self.api_requests_used,
+                    "limit": self.api_request_limit,
+                    "windowSeconds": self.api_window_seconds,
+                }
+            )
         if action == "connector" and request.method == "POST":
             body = request.get_json(force=True, silent=True) or {}
             namespace = body.get("namespace", connector.NAMESPACE) if isinstance(body, dict) else None
@@ -383,7 +411,7 @@ class SalesforceSimulator(Simulator):
                 with self._lock:
                     if self.api_requests_used >= self.api_request_limit:
                         raise errors.request_limit_exceeded()
-                    self.api_requests_used += 1
+                    self._usage.append((self.usage_clock(), 1))
                 call = Call(parsed, session.user_id, self.access.view(session.user_id))
                 response = handler(request, call, **kwargs, **bound)
             except SalesforceError as exc:

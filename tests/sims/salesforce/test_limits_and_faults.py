@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from sandbox.sims.salesforce import SalesforceSimulator
@@ -76,3 +78,24 @@ def test_requests_are_counted_per_route(api: httpx.Client, sim: SalesforceSimula
     assert stats["routes"]["POST /services/data/<version>/sobjects/<name>"] == 1
     assert stats["routes"]["GET /services/data/<version>/query"] == 2
     assert stats["routes"]["POST /services/oauth2/token"] == 1
+
+
+def test_the_allocation_is_a_rolling_window_calls_leave_it(api: httpx.Client, sim: SalesforceSimulator) -> None:
+    now = [5000.0]
+    sim.usage_clock = lambda: now[0]
+    try:
+        sim.set_api_usage(3, 4, window_seconds=10)  # three calls by another integration, just now
+        now[0] += 4
+        mine = api.get("/limits")
+        refused = api.get("/limits")
+        now[0] += 6  # the other integration's calls are 10 s old: out of the window
+        after = api.get("/limits")
+    finally:
+        sim.usage_clock = time.monotonic
+        sim.set_api_usage(0, 100_000, window_seconds=86_400)
+
+    assert mine.headers["Sforce-Limit-Info"] == "api-usage=4/4"
+    assert refused.status_code == 403
+    assert error_of(refused)["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    assert after.status_code == 200
+    assert after.headers["Sforce-Limit-Info"] == "api-usage=2/4"  # mine (6 s old) and this one
