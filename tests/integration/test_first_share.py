@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from sandbox.azurite import Azurite
-from sandbox.environment import Sandbox
+from sandbox.environment import PARTNER_CENTER_CLIENT_ID, Sandbox
 from shared import services
 from shared.crm.dynamics_fields import DYNAMICS_DEFAULTS
 from shared.mapping.inbound import InboundOptions
@@ -60,7 +60,12 @@ def test_a_5000_deal_first_share_completes_across_time_boxed_polls_each_deal_onc
     # The sandbox org has ten web servers' worth of service protection budget: this test is about the time
     # box (tests/integration/test_crm_pacing.py is about the pace).
     sandbox.dataverse.protection.configure(requests=60_000)
-    app_settings(sandbox, azurite.connection_string, CRM_REQUESTS_PER_MINUTE="60000")
+    # A refresh token of its own: the package's sandbox token may have been redeemed and rotated by a test
+    # before this one, into a token store this test does not share.
+    token = sandbox.entra.issue_refresh_token(PARTNER_CENTER_CLIENT_ID)
+    app_settings(
+        sandbox, azurite.connection_string, CRM_REQUESTS_PER_MINUTE="60000", PARTNER_CENTER_REFRESH_TOKEN=token
+    )
     deals = set(seed(sandbox, tag))
     pc_before = {r["id"] for r in sandbox.partner_center.referrals()}
     clock = FakeClock(dt.datetime.now(dt.UTC))  # leases only; the time box runs on the real monotonic clock
