@@ -64,12 +64,15 @@ def count_calls() -> Iterator[CallStats]:
         _stats.reset(token)
 
 
-def _record_call(service: str, method: str, *, changes_data: bool) -> None:
+def _record_call(service: str, method: str, *, changes_data: bool, writes: int | None = None) -> None:
+    """One call; its writes are 1 for a non-GET unless the caller says how many it carries (a batch)."""
     stats = _stats.get()
+    if writes is None:
+        writes = 1 if changes_data and method.upper() not in _READ_METHODS else 0
     while stats is not None:
         stats.calls[service] += 1
-        if changes_data and method.upper() not in _READ_METHODS:
-            stats.writes[service] += 1
+        if writes:
+            stats.writes[service] += writes
         stats = stats.parent
 
 
@@ -207,6 +210,7 @@ class ServiceClient:
         *,
         idempotent: bool = True,
         expected: tuple[int, ...] = (),
+        writes: int | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; raise :class:`ApiError` for error statuses not listed in ``expected``.
@@ -215,7 +219,12 @@ class ServiceClient:
         answer that was lost, a timeout or a 5xx may come after the service carried the call out,
         so only a 429 (refused before any work) or a connection that never opened is retried here;
         the caller looks before it tries again.
+
+        ``writes``: how many writes the call carries, for a call whose method does not say it (a
+        Dataverse ``$batch`` is one POST that may carry no write or many).
         """
+        if writes is not None:
+            kwargs["_writes"] = writes
 
         url = self._same_origin(url)
 
@@ -258,10 +267,11 @@ class ServiceClient:
 
     def _send_once(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         kwargs = dict(kwargs)
+        writes = kwargs.pop("_writes", None)
         headers = dict(kwargs.pop("headers", None) or {})
         if self._auth is not None:
             headers["Authorization"] = f"Bearer {self._auth()}"
-        _record_call(self.service, method, changes_data=self._changes_data)
+        _record_call(self.service, method, changes_data=self._changes_data, writes=writes)
         started = time.perf_counter()
         response = self._client.request(method, url, headers=headers, **kwargs)
         # Only method, path and status are logged: query strings can carry customer data.

@@ -199,8 +199,12 @@ _LEAD_STAGE = {0: DealStage.PENDING, 1: DealStage.ACCEPTED, 2: DealStage.LOST}
 _KEYS = {"accounts": "accountid", "contacts": "contactid", "opportunities": "opportunityid", "leads": "leadid"}
 
 
+_INNER_WRITE = re.compile(rb"^(?:POST|PATCH|PUT|DELETE) \S+ HTTP/1\.1\r?$", re.MULTILINE)
+
+
 class CountingTransport(httpx.BaseTransport):
-    """The adapter's HTTP transport: counts every request that is not a read."""
+    """The adapter's HTTP transport: counts every request that is not a read (a Dataverse ``$batch``
+    counts the writes it carries, none for a batch of look-ups)."""
 
     def __init__(self) -> None:
         self._inner = httpx.HTTPTransport()
@@ -209,7 +213,9 @@ class CountingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests.append((request.method, request.url.path))
-        if request.method not in ("GET", "HEAD"):
+        if request.url.path.endswith("/$batch"):
+            self.writes += len(_INNER_WRITE.findall(request.read()))
+        elif request.method not in ("GET", "HEAD"):
             self.writes += 1
         return self._inner.handle_request(request)
 

@@ -6,8 +6,8 @@ single-valued and collection-valued ``$expand``, create / update / upsert with `
 ``If-None-Match``, alternate keys (``cosell_referralid`` when provisioned), the ``WinOpportunity`` /
 ``LoseOpportunity`` actions, ``$batch`` (change sets applied atomically, ``$n`` Content-ID references,
 ``Prefer: odata.continue-on-error``; a batch is one request in ``stats``, its operations are logged
-with a ``$batch `` route and counted in ``batch_operations``) and Dataverse's ``{"error": {"code": "0x…", "message": "…"}}`` error
-body (also for injected faults).
+with a ``$batch `` route and counted in ``batch_operations``) and Dataverse's
+``{"error": {"code": "0x…", "message": "…"}}`` error body (also for injected faults).
 
 Users and owners: ``systemusers`` holds one seeded user ("Sandbox Seller", whose id is the WhoAmI
 ``UserId``, :attr:`DataverseSimulator.user_id`); every account, contact, opportunity and lead is
