@@ -153,7 +153,7 @@ def print_report(report: Report, stack: Stack, total: int, customers: int, rate:
     sims["dataverse"] = stack.sandbox.dataverse
     injected = []
     for name, sim in sims.items():
-        requests = sim.recorded()
+        requests = [r for r in sim.recorded() if not r.route.startswith("$batch ")]  # HTTP requests only
         faulted = sum(1 for r in requests if r.fault)
         share = 100 * faulted / len(requests) if requests else 0.0
         injected.append(f"{name} {faulted}/{len(requests)} ({share:.0f} %)")

@@ -71,10 +71,10 @@ def count_calls() -> Iterator[CallStats]:
 
 
 def _record_call(service: str, method: str, *, changes_data: bool, writes: int | None = None) -> None:
-    """One call; its writes are ``writes`` when the caller knows better than the method (a composite request)."""
+    """One call; its writes are 1 for a non-GET unless the caller says how many it carries (a batch)."""
+    stats = _stats.get()
     if writes is None:
         writes = 1 if changes_data and method.upper() not in _READ_METHODS else 0
-    stats = _stats.get()
     while stats is not None:
         stats.calls[service] += 1
         if writes:
@@ -231,8 +231,10 @@ class ServiceClient:
         ``idempotent=False`` is for calls that must not happen twice (creating a referral): an
         answer that was lost, a timeout or a 5xx may come after the service carried the call out,
         so only a 429 (refused before any work) or a connection that never opened is retried here;
-        the caller looks before it tries again. ``writes``: how many writes the call carries, for a
-        request that bundles several (one call in the stats, its inner writes as writes).
+        the caller looks before it tries again.
+
+        ``writes``: how many writes the call carries, for a call whose method does not say it (a
+        Dataverse ``$batch`` or a Salesforce composite is one POST that may carry no write or many).
         """
 
         url = self._same_origin(url)

@@ -18,15 +18,17 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from shared.crm.dataverse_batch import BatchRequest
 from shared.crm.dataverse_client import DataverseClient, bind, key_by_alternate, key_by_id
 from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.crm.dynamics_columns import MAX_LENGTH
+from shared.crm.dynamics_customers import DynamicsCustomers
 from shared.crm.dynamics_deals import DynamicsDeals
 from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED, dynamics_connector_map
 from shared.crm.dynamics_schema import DynamicsSchema
 from shared.crm.dynamics_status import LEAD_QUALIFIED, lead_codes, opportunity_codes
 from shared.crm.fields import FieldMap
-from shared.crm.matching import account_id, contact_id, customer_key, same_customer, solution_row_id
+from shared.crm.matching import solution_row_id
 from shared.crm.port import Capabilities, CrmRejected, InboundResult, KnownRecord, SchemaNotReady
 from shared.http import ApiError
 from shared.mapping.model import AccountData, ContactData, CrmDeal, CrmPlan, DealData, DealKind, DealStage, SolutionData
@@ -76,6 +78,7 @@ class DynamicsCrm:
         self._currency_lock = threading.Lock()
         self._nav = DataverseNavigation(client)
         self._deals = DynamicsDeals(client, fields, self._nav)
+        self._customers = DynamicsCustomers(client, fields)
 
     @property
     def schema(self) -> DynamicsSchema:
@@ -183,14 +186,31 @@ class DynamicsCrm:
         deal = _deal_of(plan)
         col = self._col_opportunity
         select = ["opportunityid", "statecode", "statuscode", "_parentaccountid_value", col("name"), col("audit")]
-        current = self._current("opportunity", plan, previous, select)
-        if current is None and plan.external_id and _is_guid(plan.external_id):
-            # A referral shared from this CRM names its opportunity in externalReferenceId: link to
-            # it, even if Partner Center's webhook for our own create overtakes our write-back.
-            current = self._dv.get(key_by_id(OPPORTUNITIES, plan.external_id), select=select)
+        known_id = previous.crm_id if previous and previous.kind == "opportunity" and previous.crm_id else None
+        lead_id = previous.crm_id if previous and previous.kind == "lead" and previous.crm_id else ""
+        customer = plan.account or AccountData(name=deal.title)
+        reads: dict[str, BatchRequest | None] = {
+            "current": self._dv.get_request(self._current_key("opportunity", plan, known_id), select=select),
+            "currency": self._currency_read(deal),
+        }
+        if known_id is None:
+            # New to this sync: everything a create needs is looked up in the same call, the
+            # customer's account and contacts included (a referral found already in the CRM
+            # uses them too when its customer changed).
+            if plan.external_id and _is_guid(plan.external_id):
+                # A referral shared from this CRM names its opportunity in externalReferenceId: link to
+                # it, even if Partner Center's webhook for our own create overtakes our write-back.
+                reads["external"] = self._dv.get_request(key_by_id(OPPORTUNITIES, plan.external_id), select=select)
+            reads["accounts"] = self._customers.account_read(customer)
+            reads["contacts"] = self._customers.contacts_read(plan.contacts)
+            if lead_id:
+                reads["lead"] = self._dv.get_request(key_by_id(LEADS, lead_id), select=["leadid", col("audit")])
+        found = self._read(reads)
+        self._remember_currency(deal, found)
+        current = found.get("current") or found.get("external")
         fields = self._opportunity_fields(deal)
         if current is None:
-            return self._create_opportunity(plan, previous, fields, line)
+            return self._create_opportunity(plan, customer, fields, line, found, lead_id)
 
         crm_id = str(current["opportunityid"])
         notes: list[str] = []
@@ -200,79 +220,138 @@ class DynamicsCrm:
             changed[col("name")] = fields[col("name")]  # a success after a failure puts ✔ back
         hashes = previous.part_hashes if previous else {}
         new_hashes = plan.part_hashes()
+        writes: list[BatchRequest] = []
         if hashes.get("contacts") != new_hashes["contacts"] or hashes.get("account") != new_hashes["account"]:
             # An opportunity that has an account keeps it (the seller's, or the connector's); contacts go under it.
-            account_id = current.get("_parentaccountid_value") or (
-                self._ensure_account(plan.account, plan.referral_id) if plan.account else None
+            who = self._customers.plan(
+                plan.account,
+                plan.contacts,
+                plan.referral_id,
+                account_rows=found.get("accounts"),
+                contact_rows=found.get("contacts"),
+                known_account=current.get("_parentaccountid_value"),
             )
-            contact_ids = self._ensure_contacts(plan.contacts, account_id)
-            if contact_ids:
-                changed["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])
+            writes.extend(who.writes)
+            if who.contact_ids:
+                changed["parentcontactid@odata.bind"] = bind(CONTACTS, who.contact_ids[0])
         state, status = opportunity_codes(deal.stage, deal.close_reason)
         current_state = int(current.get("statecode") or 0)
         body = dict(changed)
         if body or current_state != state:
             body[col("audit")] = prepend_audit(current.get(col("audit")), line, self._audit_max)
+        path = key_by_id(OPPORTUNITIES, crm_id)
         if current_state != 0:
             if state == 0:
                 # Reopen: the one PATCH that may touch a closed opportunity.
-                self._dv.update(key_by_id(OPPORTUNITIES, crm_id), {**body, "statecode": 0, "statuscode": status})
+                writes.append(_update(path, {**body, "statecode": 0, "statuscode": status}))
             elif changed:
                 notes.append("opportunity is closed in Dynamics 365; field changes not applied")
-        else:
-            if body:
-                self._dv.update(key_by_id(OPPORTUNITIES, crm_id), body)
-            if state != 0:
-                self._close_opportunity(crm_id, deal, status)
+        elif body:
+            writes.append(_update(path, body))
+        if writes:
+            # Upserts by deterministic id and updates: sending the change set twice writes the same rows.
+            self._dv.write_atomic(writes, idempotent=True)
+        if current_state == 0 and state != 0:
+            self._close_opportunity(crm_id, deal, status)
         if hashes.get("solutions") != new_hashes["solutions"]:
-            self._sync_solutions(crm_id, plan.solutions, existing=True)
+            self._sync_solutions(crm_id, plan.solutions)
         return InboundResult("opportunity", crm_id, False, fields, notes=notes)
 
-    def _current(
-        self, entity: str, plan: CrmPlan, previous: KnownRecord | None, select: list[str]
-    ) -> dict[str, Any] | None:
-        """The record this referral already has: by the id we stored, else by its referral id key."""
+    def _current_key(self, entity: str, plan: CrmPlan, known_id: str | None) -> str:
+        """Where the record this referral already has is: the id we stored, else its referral id key."""
         entity_set = OPPORTUNITIES if entity == "opportunity" else LEADS
-        if previous and previous.kind == entity and previous.crm_id:
-            return self._dv.get(key_by_id(entity_set, previous.crm_id), select=select)
-        column = self._fields.column(entity, "referral_id")
-        return self._dv.get(key_by_alternate(entity_set, column, plan.referral_id), select=select)
+        if known_id:
+            return key_by_id(entity_set, known_id)
+        return key_by_alternate(entity_set, self._fields.column(entity, "referral_id"), plan.referral_id)
+
+    def _read(self, reads: dict[str, BatchRequest | None]) -> dict[str, Any]:
+        """The look-ups a sync needs, in one call (one ``$batch``, or the request alone)."""
+        asked = {name: request for name, request in reads.items() if request is not None}
+        return dict(zip(asked, self._dv.read_many(list(asked.values())), strict=True))
 
     def _create_opportunity(
-        self, plan: CrmPlan, previous: KnownRecord | None, fields: dict[str, Any], line: str
+        self,
+        plan: CrmPlan,
+        customer: AccountData,
+        fields: dict[str, Any],
+        line: str,
+        found: dict[str, Any],
+        lead_id: str,
     ) -> InboundResult:
+        """Account, contacts, opportunity, solution rows and the converted lead: one change set.
+
+        Every write in it is idempotent: the account, contacts and solution rows are upserts by
+        deterministic id, the opportunity an upsert by its ``cosell_referralid`` alternate key, the
+        lead an update whose values do not depend on what it holds. A change set whose answer was
+        lost can therefore be sent again (and is, by the HTTP policy) without creating anything twice.
+        Solution rows reach the new opportunity through its Content-ID (``$1``), so their ids come from
+        the referral id rather than the opportunity's. Closing an opportunity is an action, not
+        idempotent: it follows in its own call, only for a referral that is already won or lost.
+        """
         deal = _deal_of(plan)
         col = self._col_opportunity
-        account_id = self._ensure_account(plan.account or AccountData(name=deal.title), plan.referral_id)
-        contact_ids = self._ensure_contacts(plan.contacts, account_id)
+        who = self._customers.plan(
+            customer,
+            plan.contacts,
+            plan.referral_id,
+            account_rows=found.get("accounts"),
+            contact_rows=found.get("contacts"),
+        )
+        assert who.account_id is not None  # a customer always gets an account
         body: dict[str, Any] = {
             **{k: v for k, v in fields.items() if k != col("referral_id")},
             col("audit"): prepend_audit(None, line, self._audit_max),
             "isrevenuesystemcalculated": False,
-            "customerid_account@odata.bind": bind(ACCOUNTS, account_id),
-            "parentaccountid@odata.bind": bind(ACCOUNTS, account_id),
+            "customerid_account@odata.bind": bind(ACCOUNTS, who.account_id),
+            "parentaccountid@odata.bind": bind(ACCOUNTS, who.account_id),
         }
-        if contact_ids:
-            body["parentcontactid@odata.bind"] = bind(CONTACTS, contact_ids[0])
-        lead_id = previous.crm_id if previous and previous.kind == "lead" else ""
+        if who.contact_ids:
+            body["parentcontactid@odata.bind"] = bind(CONTACTS, who.contact_ids[0])
         if lead_id:
             body["originatingleadid@odata.bind"] = bind(LEADS, lead_id)
-        crm_id, created = self._dv.upsert(
-            key_by_alternate(OPPORTUNITIES, col("referral_id"), deal.referral_id), body, select="opportunityid"
+        opportunity = BatchRequest(
+            "PATCH",
+            key_by_alternate(OPPORTUNITIES, col("referral_id"), deal.referral_id),
+            params={"$select": "opportunityid"},
+            body=body,
+            headers={"Prefer": "return=representation"},
+            content_id="1",
         )
+        writes = [*who.writes, opportunity]
+        writes.extend(self._solution_writes("$1", f"referral|{plan.referral_id}", plan.solutions))
+        lead = found.get("lead")
+        if lead_id and lead is not None:
+            state, status = LEAD_QUALIFIED
+            audit = prepend_audit(
+                lead.get(self._col_lead("audit")), f"{line} (converted to an opportunity)", self._audit_max
+            )
+            writes.append(
+                _update(
+                    key_by_id(LEADS, lead_id),
+                    {"statecode": state, "statuscode": status, self._col_lead("audit"): audit},
+                )
+            )
+        answers = self._dv.write_atomic(writes, idempotent=True)
+        answer = answers[writes.index(opportunity)]
+        crm_id = str(answer.body["opportunityid"])
         state, status = opportunity_codes(deal.stage, deal.close_reason)
         if state != 0:
             self._close_opportunity(crm_id, deal, status)
-        self._sync_solutions(crm_id, plan.solutions, existing=False)
-        if lead_id:
-            self._qualify_lead(lead_id, line)
-        return InboundResult("opportunity", crm_id, created, fields, lead_id=lead_id)
+        return InboundResult("opportunity", crm_id, answer.status == 201, fields, lead_id=lead_id)
 
     def _apply_lead(self, plan: CrmPlan, previous: KnownRecord | None, line: str) -> InboundResult:
         deal = _deal_of(plan)
         col = self._col_lead
         select = ["leadid", "statecode", "statuscode", col("name"), col("audit")]
-        current = self._current("lead", plan, previous, select)
+        known_id = previous.crm_id if previous and previous.kind == "lead" and previous.crm_id else None
+        found = self._read(
+            {
+                "current": self._dv.get_request(self._current_key("lead", plan, known_id), select=select),
+                "currency": self._currency_read(deal),
+            }
+        )
+        self._remember_currency(deal, found)
+        current = found.get("current")
         fields = self._lead_fields(plan)
         state, status = lead_codes(deal.stage, deal.close_reason)
         if current is None:
@@ -280,12 +359,20 @@ class DynamicsCrm:
                 **{k: v for k, v in fields.items() if k != col("referral_id")},
                 col("audit"): prepend_audit(None, line, self._audit_max),
             }
-            crm_id, created = self._dv.upsert(
-                key_by_alternate(LEADS, col("referral_id"), deal.referral_id), body, select="leadid"
+            create = BatchRequest(
+                "PATCH",
+                key_by_alternate(LEADS, col("referral_id"), deal.referral_id),
+                params={"$select": "leadid"},
+                body=body,
+                headers={"Prefer": "return=representation"},
+                content_id="1",
             )
-            if state != 0:  # statecode is not valid on create
-                self._dv.update(key_by_id(LEADS, crm_id), {"statecode": state, "statuscode": status})
-            return InboundResult("lead", crm_id, created, fields)
+            writes = [create]
+            if state != 0:  # statecode is not valid on create: set right after it, in the same change set
+                writes.append(_update("$1", {"statecode": state, "statuscode": status}))
+            # An upsert by alternate key and an update of the row it wrote: idempotent as a whole.
+            answer = self._dv.write_atomic(writes, idempotent=True)[0]
+            return InboundResult("lead", str(answer.body["leadid"]), answer.status == 201, fields)
         crm_id = str(current["leadid"])
         known = previous.memo if previous and previous.crm_id == crm_id else {}
         body = {k: v for k, v in fields.items() if known.get(k, _MISSING) != v}
@@ -298,15 +385,6 @@ class DynamicsCrm:
         body[col("audit")] = prepend_audit(current.get(col("audit")), line, self._audit_max)
         self._dv.update(key_by_id(LEADS, crm_id), body)
         return InboundResult("lead", crm_id, False, fields)
-
-    def _qualify_lead(self, lead_id: str, line: str) -> None:
-        col = self._col_lead
-        current = self._dv.get(key_by_id(LEADS, lead_id), select=["leadid", col("audit")])
-        if current is None:
-            return
-        state, status = LEAD_QUALIFIED
-        audit = prepend_audit(current.get(col("audit")), f"{line} (converted to an opportunity)", self._audit_max)
-        self._dv.update(key_by_id(LEADS, lead_id), {"statecode": state, "statuscode": status, col("audit"): audit})
 
     def _close_opportunity(self, crm_id: str, deal: DealData, status: int) -> None:
         won = deal.stage == DealStage.WON
@@ -399,19 +477,44 @@ class DynamicsCrm:
         return values
 
     # ------------------------------------------------------------------ lookups
+    def _currency_read(self, deal: DealData) -> BatchRequest | None:
+        """The currency query, when the deal has a currency this instance has not looked up yet."""
+        iso_code = None if "currency" in deal.unreadable else deal.currency
+        if not iso_code:
+            return None
+        with self._currency_lock:
+            if iso_code in self._currency_ids:
+                return None
+        return self._dv.get_request(
+            CURRENCIES,
+            select=["transactioncurrencyid", "isocurrencycode"],
+            filter=f"isocurrencycode eq {odata_string(iso_code)}",
+        )
+
+    def _remember_currency(self, deal: DealData, found: dict[str, Any]) -> None:
+        rows = found.get("currency")
+        if rows is None or not deal.currency:
+            return
+        if not rows:
+            raise CrmRejected(f'Currency "{deal.currency}" is not set up in Dynamics 365 (transactioncurrencies).')
+        with self._currency_lock:
+            self._currency_ids[deal.currency] = str(rows[0]["transactioncurrencyid"])
+
     def _currency_bind(self, iso_code: str | None) -> str | None:
         if not iso_code:
             return None
         with self._currency_lock:
             cached = self._currency_ids.get(iso_code)
         if cached is None:
-            rows = list(
-                self._dv.query(
-                    CURRENCIES,
-                    select=["transactioncurrencyid", "isocurrencycode"],
-                    filter=f"isocurrencycode eq {odata_string(iso_code)}",
-                )
-            )
+            rows = self._dv.read_many(
+                [
+                    self._dv.get_request(
+                        CURRENCIES,
+                        select=["transactioncurrencyid"],
+                        filter=f"isocurrencycode eq {odata_string(iso_code)}",
+                    )
+                ]
+            )[0]
             if not rows:
                 raise CrmRejected(f'Currency "{iso_code}" is not set up in Dynamics 365 (transactioncurrencies).')
             cached = str(rows[0]["transactioncurrencyid"])
@@ -419,100 +522,43 @@ class DynamicsCrm:
                 self._currency_ids[iso_code] = cached
         return bind(CURRENCIES, cached)
 
-    def _ensure_account(self, account: AccountData, referral_id: str) -> str:
-        """Find by normalised company name + postal code, else create (idempotently); see shared.crm.matching."""
-        col = self._account_col
-        wanted = customer_key(account)
-        found = self._find_account(account, wanted) if wanted[0] else None
-        if found:
-            return found
-        new_id = account_id(account, referral_id)
-        body = {col("name"): account.name, **_address_columns(account, col)}
-        self._dv.upsert(key_by_id(ACCOUNTS, new_id), _drop_none(body), select="accountid")
-        return new_id
-
-    def _find_account(self, account: AccountData, wanted: tuple[str, str]) -> str | None:
-        """One query for the candidates, compared as shared.crm.matching says.
-
-        Candidates: the exact name, the postal code as typed, and names that start with the same
-        first word (catches "Fabrikam Ltd" for "Fabrikam"). No OData filter normalises, so the
-        comparison here decides: "SW1A 1AA" is "sw1a1aa"; no postal code is not any postal code.
-        """
-        col = self._account_col
-        name, postal = col("name"), col("postal_code")
-        terms = [f"{name} eq {odata_string(account.name)}"]
-        if account.postal_code:
-            terms.append(f"{postal} eq {odata_string(account.postal_code)}")
-        first = account.name.split()[0] if account.name.split() else ""
-        if len(first) >= 3:
-            terms.append(f"startswith({name},{odata_string(first)})")
-        rows = self._dv.query(ACCOUNTS, select=["accountid", name, postal], filter=" or ".join(terms))
-        for row in rows:
-            if same_customer(row.get(name), row.get(postal), wanted):
-                return str(row["accountid"])
-        return None
-
-    def _account_col(self, name: str) -> str:
-        return self._fields.column("account", name)
-
-    def _ensure_contacts(self, contacts: tuple[ContactData, ...], account_id: str | None) -> list[str]:
-        """Match customer contacts by email, else create them under the account; ids in team order."""
-        col = self._fields.tables["contact"]
-        ids: list[str] = []
-        for contact in contacts:
-            if not contact.email:
-                continue  # without an email there is nothing safe to match on
-            rows = self._dv.query(
-                CONTACTS, select=["contactid"], filter=f"{col['email']} eq {odata_string(contact.email)}"
-            )
-            found = next(iter(rows), None)
-            if found:
-                ids.append(str(found["contactid"]))
-                continue
-            new_id = contact_id(contact.email)
-            body: dict[str, Any] = _drop_none(
-                {
-                    col["first_name"]: contact.first_name,
-                    col["last_name"]: contact.last_name or contact.email,
-                    col["email"]: contact.email,
-                    col["phone"]: contact.phone,
-                }
-            )
-            if account_id:
-                body["parentcustomerid_account@odata.bind"] = bind(ACCOUNTS, account_id)
-            self._dv.upsert(key_by_id(CONTACTS, new_id), body, select="contactid")
-            ids.append(new_id)
-        return ids
-
-    def _sync_solutions(self, opportunity_id: str, solutions: tuple[SolutionData, ...], *, existing: bool) -> None:
-        """One ``cosell_solution`` row per solution; rows for solutions no longer listed are removed."""
+    def _solution_writes(self, parent: str, id_seed: str, solutions: tuple[SolutionData, ...]) -> list[BatchRequest]:
+        """Upserts of ``cosell_solution`` rows under ``parent`` (a bind path or a ``$n`` reference), with
+        ids derived from ``id_seed`` and the solution id."""
         col = self._fields.tables["solution"]
-        entity_set, key = col["entity_set"], col["key"]
-        wanted = {s.id: s for s in solutions}
-        present: dict[str, str] = {}
-        if existing:
-            lookup = f"_{col['parent']}_value"
-            for row in self._dv.query(
-                entity_set,
-                select=[key, col["id"]],
-                filter=f"{lookup} eq {opportunity_id}",
-            ):
-                present[str(row.get(col["id"]))] = str(row[key])
-        for solution_id, solution in wanted.items():
-            if solution_id in present:
-                continue
-            row_id = solution_row_id(opportunity_id, solution_id)
+        nav = self._nav.single(col["table"], col["parent"])
+        writes: list[BatchRequest] = []
+        for solution in {s.id: s for s in solutions}.values():
             body = _drop_none(
                 {
                     col["id"]: solution.id,
                     col["name"]: solution.name or solution.id,
                     col["type"]: solution.type,
-                    f"{self._nav.single(col['table'], col['parent'])}@odata.bind": bind(OPPORTUNITIES, opportunity_id),
+                    f"{nav}@odata.bind": parent,
                 }
             )
-            self._dv.upsert(key_by_id(entity_set, row_id), body, select=key)
+            row_id = solution_row_id(id_seed, solution.id)
+            writes.append(BatchRequest("PATCH", key_by_id(col["entity_set"], row_id), body=body))
+        return writes
+
+    def _sync_solutions(self, opportunity_id: str, solutions: tuple[SolutionData, ...]) -> None:
+        """Rows for solutions newly listed are added (one change set of upserts by deterministic id),
+        rows for solutions no longer listed are removed."""
+        col = self._fields.tables["solution"]
+        entity_set, key = col["entity_set"], col["key"]
+        present: dict[str, str] = {}
+        lookup = f"_{col['parent']}_value"
+        for row in self._dv.query(entity_set, select=[key, col["id"]], filter=f"{lookup} eq {opportunity_id}"):
+            present[str(row.get(col["id"]))] = str(row[key])
+        added = tuple(s for s in solutions if s.id not in present)
+        writes = self._solution_writes(bind(OPPORTUNITIES, opportunity_id), opportunity_id, added)
+        if writes:
+            self._dv.write_atomic(writes, idempotent=True)
+        wanted = {s.id for s in solutions}
         for solution_id, row_id in present.items():
             if solution_id not in wanted:
+                # Alone, not in the change set: a delete sent again answers 404, which is fine here
+                # but would fail (and roll back) a change set.
                 self._dv.delete(key_by_id(entity_set, row_id))
 
 
@@ -556,6 +602,11 @@ def _money(value: Decimal | None) -> float | None:
 
 def _address_columns(account: AccountData, col: Callable[[str], str]) -> dict[str, Any]:
     return {col(field): getattr(account, field) for field in _ADDRESS_FIELDS}
+
+
+def _update(path: str, body: dict[str, Any]) -> BatchRequest:
+    """A PATCH with ``If-Match: *``: update only, never an accidental create."""
+    return BatchRequest("PATCH", path, body=body, headers={"If-Match": "*"})
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:

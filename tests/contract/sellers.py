@@ -200,8 +200,12 @@ _LEAD_STAGE = {0: DealStage.PENDING, 1: DealStage.ACCEPTED, 2: DealStage.LOST}
 _KEYS = {"accounts": "accountid", "contacts": "contactid", "opportunities": "opportunityid", "leads": "leadid"}
 
 
+_INNER_WRITE = re.compile(rb"^(?:POST|PATCH|PUT|DELETE) \S+ HTTP/1\.1\r?$", re.MULTILINE)
+
+
 class CountingTransport(httpx.BaseTransport):
-    """The adapter's HTTP transport: counts every request that is not a read."""
+    """The adapter's HTTP transport: counts every request that is not a read (a Dataverse ``$batch``
+    counts the writes it carries, none for a batch of look-ups)."""
 
     def __init__(self) -> None:
         self._inner = httpx.HTTPTransport()
@@ -214,6 +218,8 @@ class CountingTransport(httpx.BaseTransport):
             # Salesforce Composite: its subrequests say what it writes (a call of queries writes nothing).
             subs = json.loads(request.content).get("compositeRequest", [])
             self.writes += sum(1 for sub in subs if sub.get("method") != "GET")
+        elif request.url.path.endswith("/$batch"):
+            self.writes += len(_INNER_WRITE.findall(request.read()))
         elif request.method not in ("GET", "HEAD"):
             self.writes += 1
         return self._inner.handle_request(request)

@@ -81,7 +81,9 @@ def test_a_long_retry_after_puts_the_message_back_for_that_long_instead_of_retry
     dv = sandbox.dataverse
     referral = fresh(sample("fixture_b_shared_accepted.json"), name="Throttled deal")
     wait = 5  # longer than the stack's HTTP_MAX_BACKOFF_SECONDS (2): no in-call retry may take it
-    dv.set_faults({"rate": 1.0, "statuses": [429], "retry_after": wait, "max_faults": 1, "routes": ["GET "]})
+    # The sync's first Dataverse call is its $batch of look-ups (timer polls only GET, so never take the fault).
+    throttle = {"rate": 1.0, "statuses": [429], "retry_after": wait, "max_faults": 1}
+    dv.set_faults({**throttle, "routes": ["POST /api/data/v9.2/$batch"]})
     before = len(dv.recorded())
     try:
         sandbox.partner_center.seed_referral(referral)

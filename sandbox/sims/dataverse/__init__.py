@@ -4,8 +4,10 @@ It follows ``crm-apis.md`` part A so the app's real adapter can be tested withou
 OData queries with server-driven paging, ``@odata.bind`` lookups stored as ``_<nav>_value``,
 single-valued and collection-valued ``$expand``, create / update / upsert with ``If-Match`` /
 ``If-None-Match``, alternate keys (``cosell_referralid`` when provisioned), the ``WinOpportunity`` /
-``LoseOpportunity`` actions and Dataverse's ``{"error": {"code": "0x…", "message": "…"}}`` error
-body (also for injected faults).
+``LoseOpportunity`` actions, ``$batch`` (change sets applied atomically, ``$n`` Content-ID references,
+``Prefer: odata.continue-on-error``; a batch is one request in ``stats``, its operations are logged
+with a ``$batch `` route and counted in ``batch_operations``) and Dataverse's
+``{"error": {"code": "0x…", "message": "…"}}`` error body (also for injected faults).
 
 Users and owners: ``systemusers`` holds one seeded user ("Sandbox Seller", whose id is the WhoAmI
 ``UserId``, :attr:`DataverseSimulator.user_id`); every account, contact, opportunity and lead is
@@ -47,6 +49,7 @@ when ``schema="provisioned"``), ``connector`` (the co-sell connector solution's 
 installed), ``errors``, ``wire`` (responses, keys, time), ``store`` (rows,
 indexes, versions), ``seed`` (the rows every org starts with), ``query`` (OData options), ``reads``
 (projection, paging), ``writes`` (validation, state rules, actions), ``records`` (record endpoints),
+``batch`` (``$batch``: multipart parsing, change sets, references, the multipart answer),
 ``metadata`` (``EntityDefinitions`` / ``RelationshipDefinitions`` / ``GlobalOptionSetDefinitions``
 reads), ``definitions`` (metadata create bodies checked and turned into schema data), ``customize``
 (the create side: publishers' prefixes, privileges, key index builds), ``protection`` (service protection

@@ -8,11 +8,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
-from sandbox.sims.base import Simulator, json_response
+from sandbox.sims.base import _RECORDED_HEADERS, RecordedRequest, Simulator, _body_of, json_response
 from sandbox.sims.dataverse import connector
 from sandbox.sims.dataverse import seed as seeding
+from sandbox.sims.dataverse.batch import BatchApi
 from sandbox.sims.dataverse.customize import Customizer
 from sandbox.sims.dataverse.errors import (
     CODE_PAYLOAD,
@@ -98,6 +100,8 @@ class DataverseSimulator(Simulator):
         self.add_route(f"{API}/WinOpportunity", ["POST"], self._api(records.close_opportunity, "win"))
         self.add_route(f"{API}/LoseOpportunity", ["POST"], self._api(records.close_opportunity, "lose"))
         self.add_route(f"{API}/WhoAmI", ["GET"], self._api(records.who_am_i))
+        self._batch = BatchApi(self._store, self._dispatch_inner)
+        self.add_route(f"{API}/$batch", ["POST"], self._api(self._batch.handle))
 
     # ----- in-process helpers (tests call these directly) -----
     @property
@@ -361,6 +365,45 @@ class DataverseSimulator(Simulator):
             f"{API}/{set_name}(<path:key>)", ["GET", "PATCH", "DELETE"], self._api(existing(records.item), set_name)
         )
         self.add_route(f"{API}/{set_name}(<path:key>)/<nav>", ["GET"], self._api(existing(records.related), set_name))
+
+    def _dispatch_inner(self, request: Request) -> tuple[str, Response]:
+        """One request of a ``$batch`` through the same routes and handlers as a request sent alone.
+
+        It is logged (route ``$batch <route>``) so tests see what a batch wrote, but not counted in
+        ``stats`` nor faulted on its own: for service protection the batch is one request (batch.py)."""
+        adapter = self._url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except NotFound:
+            return "", self.error_response(404, "NotFound", f"No route for {request.method} {request.path}")
+        except MethodNotAllowed:
+            return "", self.error_response(405, "MethodNotAllowed", f"{request.method} not allowed on {request.path}")
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=request.query_string.decode("latin-1"),
+            route=f"$batch {endpoint}",
+            headers={k: v for k, v in request.headers.items() if k.lower() in _RECORDED_HEADERS},
+            body=_body_of(request),
+        )
+        with self._lock:
+            self.requests.append(record)
+        response = self._handlers[str(endpoint)](request, **args)
+        record.status = response.status_code
+        return str(endpoint), response
+
+    @property
+    def batch_operations(self) -> int:
+        """Requests run inside ``$batch`` requests so far: what entitlement limits count, unlike ``stats``."""
+        return self._batch.operations
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """The base counters (a ``$batch`` is one request) plus ``batch_operations``."""
+        return {**super().stats_snapshot(), "batch_operations": self._batch.operations}
+
+    def reset_stats(self) -> None:
+        super().reset_stats()
+        self._batch.operations = 0
 
     def _authorize(self, request: Request) -> None:
         if self._token_validator is None:

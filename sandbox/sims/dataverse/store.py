@@ -103,6 +103,17 @@ class Store:
     def restore(self, snapshot: tuple[Any, ...]) -> None:
         self.rows, self.alt, self._version = snapshot
 
+    def savepoint(self) -> tuple[Any, ...]:
+        """Where a ``$batch`` change set can roll back to. Cheap: a write never changes a stored row in
+        place (updates write a copy, see :meth:`write`), so copying the tables and indexes suffices.
+        Version numbers and stamps handed out meanwhile are not reused (they only ever grow)."""
+        rows = {name: dict(table) for name, table in self.rows.items()}
+        alt = {name: {key: dict(index) for key, index in keys.items()} for name, keys in self.alt.items()}
+        return (rows, alt)
+
+    def rollback(self, savepoint: tuple[Any, ...]) -> None:
+        self.rows, self.alt = savepoint
+
     def adopt_schema(self) -> None:
         """Make room for tables and alternate keys the schema gained at run time, drop what it lost.
 
