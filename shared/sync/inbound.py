@@ -23,6 +23,7 @@ from shared.mapping.outbound import content_hash_of_plan
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.models import MalformedReferral, Referral
 from shared.store.audit import AuditEntry, AuditLog
+from shared.store.errors import is_storage_outage
 from shared.store.leases import LeaseStore, LeaseUnavailable
 from shared.store.state import StateStore, SyncState
 
@@ -97,6 +98,9 @@ class InboundSync:
                 self._record(referral_id, "", "retry", f"Transient failure, will retry: {readable(exc)}", stats, source)
                 raise
             except Exception as exc:
+                if is_storage_outage(exc):  # storage, not the referral: no ✖, no failure row; the host retries
+                    log.warning("referral %s: storage unavailable (%s), host retries", referral_id, type(exc).__name__)
+                    raise
                 # Not a remote's answer: a bug, or data nothing foresaw. Say so where the operator looks
                 # (audit row, ✖ on the record), then let the host's retries and the poison queue follow.
                 log.exception("referral %s: unexpected failure", referral_id)

@@ -45,6 +45,7 @@ from shared.partner_center.client import ReferralsClient
 from shared.partner_center.ids import is_referral_id, shown
 from shared.partner_center.models import MalformedReferral, Referral
 from shared.store.audit import AuditEntry, AuditLog
+from shared.store.errors import is_storage_outage
 from shared.store.leases import LeaseStore, LeaseUnavailable
 from shared.store.state import CrmRecordState, StateStore, SyncState
 from shared.sync.inbound import is_permanent, readable
@@ -208,8 +209,11 @@ class OutboundSync:
                     # Recorded and passed, with ✖ and the reason on the record; a later change retries it.
                     outcome = self._fail(deal, f"Failed: {readable(exc)}")
             except Exception as exc:  # one record must never stop the poll
-                log.exception("%s %s: unexpected failure", deal.entity, deal.crm_id)
-                outcome = self._fail(deal, f"Failed: unexpected error ({type(exc).__name__}); see the app's log")
+                if is_storage_outage(exc):  # not the record's fault: the watermark stops here, the next poll retries
+                    outcome = self._outcome(deal, "retry", f"Will retry: storage unavailable ({type(exc).__name__})")
+                else:
+                    log.exception("%s %s: unexpected failure", deal.entity, deal.crm_id)
+                    outcome = self._fail(deal, f"Failed: unexpected error ({type(exc).__name__}); see the app's log")
         if outcome.outcome != "unchanged":
             self._record(outcome, stats, source)
         return outcome

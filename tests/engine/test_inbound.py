@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from azure.core.exceptions import ServiceResponseError
 
 from sandbox.memory_crm import MemoryCrm
 from shared.http import ApiError
@@ -238,3 +239,27 @@ def test_after_crm_kind_changes_a_synced_referral_is_created_in_the_new_crm(worl
     state = world.state.get(ref.id)
     assert state is not None
     assert (state.crm_kind, state.crm_id) == ("other-crm", record.id)
+
+
+def test_a_storage_outage_is_handed_back_without_marking_the_record_failed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dropped Table Storage connection says nothing about the referral: no ✖, no "failed" row, no failure."""
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    [record] = world.deals_of(ref.id)
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"details": {"dealValue": 75000}})
+    saves = world.state.save
+
+    def dropped(state: object) -> None:
+        raise ServiceResponseError("Connection aborted.")
+
+    monkeypatch.setattr(world.state, "save", dropped)
+    with pytest.raises(ServiceResponseError):
+        world.inbound.sync(ref.id)
+
+    assert not world.record(record.id).fields["name"].startswith("✖")
+    assert "failed" not in world.audit.outcomes(ref.id)
+    monkeypatch.setattr(world.state, "save", saves)
+    assert world.inbound.sync(ref.id).outcome == "updated"  # the host's retry

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from azure.core.exceptions import ServiceResponseError
+
 from shared.http import ApiError
 from shared.mapping.outbound import new_referral
 from shared.store.state import CrmRecordState
@@ -226,6 +228,28 @@ def test_an_unexpected_error_in_one_record_does_not_stop_the_poll(world: World) 
     ]
     assert world.record(broken).fields["name"] == "✖ Broken"
     assert "unexpected error (KeyError)" in world.record(broken).audit.splitlines()[0]
+
+
+def test_a_storage_outage_on_one_record_is_retried_not_marked(world: World) -> None:
+    first, unlucky, last = world.typed_deal("First"), world.typed_deal("Unlucky"), world.typed_deal("Last")
+    deals = {d.crm_id: d for d in world.crm.changed_deals(None)}
+
+    def dropped(draft: object) -> None:
+        if getattr(draft, "name", "") == "Unlucky":
+            raise ServiceResponseError("Connection aborted.")  # Table Storage dropped the connection
+
+    world.referrals.refuse_create = dropped  # type: ignore[assignment]
+    report = world.outbound.poll()
+
+    assert [(r.crm_id, r.outcome) for r in report.records] == [
+        (first, "created"),
+        (unlucky, "retry"),
+        (last, "created"),
+    ]
+    assert world.record(unlucky).fields["name"] == "Unlucky", "an outage is not the record's fault: no ✖"
+    assert world.state.watermark(WATERMARK) == deals[first].modified_on, "the next poll tries it again"
+    world.referrals.refuse_create = None
+    assert world.outbound.poll().outcomes["created"] == 1
 
 
 def test_a_deal_partner_center_refused_is_not_sent_again_until_it_changes(world: World) -> None:
