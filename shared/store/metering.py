@@ -86,7 +86,9 @@ def table_operation(method: str, url: str, headers: Any) -> str:
         return "batch"
     found = _TABLE_PATH.search(path)
     if found is None or found["table"] == "Tables":
-        return f"{method.lower()}-table"  # create / list / delete a table
+        return {"POST": "create-table", "GET": "list-tables", "DELETE": "delete-table"}.get(
+            method, f"{method.lower()}-table"
+        )
     match = headers.get("If-Match")
     if method == "GET":
         kind = "get" if found["keys"] not in (None, "()") else "query"

@@ -40,6 +40,7 @@ from shared.partner_center.client import ReferralsClient
 from shared.partner_center.ids import is_referral_id, shown
 from shared.partner_center.models import MalformedReferral, Referral
 from shared.store.audit import AuditEntry, AuditLog
+from shared.store.claims import Claim, ReferralClaims
 from shared.store.leases import LeaseStore, LeaseUnavailable
 from shared.store.state import CrmRecordState, StateStore, SyncState
 from shared.sync.inbound import is_permanent, readable
@@ -86,6 +87,7 @@ class OutboundSync:
         lease_seconds: int = 60,
         lease_wait: float = 20.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._referrals = referrals
         self._crm = crm
@@ -97,6 +99,8 @@ class OutboundSync:
         self._options = dataclasses.replace(options or OutboundOptions(), pending_stage=crm.capabilities.pending_stage)
         self._lease_seconds = lease_seconds
         self._lease_wait = lease_wait
+        # A referral's state row is its lock, for this direction as for the inbound sync.
+        self._claims = ReferralClaims(state, seconds=lease_seconds, wait=lease_wait, clock=clock, sleep=sleep)
         self._clock = clock
 
     @property
@@ -248,8 +252,8 @@ class OutboundSync:
                 referral_id = record.referral_id
                 if record.content_hash == content and not force:
                     return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already shared.")
-        with self._leases.hold(f"referral_{referral_id}", seconds=self._lease_seconds, wait=self._lease_wait):
-            return self._update(deal, record, content, referral_id)
+        with self._claims.hold(referral_id) as claim:
+            return self._update(deal, record, content, referral_id, claim)
 
     def _share(self, deal: CrmDeal, record: CrmRecordState, content: str, *, force: bool) -> RecordOutcome:
         found = problems(deal)
@@ -296,7 +300,9 @@ class OutboundSync:
             )
         return referral
 
-    def _update(self, deal: CrmDeal, record: CrmRecordState, content: str, referral_id: str) -> RecordOutcome:
+    def _update(
+        self, deal: CrmDeal, record: CrmRecordState, content: str, referral_id: str, claim: Claim
+    ) -> RecordOutcome:
         referral = self._referrals.get(referral_id)
         terminal = terminal_reason(referral)
         if terminal:
@@ -304,7 +310,7 @@ class OutboundSync:
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal}.")
         update = referral_update(deal, referral, self._options)
         if not update.paths:
-            self._remember(deal, content, referral)
+            self._remember(deal, content, referral, claim)
             if update.notes:
                 message = "Nothing sent to Partner Center: " + "; ".join(update.notes) + "."
                 self._crm.write_back(deal, message=message, ok=True)
@@ -334,7 +340,7 @@ class OutboundSync:
         if update.notes:
             message += " " + "; ".join(update.notes) + "."
         self._crm.write_back(deal, message=message, ok=True)
-        self._remember(deal, content, updated)
+        self._remember(deal, content, updated, claim)
         return RecordOutcome(deal.entity, deal.crm_id, referral_id, "updated", message)
 
     def _reject(self, deal: CrmDeal, record: CrmRecordState, content: str, message: str) -> RecordOutcome:
@@ -343,10 +349,14 @@ class OutboundSync:
         self._state.save_crm(record)
         return RecordOutcome(deal.entity, deal.crm_id, record.referral_id, "rejected", message)
 
-    def _remember(self, deal: CrmDeal, content: str, referral: Referral) -> None:
+    def _remember(self, deal: CrmDeal, content: str, referral: Referral, claim: Claim | None = None) -> None:
         """Both sides now agree: store it, so neither our write-back nor the echoing webhook syncs again."""
+        if claim is None:  # a referral just shared: its webhook may be syncing it already
+            with self._claims.hold(referral.id) as held:
+                self._remember(deal, content, referral, held)
+            return
         self._state.agree(deal.entity, deal.crm_id, referral.id, content)
-        state = self._state.get(referral.id) or SyncState(referral_id=referral.id)
+        state = claim.row.state or SyncState(referral_id=referral.id)
         plan = fit(plan_for(referral, self._inbound_options), self._crm.field_limits(deal.entity))
         state.crm_kind, state.crm_entity, state.crm_id = self._crm.kind, deal.entity, deal.crm_id
         state.pc_updated = referral.updated_date_time.isoformat() if referral.updated_date_time else state.pc_updated
@@ -358,7 +368,7 @@ class OutboundSync:
             state.crm_fields = self._crm.memo_for(plan)
         state.last_outcome, state.last_error = "shared", ""
         state.last_synced_at = self._clock().isoformat()
-        self._state.save(state)
+        claim.commit(state)
 
     def _record(self, outcome: RecordOutcome, stats: CallStats, source: str) -> None:
         self._audit.append(

@@ -131,19 +131,26 @@ def test_an_out_of_order_version_is_skipped_with_a_read_and_the_audit_row(world:
 @pytest.mark.parametrize(
     ("method", "url", "headers", "expected"),
     [
-        ("GET", "http://127.0.0.1:1/devstoreaccount1/SyncState(PartitionKey='referral',RowKey='x')", {}, "get SyncState"),
+        (
+            "GET",
+            "http://127.0.0.1:1/devstoreaccount1/SyncState(PartitionKey='referral',RowKey='x')",
+            {},
+            "get SyncState",
+        ),
         ("GET", "https://a.table.core.windows.net/SyncState()?$filter=x", {}, "query SyncState"),
         ("POST", "https://a.table.core.windows.net/AuditLog", {}, "insert AuditLog"),
         ("PUT", "https://a.table.core.windows.net/Leases(PartitionKey='l',RowKey='r')", {}, "upsert Leases"),
-        ("PUT", "https://a.table.core.windows.net/T1(PartitionKey='l',RowKey='r')", {"If-Match": "*"}, "update T1"),
-        ("PATCH", "https://a.table.core.windows.net/T1(PartitionKey='l',RowKey='r')", {}, "upsert-merge T1"),
-        ("PATCH", "https://a/T1(PartitionKey='l',RowKey='r')", {"If-Match": 'W/"1"'}, "merge-if-match T1"),
-        ("DELETE", "https://a/T1(PartitionKey='l',RowKey='r')", {"If-Match": 'W/"1"'}, "delete-if-match T1"),
-        ("POST", "https://a.table.core.windows.net/Tables", {}, "post-table"),
+        ("PUT", "https://a.table.core.windows.net/Ops(PartitionKey='l',RowKey='r')", {"If-Match": "*"}, "update Ops"),
+        ("PATCH", "https://a.table.core.windows.net/Ops(PartitionKey='l',RowKey='r')", {}, "upsert-merge Ops"),
+        ("PATCH", "https://a/Ops(PartitionKey='l',RowKey='r')", {"If-Match": 'W/"1"'}, "merge-if-match Ops"),
+        ("DELETE", "https://a/Ops(PartitionKey='l',RowKey='r')", {"If-Match": 'W/"1"'}, "delete-if-match Ops"),
+        ("POST", "https://a.table.core.windows.net/Tables", {}, "create-table"),
         ("POST", "https://a.table.core.windows.net/$batch", {}, "batch"),
     ],
 )
-def test_table_requests_are_named_by_kind_and_table(method: str, url: str, headers: dict[str, str], expected: str) -> None:
+def test_table_requests_are_named_by_kind_and_table(
+    method: str, url: str, headers: dict[str, str], expected: str
+) -> None:
     assert table_operation(method, url, headers) == expected
 
 
@@ -151,9 +158,21 @@ def test_table_requests_are_named_by_kind_and_table(method: str, url: str, heade
     ("method", "url", "expected"),
     [
         ("POST", "http://127.0.0.1:1/devstoreaccount1/referral-events/messages", "send referral-events"),
-        ("GET", "https://a.queue.core.windows.net/referral-events/messages?numofmessages=16", "receive referral-events"),
-        ("DELETE", "https://a.queue.core.windows.net/referral-events/messages/abc?popreceipt=x", "delete-message referral-events"),
-        ("PUT", "https://a.queue.core.windows.net/referral-events/messages/abc?popreceipt=x", "update-message referral-events"),
+        (
+            "GET",
+            "https://a.queue.core.windows.net/referral-events/messages?numofmessages=16",
+            "receive referral-events",
+        ),
+        (
+            "DELETE",
+            "https://a.queue.core.windows.net/referral-events/messages/abc?popreceipt=x",
+            "delete-message referral-events",
+        ),
+        (
+            "PUT",
+            "https://a.queue.core.windows.net/referral-events/messages/abc?popreceipt=x",
+            "update-message referral-events",
+        ),
         ("GET", "https://a.queue.core.windows.net/referral-events?comp=metadata", "get-queue referral-events"),
     ],
 )
