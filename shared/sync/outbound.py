@@ -310,11 +310,12 @@ class OutboundSync:
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal}.")
         update = referral_update(deal, referral, self._options)
         if not update.paths:
-            self._remember(deal, content, referral, claim)
             if update.notes:
                 message = "Nothing sent to Partner Center: " + "; ".join(update.notes) + "."
-                self._crm.write_back(deal, message=message, ok=True)
+                self._crm.write_back(deal, message=message, ok=True)  # under the claim, as every write here
+                self._remember(deal, content, referral, claim)
                 return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", message)
+            self._remember(deal, content, referral, claim)
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already equal in Partner Center.")
         try:
             updated = self._referrals.patch(referral_id, update.changes, etag=referral.e_tag)
