@@ -388,7 +388,6 @@ def inbound_sync() -> InboundSync:
         crm=crm(),
         state=state_store(),
         audit=audit_log(),
-        leases=lease_store(),
         options=_inbound_options(settings),
         lease_seconds=settings.lease_seconds,
         lease_wait=settings.lease_wait_seconds,

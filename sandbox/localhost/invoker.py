@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,10 +133,18 @@ def _without_host_frames(error: BaseException) -> BaseException:
 class Invoker:
     """Runs functions and tracks in-flight invocations."""
 
-    def __init__(self, storage: QueueStorage, options: HostOptions, function_directory: str) -> None:
+    def __init__(
+        self,
+        storage: QueueStorage,
+        options: HostOptions,
+        function_directory: str,
+        *,
+        on_enqueued: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._storage = storage
         self._options = options
         self._directory = function_directory
+        self._on_enqueued = on_enqueued  # (connection string, queue): the host's SharedQueueWatcher.Notify
         self._active = 0
         self._idle = threading.Condition()
 
@@ -212,6 +220,8 @@ class Invoker:
         encoding = self._options.queues.message_encoding
         for body in bodies:
             client.send_message(encode_message(body, encoding))
+            if self._on_enqueued is not None:
+                self._on_enqueued(target.connection_string, target.queue_name)
 
     def _finish(
         self, spec: FunctionSpec, invocation_id: str, started: float, *, succeeded: bool, error: Exception | None = None

@@ -1,7 +1,17 @@
 """Queue triggers: one polling listener per function, with the Storage extension's retry and poison rules.
 
-- up to ``batchSize`` messages are processed in parallel per function;
-- an idle queue is polled with exponential back-off from 100 ms up to ``maxPollingInterval``;
+As the Storage queues extension's ``QueueListener`` does (Azure/azure-sdk-for-net,
+sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Queues; Azure/azure-webjobs-sdk
+``Queues/Listeners/QueueListener.cs``):
+
+- a poll asks for ``batchSize`` messages; once a batch was found, the next poll comes as soon as the
+  messages in flight fall to ``newBatchThreshold`` (so at most batchSize + newBatchThreshold run);
+- an empty poll backs off with ``RandomizedExponentialBackoffStrategy``: 100 ms, then 100 ms plus
+  100 ms x 2^(n-1) x a random factor in [0.8, 1.2], up to ``maxPollingInterval``; a found message
+  resets it to 100 ms;
+- a message a function of the same host enqueues through a queue output binding wakes that queue's
+  listener at once (``SharedQueueWatcher.Notify`` from ``QueueAsyncCollector.AddAsync``): the
+  "queue output can directly trigger a queue input" optimisation of ``QueuesExtensionConfigProvider``;
 - a failed message becomes visible again after ``visibilityTimeout``; once its dequeue count
   reaches ``maxDequeueCount`` it is copied to ``<queue>-poison`` (created if missing) and deleted;
 - a message the configured ``messageEncoding`` cannot decode goes straight to the poison queue.
@@ -11,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -28,10 +39,54 @@ from .storage import MessageDecodeError, QueueStorage, decode_message
 
 log = logging.getLogger("localhost.queues")
 
-MIN_POLLING_INTERVAL = 0.1
+MIN_POLLING_INTERVAL = 0.1  # QueuePollingIntervals.Minimum
+RANDOMIZATION_FACTOR = 0.2
 MAX_MESSAGES_PER_RECEIVE = 32  # service limit
 DEFAULT_LEASE_SECONDS = 600  # the host keeps a message invisible 10 minutes while it runs
 POISON_SUFFIX = "-poison"
+
+
+class Backoff:
+    """The extension's ``RandomizedExponentialBackoffStrategy`` with delta = minimum = 100 ms."""
+
+    def __init__(self, maximum: float, *, rng: random.Random | None = None) -> None:
+        self._maximum = max(maximum, MIN_POLLING_INTERVAL)
+        self._rng = rng or random.Random()  # jitter, not security
+        self._current = MIN_POLLING_INTERVAL
+        self._exponent = 0
+
+    def next_delay(self, found_messages: bool) -> float:
+        if found_messages:
+            self._current, self._exponent = MIN_POLLING_INTERVAL, 1
+        elif self._current != self._maximum:
+            interval = MIN_POLLING_INTERVAL
+            if self._exponent > 0:
+                factor = self._rng.uniform(1 - RANDOMIZATION_FACTOR, 1 + RANDOMIZATION_FACTOR)
+                interval += factor * 2 ** (self._exponent - 1) * MIN_POLLING_INTERVAL
+            if interval < self._maximum:
+                self._current = interval
+                self._exponent += 1
+            else:
+                self._current = self._maximum
+        return self._current
+
+
+class QueueWatcher:
+    """``SharedQueueWatcher``: a queue output binding tells the same host's listeners of that queue to poll now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: dict[tuple[str, str], list[QueueListener]] = {}
+
+    def register(self, connection_string: str, queue_name: str, listener: QueueListener) -> None:
+        with self._lock:
+            self._listeners.setdefault((connection_string, queue_name), []).append(listener)
+
+    def notify(self, connection_string: str, queue_name: str) -> None:
+        with self._lock:
+            listeners = list(self._listeners.get((connection_string, queue_name), ()))
+        for listener in listeners:
+            listener.notify()
 
 
 class QueueListener:
@@ -45,6 +100,8 @@ class QueueListener:
         options: QueueOptions,
         *,
         function_timeout: float | None = None,
+        watcher: QueueWatcher | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         assert spec.queue is not None
         self.spec = spec
@@ -53,11 +110,18 @@ class QueueListener:
         self._storage = storage
         self._options = options
         self._lease = DEFAULT_LEASE_SECONDS if function_timeout is None else math.ceil(function_timeout) + 60
-        self._slots = threading.Semaphore(options.batch_size)
+        self._batch = min(options.batch_size, MAX_MESSAGES_PER_RECEIVE)
+        self._in_flight = 0
+        self._settled = threading.Condition()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._executor = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{spec.name}")
+        self._backoff = backoff or Backoff(options.max_polling_interval)
+        self.polls = 0  # receive requests made: what an idle queue costs in storage transactions
+        workers = self._batch + options.new_batch_threshold
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"queue-{spec.name}")
         self._thread = threading.Thread(target=self._run, name=f"poll-{spec.name}", daemon=True)
+        if watcher is not None:
+            watcher.register(self._target.connection_string, self._target.queue_name, self)
 
     def start(self) -> None:
         self._thread.start()
@@ -66,26 +130,30 @@ class QueueListener:
         """Stop receiving; messages already running finish on their own threads."""
         self._stop.set()
         self._wake.set()
+        with self._settled:
+            self._settled.notify_all()
         self._executor.shutdown(wait=False)
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
+    def notify(self) -> None:
+        """A message was just added to this queue by this host: end the back-off wait now."""
+        self._wake.set()
+
     # -- polling -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        delay = MIN_POLLING_INTERVAL
         client: QueueClient | None = None
         failing = False
+        found_since_delay = False
         while not self._stop.is_set():
-            slots = self._acquire_slots()
-            if not slots:
-                break
             received: list[StoredMessage] = []
             try:
                 if client is None:
                     client = self._storage.queue(self._target.connection_string, self._target.queue_name)
-                received = list(client.receive_messages(max_messages=slots, visibility_timeout=self._lease))
+                self.polls += 1
+                received = list(client.receive_messages(max_messages=self._batch, visibility_timeout=self._lease))
                 if failing:
                     log.info("Queue '%s' is reachable again", self._target.queue_name)
                     failing = False
@@ -98,46 +166,38 @@ class QueueListener:
                         "Polling queue '%s' for Functions.%s failed: %s", self._target.queue_name, self.spec.name, exc
                     )
                     failing = True
-            self._release(slots - len(received))
             if received:
-                delay = MIN_POLLING_INTERVAL
                 assert client is not None
+                found_since_delay = True
+                with self._settled:
+                    self._in_flight += len(received)
                 for message in received:
                     self._dispatch(client, message)
+                self._wait_for_new_batch_threshold()
                 continue
+            delay = self._backoff.next_delay(found_since_delay)
+            found_since_delay = False
             self._wake.wait(delay)
-            if self._wake.is_set():
-                self._wake.clear()
-                delay = MIN_POLLING_INTERVAL
-            else:
-                delay = min(delay * 2, self._options.max_polling_interval)
+            self._wake.clear()
+
+    def _wait_for_new_batch_threshold(self) -> None:
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight <= self._options.new_batch_threshold or self._stop.is_set())
 
     def _dispatch(self, client: QueueClient, message: StoredMessage) -> None:
         try:
             self._executor.submit(self._process, client, message)
         except RuntimeError:  # stopping: hand the message back instead of letting its lease run out
-            self._release(1)
+            self._settle()
             try:
                 client.update_message(message.id, pop_receipt=message.pop_receipt, visibility_timeout=0)
             except Exception as exc:
                 log.warning("Queue '%s': could not release message %s: %s", self._target.queue_name, message.id, exc)
 
-    def _acquire_slots(self) -> int:
-        """Block until at least one processing slot is free; then take as many as are free."""
-        while not self._slots.acquire(timeout=0.25):
-            if self._stop.is_set():
-                return 0
-        if self._stop.is_set():
-            self._slots.release()
-            return 0
-        taken = 1
-        while taken < min(self._options.batch_size, MAX_MESSAGES_PER_RECEIVE) and self._slots.acquire(blocking=False):
-            taken += 1
-        return taken
-
-    def _release(self, count: int) -> None:
-        for _ in range(count):
-            self._slots.release()
+    def _settle(self) -> None:
+        with self._settled:
+            self._in_flight -= 1
+            self._settled.notify_all()
 
     # -- processing ----------------------------------------------------------------------------
 
@@ -149,8 +209,7 @@ class QueueListener:
         except Exception:
             log.exception("Queue '%s': handling message %s failed", self._target.queue_name, message.id)
         finally:
-            self._release(1)
-            self._wake.set()  # a retried message is visible again: poll soon
+            self._settle()
 
     def _handle(self, client: QueueClient, message: StoredMessage) -> None:
         max_count = self._options.max_dequeue_count

@@ -14,7 +14,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from .functions import AppIndex, FunctionSpec, index_app, load_app
 from .http_app import HostApi, request_handler
 from .invoker import Invoker
-from .queues import QueueListener
+from .queues import QueueListener, QueueWatcher
 from .settings import HostOptions, Settings, load_host_options, load_settings
 from .storage import QueueStorage
 from .timers import TimerRunner
@@ -63,7 +63,8 @@ class LocalHost:
             log.info("Loaded %d setting(s) from local.settings.json (the environment wins)", len(from_file))
         self.options = load_host_options(root, dict(self.settings))
         self.index = index_app(load_app(self.config.app), self.settings)
-        invoker = Invoker(self._storage, self.options, str(root))
+        watcher = QueueWatcher()
+        invoker = Invoker(self._storage, self.options, str(root), on_enqueued=watcher.notify)
         self._invoker = invoker
         api = HostApi(
             functions=self.index.functions,
@@ -83,7 +84,12 @@ class LocalHost:
         for spec in self.index.functions.values():
             if spec.queue is not None:
                 self._listeners[spec.name] = QueueListener(
-                    spec, invoker, self._storage, self.options.queues, function_timeout=self.options.function_timeout
+                    spec,
+                    invoker,
+                    self._storage,
+                    self.options.queues,
+                    function_timeout=self.options.function_timeout,
+                    watcher=watcher,
                 )
             elif spec.timer is not None:
                 self._timers[spec.name] = TimerRunner(spec, invoker)

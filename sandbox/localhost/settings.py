@@ -141,7 +141,10 @@ def parse_timespan(value: Any, what: str) -> float:
 class QueueOptions:
     """``extensions.queues`` with the Storage extension's defaults."""
 
-    batch_size: int = 16  # also the cap on parallel messages (the host allows batchSize + newBatchThreshold)
+    batch_size: int = 16
+    # A new batch is fetched once in-flight messages fall to this: at most batchSize + newBatchThreshold
+    # run at once. Default (batchSize / 2) x processor count, as the Storage extension's QueuesOptions.
+    new_batch_threshold: int = 8 * (os.cpu_count() or 1)
     max_polling_interval: float = 60.0
     visibility_timeout: float = 0.0
     max_dequeue_count: int = 5
@@ -191,8 +194,10 @@ def parse_host_json(document: Mapping[str, Any]) -> HostOptions:
     if max_polling < 0.1:
         raise SettingsError("host.json: extensions.queues.maxPollingInterval must be at least 00:00:00.100")
     visibility = queues.get("visibilitytimeout")
+    threshold_default = (batch_size // 2) * (os.cpu_count() or 1)
     options = QueueOptions(
         batch_size=batch_size,
+        new_batch_threshold=_int(queues, "newBatchThreshold", threshold_default, 0, 10_000),
         max_polling_interval=max_polling,
         visibility_timeout=0.0
         if visibility is None

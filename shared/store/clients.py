@@ -16,6 +16,7 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.config import ConfigurationError, Settings
+from shared.store.metering import record_queue_request, record_table_request
 
 log = logging.getLogger("cosell.store")
 
@@ -81,6 +82,7 @@ def _refuse_placeholders(settings: Settings) -> None:
 def table_service(settings: Settings, **options: Any) -> TableServiceClient:
     """``options`` go to the Azure SDK pipeline (the doctor passes short timeouts and no retries)."""
     _refuse_placeholders(settings)
+    options.setdefault("raw_request_hook", record_table_request)
     if settings.storage_connection:
         try:
             return TableServiceClient.from_connection_string(settings.storage_connection, **options)
@@ -108,6 +110,7 @@ def table_client(settings: Settings, name: str) -> TableClient:
 def queue_client(settings: Settings, name: str, **options: Any) -> QueueClient:
     """Base64 on the wire, as the Functions queue trigger expects (host.json messageEncoding)."""
     _refuse_placeholders(settings)
+    options.setdefault("raw_request_hook", record_queue_request)
     policies = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
     if settings.storage_connection:
         try:

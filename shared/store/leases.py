@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -99,7 +99,7 @@ class LeaseStore:
             if time.monotonic() >= deadline:
                 raise LeaseUnavailable(f"lease {name!r} is held by another worker")
             time.sleep(poll)
-        renewal = _Renewal(self, name, seconds, etag)
+        renewal = Renewal(f"lease {table_key(name)}", seconds, etag, lambda tag: self.renew(name, seconds, tag))
         renewal.start()
         try:
             yield
@@ -107,24 +107,28 @@ class LeaseStore:
             self.release(name, renewal.stop())
 
 
-class _Renewal(threading.Thread):
-    """Keeps a held lease alive until stopped; gives up (and says so) if someone else took it."""
+class Renewal(threading.Thread):
+    """Keeps a held lease (or a claimed state row) alive until stopped, renewing every third of its time.
 
-    def __init__(self, store: LeaseStore, name: str, seconds: int, etag: str) -> None:
-        super().__init__(name=f"lease-{name}", daemon=True)
-        self._store, self._name, self._seconds = store, name, seconds
+    ``renew`` takes the current ETag and returns the next, or None if someone else took it: then
+    it gives up and says so.
+    """
+
+    def __init__(self, what: str, seconds: int, etag: str, renew: Callable[[str], str | None]) -> None:
+        super().__init__(name=f"renew-{what}", daemon=True)
+        self._what, self._seconds, self._renew = what, seconds, renew
         self.etag = etag
         self._stopped = threading.Event()
 
     def run(self) -> None:
         while not self._stopped.wait(self._seconds / 3):
             try:
-                renewed = self._store.renew(self._name, self._seconds, self.etag)
+                renewed = self._renew(self.etag)
             except Exception as exc:  # storage unreachable: the next round tries again
-                log.warning("Could not renew lease %s (%s)", table_key(self._name), type(exc).__name__)
+                log.warning("Could not renew %s (%s)", self._what, type(exc).__name__)
                 continue
             if renewed is None:
-                log.warning("Lease %s was lost while held; another worker may now run beside this one", self._name)
+                log.warning("Lost the %s while holding it; another worker may now run beside this one", self._what)
                 return
             self.etag = renewed
 

@@ -1,16 +1,19 @@
 """Partner Center → CRM: fetch a referral, decide, write the CRM, record state and audit.
 
-Webhook delivery is at-least-once and unordered, so every run is idempotent: a per-referral lease
-serialises concurrent messages, a referral older than the last synced version is skipped, and a
-referral whose mapped content is unchanged costs no CRM call at all.
+Webhook delivery is at-least-once and unordered, so every run is idempotent: a referral older than
+the last synced version is skipped, a referral whose mapped content is unchanged costs no CRM call
+and no state write, and a CRM write only happens under a claim on the referral's state row (its
+ETag is the lock, shared/store/claims.py), so two messages for one referral never write at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from shared import telemetry
 from shared.auth import AuthError
@@ -23,13 +26,15 @@ from shared.mapping.outbound import content_hash_of_plan
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.models import MalformedReferral, Referral
 from shared.store.audit import AuditEntry, AuditLog
+from shared.store.claims import Claim, ReferralClaims
 from shared.store.errors import is_storage_outage
-from shared.store.leases import LeaseStore, LeaseUnavailable
-from shared.store.state import StateStore, SyncState
+from shared.store.leases import LeaseUnavailable
+from shared.store.state import StateConflict, StateRow, StateStore, SyncState
 
 log = logging.getLogger("cosell.sync.inbound")
 
 DIRECTION = "pc-to-crm"
+MAX_RACES = 10  # rows changed under this worker in a row before it gives the message back to the queue
 _RETRYABLE_4XX = frozenset({408, 409, 412, 423, 429})
 
 
@@ -71,27 +76,24 @@ class InboundSync:
         crm: CrmPort,
         state: StateStore,
         audit: AuditLog,
-        leases: LeaseStore,
         options: InboundOptions,
         lease_seconds: int = 60,
         lease_wait: float = 20.0,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._referrals = referrals
         self._crm = crm
         self._state = state
         self._audit = audit
-        self._leases = leases
         self._options = options
-        self._lease_seconds = lease_seconds
-        self._lease_wait = lease_wait
+        self._claims = ReferralClaims(state, seconds=lease_seconds, wait=lease_wait, clock=clock, sleep=sleep)
         self._clock = clock
 
     def sync(self, referral_id: str, *, source: str = "webhook") -> SyncOutcome:
         with count_calls() as stats:
             try:
-                with self._leases.hold(f"referral_{referral_id}", seconds=self._lease_seconds, wait=self._lease_wait):
-                    outcome = self._sync_held(referral_id, source, stats)
+                outcome = self._sync(referral_id, source, stats)
             except (PermanentSyncError, LeaseUnavailable):
                 raise  # recorded already / another worker is syncing it: the host retries later
             except (ApiError, ApiUnavailable, AuthError) as exc:
@@ -105,7 +107,7 @@ class InboundSync:
                 # (audit row, ✖ on the record), then let the host's retries and the poison queue follow.
                 log.exception("referral %s: unexpected failure", referral_id)
                 reason = f"Sync failed on an unexpected error ({type(exc).__name__}); see the app's log."
-                self._fail(self._state.get(referral_id), referral_id, reason, stats, source)
+                self._fail(referral_id, reason, stats, source)
         # A skipped or unchanged event says why in the log too: "nothing happened" is the question an
         # operator watching the log asks first. The reasons name settings and versions, never customer data.
         why = f" - {outcome.message}" if outcome.outcome in ("skipped", "unchanged") else ""
@@ -121,14 +123,26 @@ class InboundSync:
         )
         return outcome
 
-    def _sync_held(self, referral_id: str, source: str, stats: CallStats) -> SyncOutcome:
-        previous = _same_crm(self._state.get(referral_id), self._crm.kind)
+    def _sync(self, referral_id: str, source: str, stats: CallStats) -> SyncOutcome:
+        deadline = self._claims.deadline()
+        row = self._claims.settle(referral_id, deadline=deadline)
         try:
             referral = self._referrals.get(referral_id)
         except (ApiError, MalformedReferral) as exc:
             if is_permanent(exc):
-                self._fail(previous, referral_id, f"Could not read the referral: {readable(exc)}", stats, source)
+                self._fail(referral_id, f"Could not read the referral: {readable(exc)}", stats, source)
             raise
+        # Decided on the row as read; a row another worker changed meanwhile is read again and the same
+        # referral decided again (it may now be stale, or unchanged).
+        for _ in range(MAX_RACES):
+            try:
+                return self._decide(row, referral, source, stats)
+            except StateConflict:
+                row = self._claims.settle(referral_id, deadline=deadline)
+        raise LeaseUnavailable(f"referral {referral_id} kept changing under this worker")
+
+    def _decide(self, row: StateRow, referral: Referral, source: str, stats: CallStats) -> SyncOutcome:
+        referral_id, previous = row.referral_id, _same_crm(row.state, self._crm.kind)
         stale = self._stale_reason(referral, previous)
         if stale:
             return self._record(referral_id, previous.crm_id if previous else "", "skipped", stale, stats, source)
@@ -140,9 +154,11 @@ class InboundSync:
 
         content_hash = plan.content_hash()
         if previous and previous.crm_id and previous.pc_hash == content_hash and not previous.last_error:
-            previous.pc_updated = _iso(referral.updated_date_time) or previous.pc_updated
-            previous.last_outcome = "unchanged"
-            self._state.save(previous)
+            version = referral.updated_date_time
+            if version and (previous.pc_updated_at is None or version > previous.pc_updated_at):
+                # Nothing to write but the out-of-order floor: without it, a worker still holding an
+                # older, different version of this referral would claim the unchanged row and apply it.
+                self._state.merge(referral_id, row.etag, pc_updated=_iso(version), last_outcome="unchanged")
             return self._record(
                 referral_id,
                 previous.crm_id,
@@ -153,15 +169,23 @@ class InboundSync:
                 entity=previous.crm_entity,
             )
 
+        with self._claims.claim(row) as claim:
+            return self._apply(claim, referral, plan, content_hash, stats, source)
+
+    def _apply(
+        self, claim: Claim, referral: Referral, plan: CrmPlan, content_hash: str, stats: CallStats, source: str
+    ) -> SyncOutcome:
+        referral_id, previous = claim.referral_id, _same_crm(claim.row.state, self._crm.kind)
         unreadable = _unreadable_note(referral)
         try:
             result = self._crm.apply_inbound(plan, _known(previous), _crm_audit_message(plan) + unreadable)
         except Exception as exc:
             if is_permanent(exc):
-                self._fail(previous, referral_id, f"Sync from Partner Center failed: {readable(exc)}", stats, source)
+                reason = f"Sync from Partner Center failed: {readable(exc)}"
+                self._fail(referral_id, reason, stats, source, claim=claim)
             raise
 
-        self._state.save(self._next_state(previous, referral, plan, content_hash, result))
+        claim.commit(self._next_state(previous, referral, plan, content_hash, result))
         # What the CRM now holds is what Partner Center has: the next CRM poll must not send it back.
         pending_stage = self._crm.capabilities.pending_stage
         self._state.agree(
@@ -202,8 +226,15 @@ class InboundSync:
         state.last_synced_at = self._clock().isoformat()
         return state
 
-    def _fail(self, previous: SyncState | None, referral_id: str, reason: str, stats: CallStats, source: str) -> None:
+    def _fail(
+        self, referral_id: str, reason: str, stats: CallStats, source: str, *, claim: Claim | None = None
+    ) -> NoReturn:
         """Write ✖ and the reason on the CRM record (once per distinct reason), audit, then give up."""
+        if claim is None:
+            with self._claims.hold(referral_id) as held:
+                self._fail(referral_id, reason, stats, source, claim=held)
+        assert claim is not None
+        previous = _same_crm(claim.row.state, self._crm.kind)
         # The host retries a failed message up to maxDequeueCount times: count the failure once per cause.
         new_failure = previous is None or previous.last_error != reason
         if previous and previous.crm_id and previous.last_error != reason:
@@ -214,7 +245,7 @@ class InboundSync:
         state = previous or SyncState(referral_id=referral_id)
         state.last_error = reason
         state.last_outcome = "failed"
-        self._state.save(state)
+        claim.commit(state)
         self._record(referral_id, state.crm_id, "failed", reason, stats, source, entity=state.crm_entity)
         log.error("referral %s: %s", referral_id, reason)
         if new_failure:

@@ -45,6 +45,7 @@ from shared.partner_center.client import ReferralsClient
 from shared.partner_center.ids import is_referral_id, shown
 from shared.partner_center.models import MalformedReferral, Referral
 from shared.store.audit import AuditEntry, AuditLog
+from shared.store.claims import Claim, ReferralClaims
 from shared.store.errors import is_storage_outage
 from shared.store.leases import LeaseStore, LeaseUnavailable
 from shared.store.state import CrmRecordState, StateStore, SyncState
@@ -95,6 +96,7 @@ class OutboundSync:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         max_seconds: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._referrals = referrals
         self._max_seconds = max_seconds
@@ -108,6 +110,8 @@ class OutboundSync:
         self._options = dataclasses.replace(options or OutboundOptions(), pending_stage=crm.capabilities.pending_stage)
         self._lease_seconds = lease_seconds
         self._lease_wait = lease_wait
+        # A referral's state row is its lock, for this direction as for the inbound sync.
+        self._claims = ReferralClaims(state, seconds=lease_seconds, wait=lease_wait, clock=clock, sleep=sleep)
         self._clock = clock
 
     @property
@@ -269,8 +273,8 @@ class OutboundSync:
                 referral_id = record.referral_id
                 if record.content_hash == content and not force:
                     return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already shared.")
-        with self._leases.hold(f"referral_{referral_id}", seconds=self._lease_seconds, wait=self._lease_wait):
-            return self._update(deal, record, content, referral_id)
+        with self._claims.hold(referral_id) as claim:
+            return self._update(deal, record, content, referral_id, claim)
 
     def _share(self, deal: CrmDeal, record: CrmRecordState, content: str, *, force: bool) -> RecordOutcome:
         found = problems(deal)
@@ -317,7 +321,9 @@ class OutboundSync:
             )
         return referral
 
-    def _update(self, deal: CrmDeal, record: CrmRecordState, content: str, referral_id: str) -> RecordOutcome:
+    def _update(
+        self, deal: CrmDeal, record: CrmRecordState, content: str, referral_id: str, claim: Claim
+    ) -> RecordOutcome:
         referral = self._referrals.get(referral_id)
         terminal = terminal_reason(referral)
         if terminal:
@@ -325,11 +331,12 @@ class OutboundSync:
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", f"Not sent: {terminal}.")
         update = referral_update(deal, referral, self._options)
         if not update.paths:
-            self._remember(deal, content, referral)
             if update.notes:
                 message = "Nothing sent to Partner Center: " + "; ".join(update.notes) + "."
-                self._crm.write_back(deal, message=message, ok=True)
+                self._crm.write_back(deal, message=message, ok=True)  # under the claim, as every write here
+                self._remember(deal, content, referral, claim)
                 return RecordOutcome(deal.entity, deal.crm_id, referral_id, "skipped", message)
+            self._remember(deal, content, referral, claim)
             return RecordOutcome(deal.entity, deal.crm_id, referral_id, "unchanged", "Already equal in Partner Center.")
         try:
             updated = self._referrals.patch(referral_id, update.changes, etag=referral.e_tag)
@@ -355,7 +362,7 @@ class OutboundSync:
         if update.notes:
             message += " " + "; ".join(update.notes) + "."
         self._crm.write_back(deal, message=message, ok=True)
-        self._remember(deal, content, updated)
+        self._remember(deal, content, updated, claim)
         return RecordOutcome(deal.entity, deal.crm_id, referral_id, "updated", message)
 
     def _reject(self, deal: CrmDeal, record: CrmRecordState, content: str, message: str) -> RecordOutcome:
@@ -364,10 +371,14 @@ class OutboundSync:
         self._state.save_crm(record)
         return RecordOutcome(deal.entity, deal.crm_id, record.referral_id, "rejected", message)
 
-    def _remember(self, deal: CrmDeal, content: str, referral: Referral) -> None:
+    def _remember(self, deal: CrmDeal, content: str, referral: Referral, claim: Claim | None = None) -> None:
         """Both sides now agree: store it, so neither our write-back nor the echoing webhook syncs again."""
+        if claim is None:  # a referral just shared: its webhook may be syncing it already
+            with self._claims.hold(referral.id) as held:
+                self._remember(deal, content, referral, held)
+            return
         self._state.agree(deal.entity, deal.crm_id, referral.id, content)
-        state = self._state.get(referral.id) or SyncState(referral_id=referral.id)
+        state = claim.row.state or SyncState(referral_id=referral.id)
         plan = fit(plan_for(referral, self._inbound_options), self._crm.field_limits(deal.entity))
         state.crm_kind, state.crm_entity, state.crm_id = self._crm.kind, deal.entity, deal.crm_id
         state.pc_updated = referral.updated_date_time.isoformat() if referral.updated_date_time else state.pc_updated
@@ -379,7 +390,7 @@ class OutboundSync:
             state.crm_fields = self._crm.memo_for(plan)
         state.last_outcome, state.last_error = "shared", ""
         state.last_synced_at = self._clock().isoformat()
-        self._state.save(state)
+        claim.commit(state)
 
     def _record(self, outcome: RecordOutcome, stats: CallStats, source: str) -> None:
         self._audit.append(

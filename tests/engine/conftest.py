@@ -81,7 +81,10 @@ def world() -> World:
     state, audit, leases, queue = FakeStateStore(), FakeAuditLog(), FakeLeaseStore(clock), FakeQueue()
     crm = MemoryCrm()
     options = InboundOptions()
-    common: dict[str, Any] = {"referrals": referrals, "crm": crm, "state": state, "audit": audit, "leases": leases}
+    common: dict[str, Any] = {"referrals": referrals, "crm": crm, "state": state, "audit": audit}
+    # Waiting for a claim is time passing on the fake clock.
+    waits: dict[str, Any] = {"lease_seconds": LEASE_SECONDS, "lease_wait": LEASE_WAIT, "clock": clock}
+    waits["sleep"] = clock.advance
     return World(
         clock=clock,
         referrals=referrals,
@@ -90,10 +93,8 @@ def world() -> World:
         leases=leases,
         queue=queue,
         crm=crm,
-        inbound=InboundSync(**common, options=options, lease_seconds=LEASE_SECONDS, lease_wait=LEASE_WAIT, clock=clock),
-        outbound=OutboundSync(
-            **common, inbound_options=options, lease_seconds=LEASE_SECONDS, lease_wait=LEASE_WAIT, clock=clock
-        ),
+        inbound=InboundSync(**common, options=options, **waits),
+        outbound=OutboundSync(**common, leases=leases, inbound_options=options, **waits),
         reconciler=Reconciler(
             referrals=referrals,
             state=state,

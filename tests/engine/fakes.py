@@ -34,7 +34,7 @@ from shared.partner_center.models import Referral
 from shared.partner_center.writes import ReferralChanges, ReferralDraft
 from shared.store.audit import AuditEntry
 from shared.store.leases import LeaseUnavailable
-from shared.store.state import CrmRecordState, SyncState
+from shared.store.state import CrmRecordState, StateConflict, StateRow, SyncState
 
 SERVICE = "partner-center"
 
@@ -200,19 +200,71 @@ def _time(value: str) -> dt.datetime:
 
 # ============================================================================ stores
 class FakeStateStore:
-    """``StateStore`` in memory: rows are copied in and out, as a table would (de)serialise them."""
+    """``StateStore`` in memory: rows are copied in and out, as a table would (de)serialise them.
+
+    Each referral row has an ETag that every write changes, and the conditional writes check it as
+    the table does (409 for an insert over a row, 412 for a stale If-Match): the claims run on it.
+    """
 
     def __init__(self) -> None:
         self.referrals: dict[str, SyncState] = {}
+        self.claims: dict[str, tuple[str, str]] = {}  # referral id -> (lease_owner, lease_until)
+        self.etags: dict[str, str] = {}  # referral id -> ETag, for every row that exists
         self.crm_rows: dict[tuple[str, str], CrmRecordState] = {}
         self.watermarks: dict[str, dict[str, Any]] = {}
+        self._etags = itertools.count(1)
 
     def get(self, referral_id: str) -> SyncState | None:
+        return self.read(referral_id).state
+
+    def read(self, referral_id: str) -> StateRow:
+        if referral_id not in self.etags:
+            return StateRow(referral_id)
         state = self.referrals.get(referral_id)
-        return copy.deepcopy(state) if state is not None else None
+        owner, until = self.claims.get(referral_id, ("", ""))
+        return StateRow(referral_id, copy.deepcopy(state), self.etags[referral_id], owner, until)
 
     def save(self, state: SyncState) -> None:
         self.referrals[state.referral_id] = copy.deepcopy(state)
+        self.claims.pop(state.referral_id, None)
+        self._touch(state.referral_id)
+
+    def insert_claim(self, referral_id: str, owner: str, until: str) -> str:
+        if referral_id in self.etags:
+            raise StateConflict(referral_id)
+        self.claims[referral_id] = (owner, until)
+        return self._touch(referral_id)
+
+    def merge(self, referral_id: str, etag: str, **values: str) -> str:
+        self._check(referral_id, etag)
+        owner, until = self.claims.get(referral_id, ("", ""))
+        owner, until = values.pop("lease_owner", owner), values.pop("lease_until", until)
+        self.claims[referral_id] = (owner, until)
+        state = self.referrals.get(referral_id)
+        if values and state is None:
+            raise AssertionError(f"merged {sorted(values)} into a row with no state")
+        for name, value in values.items():
+            setattr(state, name, value)
+        return self._touch(referral_id)
+
+    def commit(self, state: SyncState, etag: str) -> str:
+        self._check(state.referral_id, etag)
+        self.referrals[state.referral_id] = copy.deepcopy(state)
+        self.claims.pop(state.referral_id, None)  # a REPLACE: the claim's columns are gone
+        return self._touch(state.referral_id)
+
+    def delete(self, referral_id: str, etag: str) -> None:
+        self._check(referral_id, etag)
+        for rows in (self.referrals, self.claims, self.etags):
+            rows.pop(referral_id, None)
+
+    def _check(self, referral_id: str, etag: str) -> None:
+        if self.etags.get(referral_id) != etag:
+            raise StateConflict(referral_id)
+
+    def _touch(self, referral_id: str) -> str:
+        self.etags[referral_id] = f'W/"{next(self._etags)}"'
+        return self.etags[referral_id]
 
     def agree(self, entity: str, crm_id: str, referral_id: str, content_hash: str) -> None:
         # The real MERGE writes every column: no rejection or create intent of the old row survives.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pytest
 from azure.core.exceptions import ServiceResponseError
@@ -12,6 +13,7 @@ from shared.http import ApiError
 from shared.mapping.inbound import InboundOptions
 from shared.mapping.model import DealStage
 from shared.store.leases import LeaseUnavailable
+from shared.store.state import StateConflict
 from shared.sync.inbound import InboundSync, PermanentSyncError
 from tests.contract.referrals import LEAD, SHARED, WON, plan_of
 from tests.engine.conftest import LEASE_SECONDS, LEASE_WAIT, World
@@ -155,22 +157,76 @@ def test_an_accepted_lead_becomes_an_opportunity_made_from_the_lead(world: World
     assert (state.crm_entity, state.crm_id, state.lead_id) == ("opportunity", opportunity.id, lead.id)
 
 
-def test_a_second_worker_takes_a_lapsed_lease_and_does_not_create_twice(world: World) -> None:
+def test_a_second_worker_takes_a_lapsed_claim_and_does_not_create_twice(world: World) -> None:
     ref = world.incoming(SHARED)
-    # Worker A took the lease, created the opportunity, and died before saving any state.
-    assert world.leases.try_acquire(f"referral_{ref.id}", LEASE_SECONDS)
+    # Worker A claimed the referral's state row, created the opportunity, and died before committing.
+    until = world.clock.now + dt.timedelta(seconds=LEASE_SECONDS)
+    world.state.insert_claim(ref.id, "worker-a", until.isoformat())
     world.crm.apply_inbound(plan_of(world.crm, world.referrals.referral(ref.id)), None, "Worker A.")
 
     with pytest.raises(LeaseUnavailable):
-        world.inbound.sync(ref.id)  # worker B waits LEASE_WAIT seconds, A's lease is still live
-    assert world.clock.now < world.leases.leases[f"referral_{ref.id}"].expires_at
+        world.inbound.sync(ref.id)  # worker B waits LEASE_WAIT seconds, A's claim is still live
+    assert world.clock.now < until
+    assert world.state.claims[ref.id][0] == "worker-a"
 
-    world.clock.advance(LEASE_SECONDS - LEASE_WAIT + 1)  # A's lease has lapsed
+    world.clock.advance(LEASE_SECONDS - LEASE_WAIT + 1)  # A's claim has lapsed
     outcome = world.inbound.sync(ref.id)
 
-    assert world.leases.taken_over == [f"referral_{ref.id}"]
     assert outcome.outcome == "updated", "worker B found A's opportunity by the referral id"
     assert len(world.deals_of(ref.id)) == 1
+    row = world.state.read(ref.id)
+    assert row.state is not None
+    assert row.state.crm_id == world.deals_of(ref.id)[0].id
+    assert not row.lease_owner, "B's commit replaced the row, claim included"
+
+
+def test_a_worker_that_lost_the_race_for_the_claim_decides_again_on_the_winners_state(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"details": {"notes": "Budget approved"}})
+    # Worker A read the row; B synced the same version before A could claim it.
+    seen_by_a = world.state.read(ref.id)
+    assert world.inbound.sync(ref.id).outcome == "updated"
+    writes = world.crm.writes
+
+    with pytest.raises(StateConflict):
+        world.inbound._claims.claim(seen_by_a)  # A's claim, If-Match the ETag A read
+    outcome = world.inbound.sync(ref.id)  # A reads again and decides again
+
+    assert outcome.outcome == "unchanged"
+    assert world.crm.writes == writes
+    assert len(world.deals_of(ref.id)) == 1
+
+
+def test_an_unchanged_newer_version_moves_the_floor_so_an_older_one_is_still_skipped(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    assert ref.updated_date_time is not None
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"unmappedNote": "seen by Microsoft only"})
+
+    assert world.inbound.sync(ref.id).outcome == "unchanged"
+
+    # A version between the two, with a mapped change, as a worker that fetched it earlier would hold it:
+    # older than the version just found unchanged, so it is skipped, not applied over it.
+    between = ref.updated_date_time + dt.timedelta(seconds=30)
+    world.referrals.update(
+        ref.id, {"details": {"notes": "Withdrawn"}, "updatedDateTime": between.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    )
+    outcome = world.inbound.sync(ref.id)
+
+    assert outcome.outcome == "skipped"
+    assert "out-of-order" in outcome.message
+
+
+def test_a_duplicate_delivery_writes_no_state(world: World) -> None:
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    etag = world.state.read(ref.id).etag
+
+    assert world.inbound.sync(ref.id).outcome == "unchanged"
+    assert world.state.read(ref.id).etag == etag
 
 
 def test_a_permanent_failure_marks_the_record_and_a_later_success_clears_it(world: World) -> None:
@@ -225,11 +281,11 @@ def test_after_crm_kind_changes_a_synced_referral_is_created_in_the_new_crm(worl
         crm=new_crm,
         state=world.state,
         audit=world.audit,
-        leases=world.leases,
         options=InboundOptions(),
         lease_seconds=LEASE_SECONDS,
         lease_wait=LEASE_WAIT,
         clock=world.clock,
+        sleep=world.clock.advance,
     )
 
     outcome = switched.sync(ref.id)  # the same version, as a backfill after the switch sends it
@@ -250,16 +306,17 @@ def test_a_storage_outage_is_handed_back_without_marking_the_record_failed(
     [record] = world.deals_of(ref.id)
     world.clock.advance(60)
     world.referrals.update(ref.id, {"details": {"dealValue": 75000}})
-    saves = world.state.save
+    commits = world.state.commit
 
-    def dropped(state: object) -> None:
-        raise ServiceResponseError("Connection aborted.")
+    def dropped(*args: object) -> str:
+        raise ServiceResponseError("Connection aborted.")  # the state write after the CRM write
 
-    monkeypatch.setattr(world.state, "save", dropped)
+    monkeypatch.setattr(world.state, "commit", dropped)
     with pytest.raises(ServiceResponseError):
         world.inbound.sync(ref.id)
 
     assert not world.record(record.id).fields["name"].startswith("✖")
     assert "failed" not in world.audit.outcomes(ref.id)
-    monkeypatch.setattr(world.state, "save", saves)
-    assert world.inbound.sync(ref.id).outcome == "updated"  # the host's retry
+    monkeypatch.setattr(world.state, "commit", commits)
+    world.clock.advance(LEASE_SECONDS + 1)  # the claim the outage left behind lapses before the host's retry
+    assert world.inbound.sync(ref.id).outcome == "updated"

@@ -7,6 +7,8 @@ import base64
 import hashlib
 import itertools
 import json
+import os
+import random
 import re
 import signal
 import threading
@@ -25,9 +27,11 @@ from sandbox.hostproc import start_host
 from sandbox.localhost.functions import FunctionSpec, RetryPolicy, TimerSpec, index_app
 from sandbox.localhost.http_app import compile_route
 from sandbox.localhost.invoker import Invoker, queue_bodies
+from sandbox.localhost.queues import Backoff, QueueListener, QueueWatcher
 from sandbox.localhost.schedule import CronSchedule, IntervalSchedule, parse_schedule
 from sandbox.localhost.settings import (
     HostOptions,
+    QueueOptions,
     Settings,
     SettingsError,
     load_settings,
@@ -67,8 +71,93 @@ def test_host_json_defaults_and_overrides() -> None:
     assert options.function_timeout == 600
     with pytest.raises(SettingsError, match="batchSize"):
         parse_host_json({"extensions": {"queues": {"batchSize": 64}}})
+    # newBatchThreshold: (batchSize / 2) x processor count unless set (QueuesOptions.NewBatchThreshold).
+    assert options.queues.new_batch_threshold == 1 * (os.cpu_count() or 1)
+    assert parse_host_json({"extensions": {"queues": {"newBatchThreshold": 0}}}).queues.new_batch_threshold == 0
     with pytest.raises(SettingsError, match="visibilityTimeout"):
         parse_host_json({"extensions": {"queues": {"visibilityTimeout": 30}}})
+
+
+class _Centre(random.Random):
+    """Jitter factor 1.0: the back-off's middle path."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+def test_idle_polling_backs_off_as_the_storage_extension_does_and_a_message_resets_it() -> None:
+    backoff = Backoff(2.0, rng=_Centre())
+    # RandomizedExponentialBackoffStrategy(min 100 ms, max, delta 100 ms): min + delta x 2^(n-1) x jitter.
+    delays = [round(backoff.next_delay(found_messages=False), 3) for _ in range(8)]
+    assert delays == [0.1, 0.2, 0.3, 0.5, 0.9, 1.7, 2.0, 2.0]
+    assert backoff.next_delay(found_messages=True) == 0.1
+    jittered = Backoff(60.0, rng=random.Random(7))
+    steps = [jittered.next_delay(found_messages=False) for _ in range(4)]
+    assert 0.1 + 0.8 * 0.4 <= steps[3] <= 0.1 + 1.2 * 0.4  # the fourth delay: 100 ms + 400 ms +-20 %
+
+
+class _EmptyQueue:
+    """A queue with nothing in it that counts the receive calls (no storage account needed)."""
+
+    def __init__(self) -> None:
+        self.receives = 0
+        self.polled = threading.Condition()
+
+    def receive_messages(self, **_: Any) -> list[Any]:
+        with self.polled:
+            self.receives += 1
+            self.polled.notify_all()
+        return []
+
+    def wait_receives(self, count: int, timeout: float = 10.0) -> bool:
+        with self.polled:
+            return self.polled.wait_for(lambda: self.receives >= count, timeout=timeout)
+
+
+class _OneQueueStorage:
+    def __init__(self, queue: _EmptyQueue) -> None:
+        self._queue = queue
+
+    def queue(self, connection_string: str, queue_name: str, *, create: bool = True) -> _EmptyQueue:
+        return self._queue
+
+
+class _Asleep(Backoff):
+    """An idle listener that would not poll again for an hour."""
+
+    def next_delay(self, found_messages: bool) -> float:
+        return 3600.0
+
+
+def test_a_queue_output_of_the_same_host_wakes_the_idle_listener_at_once() -> None:
+    """SharedQueueWatcher: the listener is in an hour's back-off, so a second poll can only come from the notice."""
+    queue, watcher = _EmptyQueue(), QueueWatcher()
+    settings = Settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    spec = index_app(_one_queue_app(), settings).functions["listen"]
+    options = QueueOptions(batch_size=4, new_batch_threshold=2, max_polling_interval=3600.0)
+    invoker = Invoker(QueueStorage(), HostOptions(), ".")
+    storage: Any = _OneQueueStorage(queue)
+    listener = QueueListener(spec, invoker, storage, options, watcher=watcher, backoff=_Asleep(3600.0))
+    listener.start()
+    try:
+        assert queue.wait_receives(1)
+        watcher.notify("UseDevelopmentStorage=true", "other-queue")  # a message for another queue: no poll
+        assert not queue.wait_receives(2, timeout=0.5)
+        watcher.notify("UseDevelopmentStorage=true", "events")
+        assert queue.wait_receives(2)
+    finally:
+        listener.stop()
+        listener.join(5)
+
+
+def _one_queue_app() -> func.FunctionApp:
+    app = func.FunctionApp()
+
+    @app.queue_trigger(arg_name="msg", queue_name="events", connection="AzureWebJobsStorage")
+    def listen(msg: func.QueueMessage) -> None:
+        return None
+
+    return app
 
 
 def test_local_settings_fill_only_unset_names(tmp_path: Path) -> None:
@@ -397,7 +486,8 @@ def test_batch_size_bounds_parallel_messages(sample_host: SampleHost) -> None:
     assert httpx.post(sample_host.url("/api/enqueue"), json={"messages": bodies}).status_code == 202
     records = sample_host.wait_records("worker", lambda r: marker in r["body"], count=8, timeout=20)
     overlaps = [sum(1 for o in records if o["started"] <= r["started"] < o["ended"]) for r in records]
-    assert 2 <= max(overlaps) <= 4  # batchSize is 4 in the sample host.json
+    # batchSize 4 and newBatchThreshold 2 in the sample host.json: a new batch once two are left in flight.
+    assert 2 <= max(overlaps) <= 6
 
 
 @pytest.mark.e2e
