@@ -12,9 +12,10 @@ from shared.store.leases import LeaseStore
 from shared.store.state import StateStore
 from tests.engine.fakes import FakeAuditLog, FakeLeaseStore, FakeReferrals, FakeStateStore
 
-# ReferralsClient.list is the generic query the engine never calls (it asks for changed_since).
+# ReferralsClient.list is the generic query the engine never calls (it asks for changed_since);
+# probe is the doctor's reachability check, not the engine's.
 PAIRS = [
-    (ReferralsClient, FakeReferrals, {"list"}),
+    (ReferralsClient, FakeReferrals, {"list", "probe"}),
     (StateStore, FakeStateStore, set()),
     (AuditLog, FakeAuditLog, set()),
     (LeaseStore, FakeLeaseStore, set()),
