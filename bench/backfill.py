@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.common import RateSampler, crm_simulator, new_referral
+from bench.common import RateSampler, crm_simulator, new_referral, refused
 from sandbox.stack import Stack
 
 UNPACED = {"BACKFILL_REFERRALS_PER_MINUTE": "6000"}  # the most the setting allows
@@ -28,6 +28,7 @@ class Backfill:
     again_seconds: float
     again_crm_requests: int
     again_partner_center_calls: int
+    refused: int
 
     @property
     def per_second(self) -> float:
@@ -56,6 +57,7 @@ def measure(stack: Stack, crm: str, count: int) -> Backfill:
     for n in range(count):
         pc.seed_referral(new_referral(f"Backfill Customer {n % 20}"), fire=False)
     seconds, requests, peak = _run(stack, since, simulator)
+    refused_count = refused(stack, crm)  # since _run cleared the simulator's log
     pc.reset_stats()
     again_seconds, again_requests, _ = _run(stack, since, simulator)
     return Backfill(
@@ -66,4 +68,5 @@ def measure(stack: Stack, crm: str, count: int) -> Backfill:
         again_seconds=again_seconds,
         again_crm_requests=again_requests,
         again_partner_center_calls=int(pc.stats_snapshot()["total"]),
+        refused=refused_count,
     )

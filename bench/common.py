@@ -17,6 +17,23 @@ from sandbox.stack import Stack
 
 # Timers only when asked: a poll or a reconcile firing mid-measurement would add its own calls.
 ON_DEMAND = {"CRM_POLL_SCHEDULE": "0 0 0 1 1 *", "RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
+# The CRM budget the bench runs under: the app's pace setting and, to match, the simulated Dataverse's service
+# protection (an org of several web servers: 30,000 requests per 5 minutes for the user) and Salesforce's
+# allocation. Measured rates are read against it; the simulators answer 429 / 403 past it, as the services do.
+BUDGET_PER_MINUTE = 6000
+BUDGET = {"CRM_REQUESTS_PER_MINUTE": str(BUDGET_PER_MINUTE)}
+
+
+def apply_budget(stack: Stack) -> None:
+    protection = getattr(stack.sandbox.dataverse, "protection", None)  # absent before issue 14's limiter
+    if protection is not None:
+        protection.configure(requests=BUDGET_PER_MINUTE * 5, window_seconds=300)
+
+
+def refused(stack: Stack, crm: str) -> int:
+    """Requests the CRM simulator refused for its budget (429 / REQUEST_LIMIT_EXCEEDED) since its last reset."""
+    simulator = crm_simulator(stack, crm)
+    return sum(1 for r in simulator.recorded() if r.status == 429 or (r.status == 403 and crm == "salesforce"))
 
 
 def new_referral(customer: str) -> dict[str, Any]:

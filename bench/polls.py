@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from bench.common import RateSampler, crm_simulator
+from bench.common import RateSampler, crm_simulator, refused
 from sandbox.sellers import Seller
 from sandbox.stack import Stack
 
@@ -26,6 +26,7 @@ class FirstShare:
     longest_poll: float
     past_timeout: int
     crm_requests_per_minute: float
+    refused: int
 
     @property
     def per_second(self) -> float:
@@ -65,4 +66,5 @@ def first_share(stack: Stack, crm: str, seller: Seller, count: int, max_polls: i
         longest_poll=longest,
         past_timeout=host.output().count(TIMEOUT_MARK) - timeouts_before,
         crm_requests_per_minute=sampler.peak_per_minute(),
+        refused=refused(stack, crm),
     )

@@ -15,15 +15,12 @@ import time
 from pathlib import Path
 
 from bench import backfill, calls, polls, speed, storage
-from bench.common import ON_DEMAND
+from bench.common import BUDGET, BUDGET_PER_MINUTE, ON_DEMAND, apply_budget
 from sandbox.sellers import seller_for
 from sandbox.stack import Stack
 
 SECTIONS = ("calls", "latency", "throughput", "storage", "polls", "backfill")
 CRM_NAMES = {"dynamics": "Dynamics 365", "salesforce": "Salesforce"}
-# Dataverse service protection: 6,000 requests per user per 5 minutes (learn.microsoft.com/power-apps/
-# developer/data-platform/api-limits); the share the app may take is its own setting once it has one.
-DATAVERSE_LIMIT_PER_MINUTE = 6000 / 5
 
 
 class Report:
@@ -50,8 +47,18 @@ class Report:
             print(f"| {label} | " + " | ".join(values.get(c, "—") for c in crms) + " |")
 
 
+class _Stack(Stack):
+    """The bench's stack: timers on demand, the CRM budget set on both sides."""
+
+    def start(self) -> _Stack:
+        super().start()
+        apply_budget(self)
+        return self
+
+
 def _stack(tmp: Path, crm: str, name: str, settings: dict[str, str] | None = None) -> Stack:
-    return Stack(tmp / f"{crm}-{name}", seed=3, crm=crm, extra_settings={**ON_DEMAND, **(settings or {})})
+    extra = {**ON_DEMAND, **BUDGET, **(settings or {})}
+    return _Stack(tmp / f"{crm}-{name}", seed=3, crm=crm, extra_settings=extra)
 
 
 def measure_crm(crm: str, sections: set[str], sizes: dict[str, int], report: Report, tmp: Path) -> None:
@@ -84,7 +91,9 @@ def measure_crm(crm: str, sections: set[str], sizes: dict[str, int], report: Rep
                     crm,
                     f"burst, {injected} ms per remote call",
                     f"{result.per_second:.1f} referrals/s ({result.seconds:.1f} s); commit → CRM "
-                    f"p50 {result.p50 * 1000:.0f} ms, p95 {result.p95 * 1000:.0f} ms",
+                    f"p50 {result.p50 * 1000:.0f} ms, p95 {result.p95 * 1000:.0f} ms; peak "
+                    f"{result.peak_crm_requests_per_minute:.0f} {name} requests/min of {BUDGET_PER_MINUTE}, "
+                    f"{result.refused} refused",
                     summary=f"{result.per_second:.1f}/s, p50 {result.p50:.2f} s, p95 {result.p95:.2f} s",
                 )
         if "storage" in sections:
@@ -103,7 +112,8 @@ def measure_crm(crm: str, sections: set[str], sizes: dict[str, int], report: Rep
                 f"first share of {count:,} records",
                 f"{result.seconds:.0f} s ({result.per_second:.0f}/s) in {result.polls} poll(s), longest "
                 f"{result.longest_poll:.0f} s, {result.past_timeout} past functionTimeout; peak "
-                f"{result.crm_requests_per_minute:.0f} {name} requests/min",
+                f"{result.crm_requests_per_minute:.0f} {name} requests/min of {BUDGET_PER_MINUTE}, "
+                f"{result.refused} refused",
                 summary=f"{result.seconds:.0f} s, {result.polls} poll(s), {result.past_timeout} timeouts",
             )
     if "backfill" in sections:
@@ -111,7 +121,7 @@ def measure_crm(crm: str, sections: set[str], sizes: dict[str, int], report: Rep
         report.section(f"[{name}] Backfill of {count:,} new referrals ({count // 20} per customer), pace lifted")
         with _stack(tmp, crm, "backfill", backfill.UNPACED) as stack:
             result = backfill.measure(stack, crm, count)
-        budget = f" (Dataverse allows {DATAVERSE_LIMIT_PER_MINUTE:.0f}/min per user)" if crm == "dynamics" else ""
+        budget = f" of the {BUDGET_PER_MINUTE}/min budget, {result.refused} refused"
         report.line(
             crm,
             f"backfill of {count:,}",

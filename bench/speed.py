@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from bench.common import Arrivals, latency, new_referral, percentiles
+from bench.common import Arrivals, RateSampler, crm_simulator, latency, new_referral, percentiles, refused
 from sandbox.stack import Stack
 
 
@@ -21,6 +21,8 @@ class Burst:
     seconds: float
     p50: float
     p95: float
+    peak_crm_requests_per_minute: float
+    refused: int
 
     @property
     def per_second(self) -> float:
@@ -47,10 +49,18 @@ def burst(stack: Stack, crm: str, count: int, injected_ms: int) -> Burst:
     pc = stack.sandbox.partner_center
     tag = uuid.uuid4().hex[:6]
     referrals = [new_referral(f"Burst {tag} Customer {n}") for n in range(count)]
-    with latency(stack, injected_ms), Arrivals(stack, crm) as arrivals:
+    simulator = crm_simulator(stack, crm)
+    refused_before = refused(stack, crm)
+    with (
+        latency(stack, injected_ms),
+        RateSampler(lambda: int(simulator.stats_snapshot()["total"])) as sampler,
+        Arrivals(stack, crm) as arrivals,
+    ):
         for referral in referrals:
             arrivals.commit(referral["id"])
             pc.seed_referral(referral)
         arrivals.wait(timeout=900)
     p50, p95 = percentiles(arrivals.latencies())
-    return Burst(count, injected_ms, arrivals.span(), p50, p95)
+    return Burst(
+        count, injected_ms, arrivals.span(), p50, p95, sampler.peak_per_minute(), refused(stack, crm) - refused_before
+    )

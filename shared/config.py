@@ -248,9 +248,16 @@ class Settings(BaseSettings):
             raise ConfigurationError(placeholder_message(found), sorted(found))
 
 
+def placeholder_list(found: dict[str, str]) -> str:
+    """``A, B (a placeholder from local.settings.example.json); C (an example GUID)``: names grouped by reason."""
+    by_reason: dict[str, list[str]] = {}
+    for alias, reason in sorted(found.items()):
+        by_reason.setdefault(reason, []).append(alias)
+    return "; ".join(f"{', '.join(names)} ({reason})" for reason, names in by_reason.items())
+
+
 def placeholder_message(found: dict[str, str]) -> str:
-    named = ", ".join(f"{alias} ({reason})" for alias, reason in sorted(found.items()))
-    return f"App settings that still hold placeholders: {named}. Set their real values."
+    return f"App settings that still hold placeholders: {placeholder_list(found)}. Set their real values."
 
 
 def invalid_settings(exc: ValidationError) -> ConfigurationError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.config import Settings
+from shared.config import Settings, placeholder_list
 from shared.doctor.report import Check, fail, ok, warn
 from shared.store.clients import storage_settings
 
@@ -58,8 +58,7 @@ def settings_check(settings: Settings, environ: Mapping[str, str]) -> Check:
     bad_bundle = ["WEBHOOK_CA_BUNDLE"] if bundle and not Path(bundle).is_file() else []
     problems = []
     if placeholders:
-        named = ", ".join(f"{name} ({reason})" for name, reason in sorted(placeholders.items()))
-        problems.append(f"still placeholders: {named}")
+        problems.append(f"still placeholders: {placeholder_list(placeholders)}")
     if missing:
         problems.append(f"not set: {', '.join(missing)}")
     if timers:

@@ -42,6 +42,7 @@ def token_store(settings: Settings) -> TableRefreshTokenStore:
 def check_storage(settings: Settings, group: Group) -> None:
     names = storage_settings(settings)
     group.step("listing the storage account's tables", names)
+    service = None
     try:
         service = table_service(settings, **OPTIONS)
         tables = {table.name for table in service.list_tables(results_per_page=100)}
@@ -56,7 +57,8 @@ def check_storage(settings: Settings, group: Group) -> None:
                 depths[queue] = None  # created with the first message
     except (AzureError, ConfigurationError, ValueError) as exc:
         detail, settings_named = storage_problem(settings, exc)
-        group.report(fail(STORAGE, detail, settings_named))
+        where = f"{origin(service.url)}: " if service is not None else ""
+        group.report(fail(STORAGE, where + detail, settings_named))
         return
     where = origin(service.url)
     present = sum(1 for table in TABLES if table in tables)

@@ -13,9 +13,10 @@ from shared.store.state import StateStore
 from tests.engine.fakes import FakeAuditLog, FakeLeaseStore, FakeReferrals, FakeStateStore
 
 # ReferralsClient.list is the generic query the engine never calls (it asks for changed_since); page is
-# the backfill's, which runs against the Partner Center simulator and Azurite (tests/integration).
+# the backfill's, which runs against the Partner Center simulator and Azurite (tests/integration); probe is
+# the doctor's reachability check, not the engine's.
 PAIRS = [
-    (ReferralsClient, FakeReferrals, {"list", "page"}),
+    (ReferralsClient, FakeReferrals, {"list", "page", "probe"}),
     (StateStore, FakeStateStore, set()),
     (AuditLog, FakeAuditLog, set()),
     (LeaseStore, FakeLeaseStore, set()),

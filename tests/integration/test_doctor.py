@@ -50,7 +50,8 @@ class World:
 
     def provision(self) -> None:
         """What an admin does once: the sync's schema in the bare org (the crm-schema route's code)."""
-        services.schema_of(services.build_crm(Settings(**self.base))).apply()
+        patient = {**self.base, "HTTP_TIMEOUT_SECONDS": "60"}  # setup, not under test: a loaded machine is slow
+        services.schema_of(services.build_crm(Settings(**patient))).apply()
         self.sandbox.dataverse.complete_key_indexes()
 
 
