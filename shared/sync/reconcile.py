@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -60,6 +61,7 @@ class Reconciler:
             return ReconcileReport(ran=False)
 
     def _run_held(self) -> ReconcileReport:
+        started = time.monotonic()
         before = self._state.watermark(WATERMARK)
         since = dt.datetime.fromisoformat(before) if before else self._clock() - self._lookback
         report = ReconcileReport(ran=True, watermark_before=before)
@@ -84,6 +86,7 @@ class Reconciler:
             WATERMARK,
             report.watermark_after,
             last_run_at=self._clock().isoformat(),
+            last_duration_ms=round((time.monotonic() - started) * 1000),
             last_seen=report.seen,
             last_queued=len(report.queued),
             last_api_calls=report.api_calls,
