@@ -48,6 +48,7 @@ def render(status: dict[str, Any], *, nonce: str) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
 <title>{"Attention needed" if attention else "Healthy"} · Co-sell sync</title>
 <style nonce="{_e(nonce)}">{_STYLE}</style>
 </head>
@@ -110,7 +111,7 @@ def _queues_card(queues: object) -> str:
         bad = name.endswith("-poison") and messages > 0
         poisoned += messages if name.endswith("-poison") else 0
         rows.append(
-            f'<tr class="{"bad" if bad else ""}" data-queue="{_e(name)}"><td><code>{_e(name)}</code></td>'
+            f'<tr class="{"bad" if bad else ""}" data-queue="{_e(name)}"><td><code>{_breakable(name)}</code></td>'
             f'<td class="num">{messages}</td><td class="num">{_e(_age(age))}</td></tr>'
         )
     table = (
@@ -208,6 +209,11 @@ def _failures_section(failures: object, now: dt.datetime, crm: str) -> str:
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _breakable(name: str) -> str:
+    """A queue name that may wrap after its hyphens in a narrow card."""
+    return "-<wbr>".join(_e(part) for part in name.split("-"))
 
 
 def _href(url: object) -> str | None:
@@ -308,7 +314,7 @@ tr.bad td, .bad { color: var(--bad); font-weight: 600; } td.reason { max-width: 
           color: #fff; font: inherit; cursor: pointer; } .action:disabled { opacity: .5; cursor: wait; }
 td .action { margin: 0; } .hint { font-size: 12px; margin: 6px 0; } #replay + .hint { margin-left: 8px; }
 .message { min-height: 1.4em; margin: 8px 2px 0; } .message.bad { color: var(--bad); }
-progress { width: 120px; vertical-align: middle; } .queues code { white-space: nowrap; font-size: 11px; }
+progress { width: 120px; vertical-align: middle; } .queues code { font-size: 11px; }
 .chart { width: 100%; height: auto; max-height: 220px; } .chart text { font-size: 10px; fill: var(--muted); }
 .legend { display: flex; gap: 16px; font-size: 12px; color: var(--muted); margin: 4px 0 8px; }
 .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }

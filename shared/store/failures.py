@@ -2,7 +2,7 @@
 
 Written when a referral's message is on its last attempt and fails (it is about to move to the
 poison queue). RowKeys are inverted ticks, so one query returns the newest first; every write trims
-the partition back to :data:`KEEP` rows, so a read is always one small page. A referral that syncs
+the partition back to :data:`KEEP` rows, one per referral, so a read is always one small page. A referral that syncs
 again after failing (a resync, a replay, a fix that needed no replay) is resolved: its rows go, so
 the list is what still needs an operator.
 """
@@ -117,10 +117,19 @@ class RecentFailures:
         return resolved
 
     def _trim(self) -> None:
+        """Newest first: keep one row per referral (its latest failure), and :attr:`_keep` rows at most.
+
+        A referral fails again when the reconcile (or a new event) queues it before its cause is fixed;
+        the list is of referrals that need an operator, so only the newest reason stays.
+        """
         rows = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": FAILURES_PARTITION}, select=["RowKey"]
+            "PartitionKey eq @pk", parameters={"pk": FAILURES_PARTITION}, select=["RowKey", "referral_id"]
         )
-        for n, row in enumerate(rows):
-            if n >= self._keep:
+        seen: set[str] = set()
+        for row in rows:
+            referral = str(row.get("referral_id", ""))
+            if len(seen) >= self._keep or referral in seen:
                 with contextlib.suppress(ResourceNotFoundError):  # trimmed by a concurrent writer
                     self._table.delete_entity(FAILURES_PARTITION, row["RowKey"])
+            else:
+                seen.add(referral)

@@ -196,6 +196,18 @@ def test_recent_failures_keep_the_newest_twenty(parts: Parts) -> None:
     assert len(list(parts.failures._table.query_entities("PartitionKey eq 'failures'"))) == 20
 
 
+def test_a_referral_that_fails_again_is_listed_once_with_its_newest_reason(parts: Parts) -> None:
+    start = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+    again, other = new_ids(2)
+    parts.failures.record(again, "first cause", now=start)
+    parts.failures.record(other, "other cause", now=start + dt.timedelta(seconds=1))
+    parts.failures.record(again, "second cause", now=start + dt.timedelta(seconds=2))  # the reconcile queued it again
+    assert [(f.referral_id, f.reason) for f in parts.failures.recent()] == [
+        (again, "second cause"),
+        (other, "other cause"),
+    ]
+
+
 def test_status_reports_backfill_runs_queues_and_failures_after_a_small_scenario(
     parts: Parts, settings: Settings
 ) -> None:
