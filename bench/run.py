@@ -172,8 +172,9 @@ def seed_history(stack: Stack, rows: int, *, partitions: int = 5000, writers: in
             table.submit_transaction([("create", e) for e in entities[start : start + 100]])
 
     started = time.perf_counter()
-    with contextlib.suppress(ResourceExistsError):  # the app creates it on first use
-        TableClient.from_connection_string(connection, "AuditLog").create_table()
+    for name in ("AuditLog", OPERATIONS_TABLE):
+        with contextlib.suppress(ResourceExistsError):  # the app creates its tables on first use
+            TableClient.from_connection_string(connection, name).create_table()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(partition, range(partitions)))
     operations = TableClient.from_connection_string(connection, OPERATIONS_TABLE)
