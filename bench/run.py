@@ -1,5 +1,5 @@
-"""``make bench``: API calls per sync, Partner Center → CRM latency, and the status route's latency over
-100,000 audit rows, measured on the local stack (``--only status`` measures the status route alone).
+"""``make bench``: API calls per sync, Partner Center → CRM latency, and the status route over 100,000 audit
+rows (bench/status.py), measured on the local stack.
 
 Counts come from the audit rows the app writes (every HTTP attempt, per service) and from the
 simulators' request logs; latency is from the moment Partner Center commits a change until the
@@ -9,7 +9,6 @@ CRM record shows it. These are numbers to watch over time, not pass/fail thresho
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import statistics
 import sys
@@ -18,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
+from bench import status as status_route
 from sandbox.demo import ON_DEMAND
 from sandbox.run import sample_referrals
 from sandbox.sellers import Seller, seller_for
@@ -134,116 +133,12 @@ def measure_backfill(stack: Stack, crm: str, count: int) -> dict[str, Any]:
     }
 
 
-def seed_history(stack: Stack, rows: int, *, partitions: int = 5000, writers: int = 4) -> float:
-    """``rows`` audit rows over ``partitions`` referrals, in batch transactions (100 rows, one partition each),
-    plus 24 hours of counter rows from ``writers`` processes and a full list of recent failures."""
-    import uuid
-    from concurrent.futures import ThreadPoolExecutor
-
-    from shared.store.clients import OPERATIONS_TABLE
-    from shared.store.counters import DIRECTIONS, SyncCounters, hour_of
-    from shared.store.failures import RecentFailures
-
-    connection = stack.azurite.connection_string
-    now = dt.datetime.now(dt.UTC)
-    per_partition = max(rows // partitions, 1)
-
-    def partition(n: int) -> None:
-        table = TableClient.from_connection_string(connection, "AuditLog")
-        referral = str(uuid.UUID(int=n + 1))
-        entities = [
-            {
-                "PartitionKey": referral,
-                "RowKey": f"{10**19 - n * 1000 - i:019d}_{i:08x}",
-                "time": (now - dt.timedelta(seconds=n + i)).isoformat(),
-                "direction": DIRECTIONS[i % 2],
-                "referral_id": referral,
-                "crm_id": str(uuid.UUID(int=n + 10**9)),
-                "outcome": ("created", "updated", "unchanged")[i % 3],
-                "message": "Partner Center referral to CRM sync success (Active/Accepted).",
-                "api_calls": 9,
-                "api_calls_by_service": '{"dataverse": 8, "partner-center": 1}',
-                "writes_by_service": '{"dataverse": 3}',
-                "source": "webhook",
-            }
-            for i in range(per_partition)
-        ]
-        for start in range(0, len(entities), 100):
-            table.submit_transaction([("create", e) for e in entities[start : start + 100]])
-
-    started = time.perf_counter()
-    for name in ("AuditLog", OPERATIONS_TABLE):
-        with contextlib.suppress(ResourceExistsError):  # the app creates its tables on first use
-            TableClient.from_connection_string(connection, name).create_table()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(partition, range(partitions)))
-    operations = TableClient.from_connection_string(connection, OPERATIONS_TABLE)
-    for _ in range(writers):  # 24 hours of counts from each of several processes, as in a busy day
-        counters = SyncCounters(operations)
-        for hours_ago in range(24):
-            for direction in DIRECTIONS:
-                for outcome in ("created", "updated", "unchanged", "failed"):
-                    counters.add(direction, outcome, hour_of(now) - dt.timedelta(hours=hours_ago))
-    failures = RecentFailures(operations)
-    for n in range(25):
-        failures.record(str(uuid.UUID(int=n + 1)), 'Currency "XYZ" is not set up in Dynamics 365', source="webhook")
-    return time.perf_counter() - started
-
-
-def measure_status(stack: Stack, rows: int, samples: int = 20) -> dict[str, Any]:
-    """GET /api/manage/status and the dashboard with ``rows`` audit rows: their latency must not grow with them."""
-    import httpx
-
-    seeding = seed_history(stack, rows)
-    seeded = sum(
-        1
-        for _ in TableClient.from_connection_string(stack.azurite.connection_string, "AuditLog").list_entities(
-            select=["RowKey"]
-        )
-    )
-    timings: dict[str, list[float]] = {"status": [], "dashboard": []}
-    for route, key in (("/api/manage/status", "status"), ("/api/manage/dashboard", "dashboard")):
-        httpx.get(stack.host.url(route), timeout=60).raise_for_status()  # warm: clients, tables, connections
-        for _ in range(samples):
-            started = time.perf_counter()
-            httpx.get(stack.host.url(route), timeout=60).raise_for_status()
-            timings[key].append(time.perf_counter() - started)
-    # What a route counting syncs from the audit log would cost instead: one full read of the table.
-    started = time.perf_counter()
-    table = TableClient.from_connection_string(stack.azurite.connection_string, "AuditLog")
-    scanned = sum(1 for _ in table.query_entities("time ge @t", parameters={"t": "0"}, select=["outcome"]))
-    scan = time.perf_counter() - started
-    return {"rows": seeded, "seeding": seeding, "timings": timings, "scan": scan, "scanned": scanned}
-
-
-def _percentiles(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
-
-
-def print_status(result: dict[str, Any]) -> None:
-    print(f"Status route with {result['rows']:,} audit rows (seeded in {result['seeding']:.0f} s), 20 calls each:")
-    for key, route in (("status", "GET /api/manage/status   "), ("dashboard", "GET /api/manage/dashboard")):
-        median, p95 = _percentiles(result["timings"][key])
-        print(f"  {route}: median {median:.0f} ms, p95 {p95:.0f} ms")
-    print(f"  (reading the audit log instead: one scan of {result['scanned']:,} rows took {result['scan']:.1f} s)")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency-samples", type=int, default=20)
     parser.add_argument("--crm", choices=("dynamics", "salesforce"), default="dynamics")
     parser.add_argument("--backfill", type=int, default=200, help="referrals in the backfill measurement")
-    parser.add_argument("--status-rows", type=int, default=100_000, help="audit rows behind the status measurement")
-    parser.add_argument("--only", choices=("all", "status"), default="all", help="status: the status route alone")
     args = parser.parse_args(argv)
-    if args.only == "status":
-        with (
-            tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp,
-            Stack(Path(tmp), seed=3, crm=args.crm, extra_settings=ON_DEMAND) as stack,
-        ):
-            print_status(measure_status(stack, args.status_rows))
-        return 0
     # The backfill is measured unpaced: how fast the app could go, not how fast it is allowed to.
     settings = {**ON_DEMAND, "BACKFILL_REFERRALS_PER_MINUTE": "6000"}
     with (
@@ -277,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
         outbound = measure_outbound(stack, seller)
         backfill = measure_backfill(stack, args.crm, args.backfill)
-        status = measure_status(stack, args.status_rows)  # last: its rows must not slow the others
+        status = status_route.measure(stack, 100_000)  # last: its rows must not slow the others
 
     crm = seller.crm_name
     print(f"API calls per Partner Center → {crm} sync (co-sell referral, 2 contacts, 1 solution)")
@@ -308,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  the same backfill again: {backfill['again_crm_requests']:.0f} {crm} requests, "
         f"{backfill['again_partner_center_calls']:.0f} Partner Center calls (the list pages)"
     )
-    print_status(status)
+    status_route.report(status)
     return 0
 
 
