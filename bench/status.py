@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
@@ -83,7 +84,6 @@ def seed_history(stack: Stack, rows: int, *, partitions: int = 5000, writers: in
 
 def measure(stack: Stack, rows: int, samples: int = 20) -> dict[str, Any]:
     """GET /api/manage/status and the dashboard with ``rows`` audit rows: their latency must not grow with them."""
-    import httpx
 
     seeding = seed_history(stack, rows)
     seeded = sum(
