@@ -38,6 +38,7 @@ def seed_history(stack: Stack, rows: int, *, partitions: int = 5000, writers: in
     plus 24 hours of counter rows from ``writers`` processes and a full list of recent failures."""
     connection = stack.azurite.connection_string
     now = dt.datetime.now(dt.UTC)
+    partitions = max(1, min(partitions, rows // 20))  # at least 20 rows a referral: fewer, fuller batches
     per_partition = max(rows // partitions, 1)
 
     def partition(n: int) -> None:
