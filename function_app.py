@@ -8,6 +8,7 @@ from functions import (
     backfill,
     crm_schema,
     crm_to_partner_center,
+    dashboard,
     doctor,
     health,
     partner_center_events,
@@ -37,6 +38,7 @@ for blueprint in (
     doctor,
     backfill,
     status,
+    dashboard,
     health,
 ):
     app.register_functions(blueprint.bp)

@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 
 from bench import backfill, calls, polls, speed, storage
+from bench import status as status_route
 from bench.common import BUDGET, BUDGET_PER_MINUTE, ON_DEMAND, apply_budget
 from sandbox.sellers import seller_for
 from sandbox.stack import Stack
 
-SECTIONS = ("calls", "latency", "throughput", "storage", "polls", "backfill")
+SECTIONS = ("calls", "latency", "throughput", "storage", "polls", "backfill", "status")
 CRM_NAMES = {"dynamics": "Dynamics 365", "salesforce": "Salesforce"}
 
 
@@ -151,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     sizes = (
         {"isolated": 5, "burst": 50, "storage": 5, "share_small": 100, "share_large": 500, "backfill": 100}
+        | {"audit_rows": 5000}
         if args.quick
         else {"isolated": 15, "burst": 200, "storage": 20, "share_small": 1000, "share_large": 5000, "backfill": 1000}
+        | {"audit_rows": 100_000}
     )
     crms = ["dynamics", "salesforce"] if args.crm == "both" else [args.crm]
     report = Report()
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cosell-bench-") as tmp:
         for crm in crms:
             measure_crm(crm, sections, sizes, report, Path(tmp))
+        if "status" in sections:  # the CRM plays no part: once, against the first
+            print(f"\nStatus route and dashboard over a large audit log ({sizes['audit_rows']:,} rows)", flush=True)
+            with _stack(Path(tmp), crms[0], "status") as stack:
+                status_route.report(status_route.measure(stack, sizes["audit_rows"]))
     report.summary(crms)
     print(f"\n(bench took {time.monotonic() - started:.0f} s)")
     return 0

@@ -1,7 +1,8 @@
 """Admin: re-sync one record now, both ways as needed, and say what happened.
 
 ``{"referralId": "..."}`` syncs the referral into the CRM, then pushes the CRM record's
-differences back; ``{"crmId": "..."}`` starts from the CRM record (opportunity, else lead).
+differences back; ``{"crmId": "..."}`` starts from the CRM record (opportunity, else lead). A referral
+that syncs leaves the recent failures (the dashboard's Resync button posts here).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def resync(req: func.HttpRequest) -> func.HttpResponse:
         if referral_id:
             outcome = services.inbound_sync().sync(referral_id, source="resync")
             result["partnerCenterToCrm"] = asdict(outcome)
+            # It synced: whatever failure the status route and the dashboard listed for it is resolved.
+            services.recent_failures().resolve(referral_id)
             if not crm_id and outcome.crm_id:
                 synced = services.outbound_sync().sync_record(outcome.crm_id, entity=outcome.crm_entity)
                 if synced is not None:

@@ -1,5 +1,6 @@
-"""Admin: the operator's view as JSON (``GET /api/manage/status``): backfill progress, the last CRM poll and
-reconcile runs, queue and poison depth, recent failures. Bounded reads only (shared/status.py)."""
+"""Admin: the operator's view as JSON (``GET /api/manage/status``): health, version, backfill progress, the last
+CRM poll and reconcile runs, queue and poison depth with ages, syncs in the last 24 h, the failures not healed
+yet. Bounded reads only (shared/status.py); the dashboard (functions/dashboard.py) draws the same report."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from ``local.settings.example.json`` and filled in), the same host talks to the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import signal
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
 
 from sandbox.act import RUNNING_FILE, RunningSandbox
 from sandbox.azurite import AzuriteError, start_azurite
@@ -92,6 +95,46 @@ def show_missed_webhook_heal(stack: Stack, referral: dict[str, Any]) -> None:
     stack.host.fire("referral_reconcile")
 
 
+REFUSED_CURRENCY = "XYZ"  # an ISO-shaped code neither simulated CRM has set up
+FIXED_CURRENCY = json.dumps({"details": {"currency": "USD"}})
+
+
+def refused_referral() -> dict[str, Any]:
+    """A fourth sample for the dashboard to show: it syncs, then Partner Center gives it a currency the CRM lacks."""
+    referral = sample_referrals()[1]
+    referral["name"] = "Northwind: a currency the CRM does not have"
+    return referral
+
+
+def _synced(stack: Stack, referral_id: str) -> bool:
+    table = TableClient.from_connection_string(stack.azurite.connection_string, "AuditLog")
+    with contextlib.suppress(ResourceNotFoundError):
+        rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": referral_id}, select=["outcome"])
+        return any(row["outcome"] == "created" for row in rows)
+    return False
+
+
+def show_a_failure(stack: Stack, referral: dict[str, Any], timeout: float = 60) -> None:
+    """Leave one failure on the dashboard: a change the CRM refuses, retried by the host, then poisoned."""
+    deadline = time.monotonic() + timeout
+    while not _synced(stack, referral["id"]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(6)  # after the missed-webhook demo, so the log reads in order
+    print(
+        f"\n>>> Partner Center changes referral {referral['id']}'s currency to {REFUSED_CURRENCY}, which the CRM "
+        "does not have: the sync fails, the host retries it, and in about a minute it is on the dashboard\n",
+        flush=True,
+    )
+    stack.sandbox.partner_center.update_referral(referral["id"], {"details": {"currency": REFUSED_CURRENCY}})
+    url = f"{stack.sandbox.partner_center_url}/_sim/referrals/{referral['id']}?fire=false"
+    print(
+        f"\n>>> Dashboard: {stack.host.base_url}/api/manage/dashboard . To heal the failure there, put the currency "
+        "back without a webhook (so nothing heals it by itself), then press Resync on its row:\n"
+        f"  curl -s -X PATCH '{url}' -H 'Content-Type: application/json' -d '{FIXED_CURRENCY}'\n",
+        flush=True,
+    )
+
+
 def _wait_for_ctrl_c() -> None:
     """Until Ctrl-C or SIGTERM (both raise KeyboardInterrupt, which the caller's ``with``/``finally`` sees)."""
     while True:
@@ -135,9 +178,11 @@ def run_sandbox(data_dir: Path, port: int, crm: str = "dynamics", *, default_por
             print(f">>> Created: {created}\n>>> Ready: {schema.get('ready')}\n", flush=True)
             registration = stack.register_webhook()
             samples = sample_referrals()
-            for referral in samples:
+            refused = refused_referral()
+            for referral in [*samples, refused]:
                 stack.sandbox.partner_center.seed_referral(referral)
             threading.Thread(target=show_missed_webhook_heal, args=(stack, samples[1]), daemon=True).start()
+            threading.Thread(target=show_a_failure, args=(stack, refused), daemon=True).start()
             _running_sandbox(stack, crm).write(data_dir)
             print(_banner(stack, crm, registration, data_dir), flush=True)
             _wait_for_ctrl_c()
@@ -179,13 +224,16 @@ def _banner(stack: Stack, crm: str, registration: dict[str, object], data_dir: P
 ================================================================================
  Co-sell sync is running against the sandbox  (Ctrl-C to stop)
    Function app            {stack.host.base_url}/api/health
+   Dashboard               {stack.host.base_url}/api/manage/dashboard
    Webhook registration    {registration.get("action")} -> {stack.host.base_url}/api/partner-center/events
    Simulated Partner Center {pc}   (referrals: {pc}/_sim/referrals)
 {crm_line}
    Azurite (queues, tables) {stack.azurite.queue_endpoint} / {stack.azurite.table_endpoint}
 
- Three Microsoft sample referrals were just created in Partner Center; watch them sync below.
+ Microsoft's three sample referrals and a fourth were just created in Partner Center; watch them sync below.
  In a few seconds one of them changes while webhook delivery is off, and a reconcile run heals it.
+ Then the fourth gets a currency the CRM does not have: in about a minute the dashboard shows the
+ failure and its reason (the log then prints how to fix it and press Resync).
  Every 10 s the CRM poll shares opportunities marked "Sync with Partner Center" (see the README).
 
  Try both directions from another terminal (each waits for the sync and says where it landed):

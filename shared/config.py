@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # The Azure Functions host refuses HTTP routes that start with "admin" (azure-functions-host
     # #1781), so the admin routes live under /api/manage everywhere (DESIGN.md contract).
     admin_route_prefix: str = Field("manage", pattern=ADMIN_ROUTE_PATTERN, validation_alias="ADMIN_ROUTE_PREFIX")
+    # Appended to the version the status route and the dashboard show (a commit id, a pipeline run):
+    # App Service documents no build id of a deployed package for Flex Consumption, so a deployment says it.
+    app_build: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._-]*$", validation_alias="APP_BUILD")
 
     # --- Dynamics 365 / Dataverse ---
     dataverse_url: str | None = Field(None, validation_alias="DATAVERSE_URL")

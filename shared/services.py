@@ -13,14 +13,17 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
 
+from shared import __version__
 from shared.auth import ClientCredentialsToken, CredentialNames, RefreshTokenGrant, RefreshTokenStore
 from shared.config import ConfigurationError, Settings, get_settings
 from shared.crm.adopt import ConnectorLinks
 from shared.crm.dataverse_client import API_PATH, DataverseClient
 from shared.crm.dynamics import DynamicsCrm
 from shared.crm.dynamics_fields import dynamics_field_map
+from shared.crm.links import RecordLinks
 from shared.crm.port import CrmPort
 from shared.crm.salesforce import SalesforceCrm
 from shared.crm.salesforce_client import (
@@ -45,6 +48,7 @@ from shared.ratelimit import (
     limiter_for,
     salesforce_budget,
 )
+from shared.status import QUEUES as STATUS_QUEUES
 from shared.status import StatusSources
 from shared.store.audit import AuditLog
 from shared.store.backfill import BackfillStore
@@ -57,6 +61,7 @@ from shared.store.clients import (
     queue_client,
     table_client,
 )
+from shared.store.counters import SyncCounters, last_24_hours
 from shared.store.failures import RecentFailures
 from shared.store.leases import LeaseStore
 from shared.store.queues import POISON_QUEUES, QueueDepthReader
@@ -363,8 +368,19 @@ def state_store() -> StateStore:
 
 
 @Once
+def operations_table() -> TableClient:
+    return table_client(get_settings(), OPERATIONS_TABLE)
+
+
+@Once
+def sync_counters() -> SyncCounters:
+    """This process's counts of the hour: one row of its own, so concurrent workers never contend."""
+    return SyncCounters(operations_table())
+
+
+@Once
 def audit_log() -> AuditLog:
-    return AuditLog(table_client(get_settings(), AUDIT_TABLE))
+    return AuditLog(table_client(get_settings(), AUDIT_TABLE), counters=sync_counters())
 
 
 @Once
@@ -472,26 +488,37 @@ def referral_worker() -> ReferralWorker:
         progress=backfill_store(),
         failures=recent_failures(),
         enqueue=enqueue,
+        crm_kind=get_settings().crm_kind,
     )
 
 
-def _queue_depth(name: str) -> int:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return int(queue_client(get_settings(), name).get_queue_properties().approximate_message_count or 0)
-    except ResourceNotFoundError:
-        return 0  # the host creates a queue (and its poison queue) on first use
+@Once
+def status_queues() -> QueueDepthReader:
+    """Every queue the status route shows, with its front message's age; clients kept across calls."""
+    settings = get_settings()
+    return QueueDepthReader({name: queue_client(settings, name) for name in STATUS_QUEUES})
 
 
 def status_sources() -> StatusSources:
+    settings = get_settings()
+    operations = operations_table()
     return StatusSources(
         state=state_store(),
         backfill=backfill_store(),
         failures=recent_failures(),
-        queue_depth=_queue_depth,
-        crm_kind=get_settings().crm_kind,
+        queue_depth=status_queues().read,
+        crm_kind=settings.crm_kind,
+        syncs=lambda now: last_24_hours(operations, now),
+        links=RecordLinks.from_settings(settings),
+        version=running_version(settings),
+        poll_schedule=settings.crm_poll_schedule,
+        reconcile_schedule=settings.reconcile_schedule,
     )
+
+
+def running_version(settings: Settings) -> str:
+    """The code's version, plus APP_BUILD (a commit or pipeline run your deployment sets) when there is one."""
+    return f"{__version__}+{settings.app_build}" if settings.app_build else __version__
 
 
 @Once
@@ -518,10 +545,13 @@ def reset() -> None:
         webhook_registration_client,
         crm,
         state_store,
+        operations_table,
+        sync_counters,
         audit_log,
         lease_store,
         referral_queue,
         poison_queues,
+        status_queues,
         inbound_sync,
         outbound_sync,
         reconciler,

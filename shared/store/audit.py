@@ -14,6 +14,7 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
+from shared.store.counters import SyncCounters
 from shared.store.keys import table_key
 
 _MAX_TICKS = 10**19
@@ -24,18 +25,24 @@ class AuditEntry:
     direction: str  # "pc-to-crm" | "crm-to-pc"
     referral_id: str
     crm_id: str
-    outcome: str  # created | updated | unchanged | skipped | failed | rejected
+    outcome: str  # created | updated | unchanged | skipped | failed | rejected | retry | throttled
     message: str
     api_calls: int = 0
     api_calls_by_service: dict[str, int] = field(default_factory=dict)
     writes_by_service: dict[str, int] = field(default_factory=dict)
     source: str = ""
     time: str = ""
+    # False for the same failure again (the host retrying a message for one cause): kept in the
+    # history, not counted again in the 24-hour counters.
+    counted: bool = True
 
 
 class AuditLog:
-    def __init__(self, table: TableClient) -> None:
+    """Every sync of both directions passes here, so this is also where the 24-hour counters are kept."""
+
+    def __init__(self, table: TableClient, counters: SyncCounters | None = None) -> None:
         self._table = table
+        self._counters = counters
 
     def append(self, entry: AuditEntry, *, now: dt.datetime | None = None) -> AuditEntry:
         when = now or dt.datetime.now(dt.UTC)
@@ -57,6 +64,8 @@ class AuditLog:
                 "source": entry.source,
             }
         )
+        if self._counters is not None and entry.counted:
+            self._counters.add(entry.direction, entry.outcome, when)
         return entry
 
     def history(self, referral_id: str, limit: int = 50) -> list[AuditEntry]:

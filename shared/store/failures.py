@@ -2,7 +2,9 @@
 
 Written when a referral's message is on its last attempt and fails (it is about to move to the
 poison queue). RowKeys are inverted ticks, so one query returns the newest first; every write trims
-the partition back to :data:`KEEP` rows, so a read is always one small page.
+the partition back to :data:`KEEP` rows, one per referral, so a read is always one small page. A referral that syncs
+again after failing (a resync, a replay, a fix that needed no replay) is resolved: its rows go, so
+the list is what still needs an operator.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Failure:
     at: str
     source: str = ""
     backfill_job: str = ""
+    crm_kind: str = ""  # the CRM the app used then: "dynamics" | "salesforce"
+    crm_entity: str = ""  # "opportunity" | "lead", when the referral had a CRM record
+    crm_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +42,9 @@ class Failure:
             "at": self.at,
             "source": self.source,
             "backfillJob": self.backfill_job or None,
+            "crmKind": self.crm_kind or None,
+            "crmEntity": self.crm_entity or None,
+            "crmId": self.crm_id or None,
         }
 
 
@@ -46,10 +54,21 @@ class RecentFailures:
         self._keep = keep
 
     def record(
-        self, referral_id: str, reason: str, *, source: str = "", backfill_job: str = "", now: dt.datetime | None = None
+        self,
+        referral_id: str,
+        reason: str,
+        *,
+        source: str = "",
+        backfill_job: str = "",
+        crm_kind: str = "",
+        crm_entity: str = "",
+        crm_id: str = "",
+        now: dt.datetime | None = None,
     ) -> Failure:
         when = now or dt.datetime.now(dt.UTC)
-        failure = Failure(referral_id, reason[:MAX_REASON], when.isoformat(), source, backfill_job or "")
+        failure = Failure(
+            referral_id, reason[:MAX_REASON], when.isoformat(), source, backfill_job or "", crm_kind, crm_entity, crm_id
+        )
         ticks = int(when.timestamp() * 1_000_000)
         self._table.create_entity(
             {
@@ -75,17 +94,42 @@ class RecentFailures:
                     at=row.get("at", ""),
                     source=row.get("source", ""),
                     backfill_job=row.get("backfill_job", ""),
+                    crm_kind=row.get("crm_kind", ""),
+                    crm_entity=row.get("crm_entity", ""),
+                    crm_id=row.get("crm_id", ""),
                 )
             )
             if len(found) >= limit:
                 break
         return found
 
-    def _trim(self) -> None:
+    def resolve(self, referral_id: str) -> int:
+        """The referral synced again: drop its rows. One small query, and a delete per row found."""
         rows = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": FAILURES_PARTITION}, select=["RowKey"]
+            "PartitionKey eq @pk", parameters={"pk": FAILURES_PARTITION}, select=["RowKey", "referral_id"]
         )
-        for n, row in enumerate(rows):
-            if n >= self._keep:
+        resolved = 0
+        for row in rows:
+            if row.get("referral_id") == referral_id:
+                with contextlib.suppress(ResourceNotFoundError):  # resolved by a concurrent sync
+                    self._table.delete_entity(FAILURES_PARTITION, row["RowKey"])
+                resolved += 1
+        return resolved
+
+    def _trim(self) -> None:
+        """Newest first: keep one row per referral (its latest failure), and :attr:`_keep` rows at most.
+
+        A referral fails again when the reconcile (or a new event) queues it before its cause is fixed;
+        the list is of referrals that need an operator, so only the newest reason stays.
+        """
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": FAILURES_PARTITION}, select=["RowKey", "referral_id"]
+        )
+        seen: set[str] = set()
+        for row in rows:
+            referral = str(row.get("referral_id", ""))
+            if len(seen) >= self._keep or referral in seen:
                 with contextlib.suppress(ResourceNotFoundError):  # trimmed by a concurrent writer
                     self._table.delete_entity(FAILURES_PARTITION, row["RowKey"])
+            else:
+                seen.add(referral)

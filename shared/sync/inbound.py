@@ -39,7 +39,15 @@ _RETRYABLE_4XX = frozenset({408, 409, 412, 423, 429})
 
 
 class PermanentSyncError(Exception):
-    """A failure that retrying will not fix; the host's retries then move the message to poison."""
+    """A failure that retrying will not fix; the host's retries then move the message to poison.
+
+    Names the CRM record it is about, when there is one, so the recent failures can link to it.
+    """
+
+    def __init__(self, reason: str, *, crm_entity: str = "", crm_id: str = "") -> None:
+        super().__init__(reason)
+        self.crm_entity = crm_entity
+        self.crm_id = crm_id
 
 
 @dataclass
@@ -51,6 +59,7 @@ class SyncOutcome:
     crm_id: str = ""
     api_calls: dict[str, int] = field(default_factory=dict)
     writes: dict[str, int] = field(default_factory=dict)
+    healed: bool = False  # written after a failure of this referral: its recent failure is resolved
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -196,7 +205,9 @@ class InboundSync:
         if result.notes:
             what += "; " + "; ".join(result.notes)
         what += unreadable
-        return self._record(referral_id, result.crm_id, outcome, what, stats, source, entity=result.kind)
+        synced = self._record(referral_id, result.crm_id, outcome, what, stats, source, entity=result.kind)
+        synced.healed = bool(previous and previous.last_error)
+        return synced
 
     def _stale_reason(self, referral: Referral, previous: SyncState | None) -> str:
         if not previous or not previous.pc_updated_at or not referral.updated_date_time:
@@ -246,11 +257,13 @@ class InboundSync:
         state.last_error = reason
         state.last_outcome = "failed"
         claim.commit(state)
-        self._record(referral_id, state.crm_id, "failed", reason, stats, source, entity=state.crm_entity)
+        self._record(
+            referral_id, state.crm_id, "failed", reason, stats, source, entity=state.crm_entity, counted=new_failure
+        )
         log.error("referral %s: %s", referral_id, reason)
         if new_failure:
             telemetry.emit("sync_failed", 1, direction=DIRECTION, outcome="failed", referral=referral_id)
-        raise PermanentSyncError(reason)
+        raise PermanentSyncError(reason, crm_entity=state.crm_entity, crm_id=state.crm_id)
 
     def _record(
         self,
@@ -262,6 +275,7 @@ class InboundSync:
         source: str,
         *,
         entity: str = "",
+        counted: bool = True,
     ) -> SyncOutcome:
         calls, writes = dict(stats.calls), dict(stats.writes)
         self._audit.append(
@@ -275,6 +289,7 @@ class InboundSync:
                 api_calls_by_service=calls,
                 writes_by_service=writes,
                 source=source,
+                counted=counted,
             ),
             now=self._clock(),
         )

@@ -163,6 +163,7 @@ class OutboundSync:
             self._watermark_name,
             report.watermark_after,
             last_run_at=self._clock().isoformat(),
+            last_duration_ms=round((time.monotonic() - started) * 1000),
             last_outcomes=dict(report.outcomes),
             last_api_calls=report.api_calls,
             last_time_boxed=report.time_boxed,

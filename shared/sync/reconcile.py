@@ -68,6 +68,7 @@ class Reconciler:
             return ReconcileReport(ran=False)
 
     def _run_held(self) -> ReconcileReport:
+        started = time.monotonic()
         before = self._state.watermark(WATERMARK)
         since = dt.datetime.fromisoformat(before) if before else self._clock() - self._lookback
         report = ReconcileReport(ran=True, watermark_before=before)
@@ -96,6 +97,7 @@ class Reconciler:
             WATERMARK,
             report.watermark_after,
             last_run_at=self._clock().isoformat(),
+            last_duration_ms=round((time.monotonic() - started) * 1000),
             last_seen=report.seen,
             last_queued=len(report.queued),
             last_api_calls=report.api_calls,

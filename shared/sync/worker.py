@@ -6,7 +6,8 @@
 - A message a backfill queued is counted for its job, once: synced when the sync ends (created,
   updated, unchanged or skipped by a rule), failed when its last attempt fails. A second copy of a
   message whose referral is already counted as synced does nothing at all.
-- A last attempt that fails is written to the recent failures the status route shows.
+- A last attempt that fails is written to the recent failures the status route shows, with the CRM
+  record it is about; a later sync that heals the referral (or a replayed message that syncs) resolves it.
 
 Failures are raised again, so the Functions host retries the message and then moves it to poison.
 """
@@ -41,7 +42,9 @@ class ReferralWorker:
         failures: RecentFailures,
         enqueue: Callable[..., None],
         max_deferrals: int = MAX_DEFERRALS,
+        crm_kind: str = "",
     ) -> None:
+        self._crm_kind = crm_kind
         self._sync = sync
         self._progress = progress
         self._failures = failures
@@ -55,7 +58,7 @@ class ReferralWorker:
             log.info("Referral %s: already synced for backfill %s; duplicate dropped", message.referral_id, job)
             return "duplicate"
         try:
-            self._sync(message.referral_id, message.source)
+            outcome = self._sync(message.referral_id, message.source)
         except Throttled as exc:
             if message.deferrals < self._max_deferrals:
                 later = message.model_copy(update={"deferrals": message.deferrals + 1})
@@ -74,6 +77,9 @@ class ReferralWorker:
             raise
         if job:
             self._progress.finish(job, message.referral_id, "synced", known=marker)
+        if outcome.healed or message.source == "replay":
+            # Only after a failure: a sync that never failed costs no extra storage call here.
+            self._failures.resolve(message.referral_id)
         return "synced"
 
     def _gave_up(self, message: ReferralMessage, exc: Exception, final_attempt: bool) -> None:
@@ -81,7 +87,13 @@ class ReferralWorker:
             return
         # The sync logged the cause already; the host logs the move to the poison queue.
         self._failures.record(
-            message.referral_id, _reason(exc), source=message.source, backfill_job=message.backfill_job or ""
+            message.referral_id,
+            _reason(exc),
+            source=message.source,
+            backfill_job=message.backfill_job or "",
+            crm_kind=self._crm_kind,
+            crm_entity=getattr(exc, "crm_entity", ""),
+            crm_id=getattr(exc, "crm_id", ""),
         )
         if message.backfill_job:
             self._progress.finish(message.backfill_job, message.referral_id, "failed")

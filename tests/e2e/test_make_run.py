@@ -126,6 +126,12 @@ def test_make_run_prints_commands_that_work_names_a_busy_port_and_stops_everythi
         assert host_url
         assert f":{busy_port}/" not in host_url.group(1) + "/"
         assert httpx.get(f"{host_url.group(1)}/api/health", timeout=10).status_code == 200
+        dashboard = re.search(r"Dashboard\s+(\S+/api/manage/dashboard)\n", banner)
+        assert dashboard, banner
+        assert dashboard.group(1) == f"{host_url.group(1)}/api/manage/dashboard"
+        page = httpx.get(dashboard.group(1), timeout=30)
+        assert (page.status_code, page.headers["content-type"]) == (200, "text/html; charset=utf-8")
+        assert "Co-sell sync" in page.text
 
         # The two printed commands, run verbatim from the repo root as a user would paste them.
         printed = {}

@@ -72,10 +72,11 @@ def test_a_new_referral_costs_a_read_a_claim_a_commit_the_crm_link_and_the_audit
         "update-if-match SyncState",  # the state, If-Match the claim's ETag; clears the claim
         "upsert-merge SyncState",  # the CRM record's row: what both sides agree on (the no-ping-pong key)
         "insert AuditLog",
+        "upsert Operations",  # this process's counter row for the hour (the status route's 24-hour counts)
     ]
 
 
-def test_a_changed_referral_costs_the_same_five_with_a_conditional_claim(world: Sandbox) -> None:
+def test_a_changed_referral_costs_the_same_six_with_a_conditional_claim(world: Sandbox) -> None:
     ref = world.partner_center.seed_referral(referral(), fire=False)
     synced(ref["id"])
     world.partner_center.update_referral(ref["id"], {"details": {"notes": "Budget approved"}}, fire=False)
@@ -89,6 +90,7 @@ def test_a_changed_referral_costs_the_same_five_with_a_conditional_claim(world: 
         "update-if-match SyncState",
         "upsert-merge SyncState",
         "insert AuditLog",
+        "upsert Operations",
     ]
 
 
@@ -101,7 +103,7 @@ def test_a_second_delivery_of_the_same_version_reads_the_state_and_writes_only_t
     outcome, ops = synced(ref["id"])
 
     assert outcome.outcome == "unchanged"
-    assert ops == ["get SyncState", "insert AuditLog"]
+    assert ops == ["get SyncState", "insert AuditLog", "upsert Operations"]
 
 
 def test_a_newer_version_with_no_mapped_change_moves_the_out_of_order_floor_in_one_conditional_merge(
@@ -114,7 +116,7 @@ def test_a_newer_version_with_no_mapped_change_moves_the_out_of_order_floor_in_o
     outcome, ops = synced(ref["id"])
 
     assert outcome.outcome == "unchanged"
-    assert ops == ["get SyncState", "merge-if-match SyncState", "insert AuditLog"]
+    assert ops == ["get SyncState", "merge-if-match SyncState", "insert AuditLog", "upsert Operations"]
 
 
 def test_an_out_of_order_version_is_skipped_with_a_read_and_the_audit_row(world: Sandbox) -> None:
@@ -125,7 +127,7 @@ def test_an_out_of_order_version_is_skipped_with_a_read_and_the_audit_row(world:
     outcome, ops = synced(ref["id"])
 
     assert outcome.outcome == "skipped"
-    assert ops == ["get SyncState", "insert AuditLog"]
+    assert ops == ["get SyncState", "insert AuditLog", "upsert Operations"]
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,14 @@ from azure.storage.queue import QueueClient
 
 from sandbox.azurite import Azurite
 from shared.config import Settings
+from shared.crm.links import RecordLinks
 from shared.http import ApiError, Throttled
 from shared.messages import ReferralMessage
 from shared.status import QUEUES, StatusSources, status
 from shared.store.backfill import BackfillJob, BackfillStore, Marker
 from shared.store.clients import SYNC_STATE_TABLE, queue_client, table_client
 from shared.store.failures import RecentFailures
+from shared.store.queues import QueueDepth, QueueDepthReader
 from shared.store.state import StateStore
 from shared.sync.inbound import PermanentSyncError, SyncOutcome
 from shared.sync.reconcile import WATERMARK
@@ -194,6 +196,18 @@ def test_recent_failures_keep_the_newest_twenty(parts: Parts) -> None:
     assert len(list(parts.failures._table.query_entities("PartitionKey eq 'failures'"))) == 20
 
 
+def test_a_referral_that_fails_again_is_listed_once_with_its_newest_reason(parts: Parts) -> None:
+    start = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+    again, other = new_ids(2)
+    parts.failures.record(again, "first cause", now=start)
+    parts.failures.record(other, "other cause", now=start + dt.timedelta(seconds=1))
+    parts.failures.record(again, "second cause", now=start + dt.timedelta(seconds=2))  # the reconcile queued it again
+    assert [(f.referral_id, f.reason) for f in parts.failures.recent()] == [
+        (again, "second cause"),
+        (other, "other cause"),
+    ]
+
+
 def test_status_reports_backfill_runs_queues_and_failures_after_a_small_scenario(
     parts: Parts, settings: Settings
 ) -> None:
@@ -212,6 +226,7 @@ def test_status_reports_backfill_runs_queues_and_failures_after_a_small_scenario
         "crm-dynamics",
         "2026-11-21T10:00:00Z",
         last_run_at="2026-11-21T10:01:00+00:00",
+        last_duration_ms=1234,
         last_outcomes={"shared": 2, "unchanged": 5},
         last_api_calls={"dataverse": 4, "partner-center": 2},
     )
@@ -234,16 +249,21 @@ def test_status_reports_backfill_runs_queues_and_failures_after_a_small_scenario
     clients["referral-events"].send_message("b", visibility_timeout=600)  # invisible ones count too
     clients["referral-events-poison"].send_message("c")
 
-    def depth(name: str) -> int:
-        return int(clients[name].get_queue_properties().approximate_message_count or 0)
-
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
+    reader = QueueDepthReader({name: clients[name] for name in QUEUES}, clock=lambda: later)
     sources = StatusSources(
-        state=state, backfill=parts.store, failures=parts.failures, queue_depth=depth, crm_kind="dynamics"
+        state=state,
+        backfill=parts.store,
+        failures=parts.failures,
+        queue_depth=reader.read,
+        crm_kind="dynamics",
+        links=RecordLinks(dataverse_url="https://contoso.crm.dynamics.com", referral_template="https://pc/r?id={id}"),
+        version="0.1.0+abc",
     )
     body = status(sources, now=dt.datetime(2026, 11, 21, 10, 5, tzinfo=dt.UTC))
 
     assert body["generatedAt"] == "2026-11-21T10:05:00+00:00"
-    assert body["crm"] == "dynamics"
+    assert (body["crm"], body["version"]) == ("dynamics", "0.1.0+abc")
     backfill = body["backfill"]
     assert backfill["jobId"] == job.job_id
     assert {k: backfill[k] for k in ("state", "listed", "queued", "synced", "failed", "remaining", "percent")} == {
@@ -257,23 +277,24 @@ def test_status_reports_backfill_runs_queues_and_failures_after_a_small_scenario
     }
     assert body["crmPoll"] == {
         "lastRunAt": "2026-11-21T10:01:00+00:00",
+        "durationMs": 1234,
         "watermark": "2026-11-21T10:02:00Z",
         "outcomes": {"shared": 2, "unchanged": 5},
         "apiCalls": {"dataverse": 4, "partner-center": 2},
     }
     assert body["reconcile"] == {
         "lastRunAt": "2026-11-21T10:00:00+00:00",
+        "durationMs": None,
         "watermark": "2026-11-21T09:59:00+00:00",
         "seen": 7,
         "queued": 2,
         "apiCalls": {"partner-center": 1},
     }
-    assert body["queues"] == {
-        "referral-events": {"messages": 2},
-        "referral-events-poison": {"messages": 1},
-        "backfill-pages": {"messages": 0},
-        "backfill-pages-poison": {"messages": 0},
-    }
+    # The front message's age, from its insertion time (the reader's clock is two minutes ahead).
+    assert body["queues"]["referral-events"]["messages"] == 2
+    assert 100 <= body["queues"]["referral-events"]["oldestAgeSeconds"] <= 140
+    assert body["queues"]["referral-events-poison"]["messages"] == 1
+    assert body["queues"]["backfill-pages"] == {"messages": 0, "oldestAgeSeconds": None}
     assert body["recentFailures"] == [
         {
             "referralId": ids[3],
@@ -281,12 +302,21 @@ def test_status_reports_backfill_runs_queues_and_failures_after_a_small_scenario
             "at": body["recentFailures"][0]["at"],
             "source": "backfill",
             "backfillJob": job.job_id,
+            "crmKind": None,
+            "crmEntity": None,
+            "crmId": None,
+            "crmUrl": None,
+            "partnerCenterUrl": f"https://pc/r?id={ids[3]}",
         }
     ]
+    assert body["syncs24h"] is None  # no counters given
+    # What needs an operator: the poisoned message and the failure (recorded just now, so within 24 h).
+    assert body["health"]["state"] == "attention"
+    assert body["health"]["reasons"][0].startswith("1 message(s) in referral-events-poison")
 
 
 def test_a_section_that_cannot_be_read_says_so_and_the_rest_still_answer(parts: Parts, settings: Settings) -> None:
-    def broken(name: str) -> int:
+    def broken(name: str) -> QueueDepth:
         raise ConnectionError("queue service unreachable")
 
     sources = StatusSources(
@@ -301,3 +331,4 @@ def test_a_section_that_cannot_be_read_says_so_and_the_rest_still_answer(parts: 
     assert body["backfill"] is None
     assert body["recentFailures"] == []
     assert body["crm"] == "salesforce"
+    assert body["health"] == {"state": "attention", "reasons": ["The queues part could not be read."]}

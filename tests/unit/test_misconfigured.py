@@ -114,7 +114,16 @@ def admin_functions() -> list[tuple[str, str, Callable[..., Any]]]:
 
 def test_every_admin_route_is_walked() -> None:
     names = {name for name, _, _ in admin_functions()}
-    assert names == {"webhook_registration", "resync", "replay_poison", "crm_schema", "doctor", "backfill", "status"}
+    assert names == {
+        "webhook_registration",
+        "resync",
+        "replay_poison",
+        "crm_schema",
+        "doctor",
+        "backfill",
+        "status",
+        "dashboard",
+    }
 
 
 def request(name: str, method: str) -> func.HttpRequest:
