@@ -42,6 +42,7 @@ class SyncState:
     last_outcome: str = ""
     last_error: str = ""
     last_synced_at: str = ""
+    failed_version: str = ""  # updatedDateTime of the version that failed for good: reconcile leaves it be
 
     @property
     def pc_updated_at(self) -> dt.datetime | None:

@@ -191,7 +191,8 @@ class InboundSync:
         except Exception as exc:
             if is_permanent(exc):
                 reason = f"Sync from Partner Center failed: {readable(exc)}"
-                self._fail(referral_id, reason, stats, source, claim=claim)
+                version = _iso(referral.updated_date_time)
+                self._fail(referral_id, reason, stats, source, claim=claim, version=version)
             raise
 
         claim.commit(self._next_state(previous, referral, plan, content_hash, result))
@@ -234,16 +235,28 @@ class InboundSync:
         state.crm_fields = result.memo
         state.last_outcome = "created" if result.created else "updated"
         state.last_error = ""
+        state.failed_version = ""
         state.last_synced_at = self._clock().isoformat()
         return state
 
     def _fail(
-        self, referral_id: str, reason: str, stats: CallStats, source: str, *, claim: Claim | None = None
+        self,
+        referral_id: str,
+        reason: str,
+        stats: CallStats,
+        source: str,
+        *,
+        claim: Claim | None = None,
+        version: str = "",
     ) -> NoReturn:
-        """Write ✖ and the reason on the CRM record (once per distinct reason), audit, then give up."""
+        """Write ✖ and the reason on the CRM record (once per distinct reason), audit, then give up.
+
+        ``version``: the referral version that failed, when it was read; the reconciliation does not queue
+        that version again (each run would send it to the poison queue once more), a newer one it does.
+        """
         if claim is None:
             with self._claims.hold(referral_id) as held:
-                self._fail(referral_id, reason, stats, source, claim=held)
+                self._fail(referral_id, reason, stats, source, claim=held, version=version)
         assert claim is not None
         previous = _same_crm(claim.row.state, self._crm.kind)
         # The host retries a failed message up to maxDequeueCount times: count the failure once per cause.
@@ -256,6 +269,7 @@ class InboundSync:
         state = previous or SyncState(referral_id=referral_id)
         state.last_error = reason
         state.last_outcome = "failed"
+        state.failed_version = version
         claim.commit(state)
         self._record(
             referral_id, state.crm_id, "failed", reason, stats, source, entity=state.crm_entity, counted=new_failure

@@ -19,7 +19,7 @@ from shared.http import count_calls
 from shared.messages import ReferralMessage
 from shared.partner_center.client import ReferralsClient
 from shared.store.leases import LeaseStore, LeaseUnavailable
-from shared.store.state import StateStore
+from shared.store.state import StateStore, SyncState
 
 log = logging.getLogger("cosell.sync.reconcile")
 
@@ -82,7 +82,7 @@ class Reconciler:
                 if updated is None:
                     continue
                 state = self._state.get(referral.id)
-                if state is None or state.pc_updated_at is None or updated > state.pc_updated_at:
+                if _needs_sync(state, updated):
                     self._enqueue(
                         ReferralMessage(referral_id=referral.id, event_name="referral-updated", source="reconcile")
                     )
@@ -106,3 +106,13 @@ class Reconciler:
             "Reconcile: %d referral(s) changed since %s, %d queued", report.seen, since.isoformat(), len(report.queued)
         )
         return report
+
+
+def _needs_sync(state: SyncState | None, updated: dt.datetime) -> bool:
+    """Newer than what was synced, and not the very version that already failed for good (that one waits
+    for an operator's resync or replay; queueing it each run would only fill the poison queue)."""
+    if state is None:
+        return True
+    if state.failed_version and updated <= dt.datetime.fromisoformat(state.failed_version):
+        return False
+    return state.pc_updated_at is None or updated > state.pc_updated_at

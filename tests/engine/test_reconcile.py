@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
+from shared.sync.inbound import PermanentSyncError
 from tests.contract.referrals import SHARED
 from tests.engine.conftest import World
 
@@ -76,3 +79,24 @@ def test_a_reconcile_already_running_is_not_run_twice(world: World) -> None:
 
     assert report.ran is False
     assert world.queue.messages == []
+
+
+def test_a_version_that_failed_for_good_is_not_queued_again_but_a_newer_one_is(world: World) -> None:
+    """Each run would otherwise send the same failing version to the poison queue once more."""
+    ref = world.incoming(SHARED)
+    world.inbound.sync(ref.id)
+    world.reconciler.run()
+    world.queue.drain()
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"details": {"currency": "XTS"}})  # not set up in the CRM: fails for good
+    with pytest.raises(PermanentSyncError):
+        world.inbound.sync(ref.id)
+
+    assert world.reconciler.run().queued == [], "the failed version waits for a resync or a replay"
+    assert world.reconciler.run().queued == []
+
+    world.clock.advance(60)
+    world.referrals.update(ref.id, {"details": {"currency": "USD"}})  # Partner Center changes it again
+    assert world.reconciler.run().queued == [ref.id]
+    assert heal(world) == [ref.id]
+    assert world.state.get(ref.id).failed_version == ""  # type: ignore[union-attr]
