@@ -189,17 +189,18 @@ def _late(run: object, schedule: str, now: dt.datetime) -> str | None:
     """The last run's time when the schedule promised ``LATE_AFTER_RUNS`` runs since and none came."""
     if not schedule or not isinstance(run, dict) or not run.get("lastRunAt"):
         return None
-    last = _time(run["lastRunAt"])
+    last = parse_time(run["lastRunAt"])
     due = nth_run_after(schedule, last, LATE_AFTER_RUNS) if last else None
     return str(run["lastRunAt"]) if due is not None and now > due else None
 
 
 def _within(at: object, now: dt.datetime, span: dt.timedelta) -> bool:
-    moment = _time(at)
+    moment = parse_time(at)
     return moment is not None and now - moment <= span
 
 
-def _time(value: object) -> dt.datetime | None:
+def parse_time(value: object) -> dt.datetime | None:
+    """An ISO time from the status dict (``Z`` or an offset; none means UTC), or None for anything else."""
     if not isinstance(value, str) or not value:
         return None
     try:

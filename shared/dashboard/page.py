@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from shared.dashboard.chart import hourly_chart
+from shared.status import parse_time
 
 DIRECTIONS = (("pc-to-crm", "Partner Center → CRM"), ("crm-to-pc", "CRM → Partner Center"))
 OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed", "rejected", "retry", "throttled")
@@ -25,7 +26,7 @@ def content_security_policy(nonce: str) -> str:
 
 
 def render(status: dict[str, Any], *, nonce: str) -> str:
-    now = _time(status.get("generatedAt")) or dt.datetime.now(dt.UTC)
+    now = parse_time(status.get("generatedAt")) or dt.datetime.now(dt.UTC)
     health = status.get("health") or {}
     attention = health.get("state") != "healthy"
     crm = CRM_NAMES.get(str(status.get("crm")), str(status.get("crm") or "CRM"))
@@ -248,23 +249,13 @@ def _unreadable(part: object) -> bool:
     return isinstance(part, dict) and set(part) == {"error"}
 
 
-def _time(value: object) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _shown(value: object) -> str:
-    moment = _time(value)
+    moment = parse_time(value)
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else str(value or "-")
 
 
 def _ago(value: object, now: dt.datetime) -> str:
-    moment = _time(value)
+    moment = parse_time(value)
     if moment is None:
         return "-"
     return _age(max(int((now - moment).total_seconds()), 0)) + " ago"
