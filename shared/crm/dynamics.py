@@ -309,14 +309,7 @@ class DynamicsCrm:
             body["parentcontactid@odata.bind"] = bind(CONTACTS, who.contact_ids[0])
         if lead_id:
             body["originatingleadid@odata.bind"] = bind(LEADS, lead_id)
-        opportunity = BatchRequest(
-            "PATCH",
-            key_by_alternate(OPPORTUNITIES, col("referral_id"), deal.referral_id),
-            params={"$select": "opportunityid"},
-            body=body,
-            headers={"Prefer": "return=representation"},
-            content_id="1",
-        )
+        opportunity = _upsert_by_referral(OPPORTUNITIES, col("referral_id"), deal.referral_id, "opportunityid", body)
         writes = [*who.writes, opportunity]
         writes.extend(self._solution_writes("$1", f"referral|{plan.referral_id}", plan.solutions))
         lead = found.get("lead")
@@ -359,14 +352,7 @@ class DynamicsCrm:
                 **{k: v for k, v in fields.items() if k != col("referral_id")},
                 col("audit"): prepend_audit(None, line, self._audit_max),
             }
-            create = BatchRequest(
-                "PATCH",
-                key_by_alternate(LEADS, col("referral_id"), deal.referral_id),
-                params={"$select": "leadid"},
-                body=body,
-                headers={"Prefer": "return=representation"},
-                content_id="1",
-            )
+            create = _upsert_by_referral(LEADS, col("referral_id"), deal.referral_id, "leadid", body)
             writes = [create]
             if state != 0:  # statecode is not valid on create: set right after it, in the same change set
                 writes.append(_update("$1", {"statecode": state, "statuscode": status}))
@@ -611,3 +597,17 @@ def _update(path: str, body: dict[str, Any]) -> BatchRequest:
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _upsert_by_referral(
+    entity_set: str, key_column: str, referral_id: str, id_column: str, body: dict[str, Any]
+) -> BatchRequest:
+    """The deal's upsert by its referral-id alternate key, first in its change set (``$1``): a resend is safe."""
+    return BatchRequest(
+        "PATCH",
+        key_by_alternate(entity_set, key_column, referral_id),
+        params={"$select": id_column},
+        body=body,
+        headers={"Prefer": "return=representation"},
+        content_id="1",
+    )
