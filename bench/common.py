@@ -15,8 +15,6 @@ from azure.data.tables import TableClient
 from sandbox.run import sample_referrals
 from sandbox.stack import Stack
 
-# Timers only when asked: a poll or a reconcile firing mid-measurement would add its own calls.
-ON_DEMAND = {"CRM_POLL_SCHEDULE": "0 0 0 1 1 *", "RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
 # The CRM budget the bench runs under: the app's pace setting and, to match, the simulated Dataverse's service
 # protection (an org of several web servers: 30,000 requests per 5 minutes for the user) and Salesforce's
 # allocation. Measured rates are read against it; the simulators answer 429 / 403 past it, as the services do.

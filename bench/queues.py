@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import new_referral
 from sandbox.demo import ON_DEMAND
-from sandbox.run import sample_referrals
 from sandbox.sellers import Seller, seller_for
 from sandbox.sims.base import FaultConfig
 from sandbox.stack import Stack
@@ -33,12 +33,6 @@ from shared.messages import ReferralMessage
 from shared.store.clients import queue_client
 
 HOST_QUEUES = "AzureFunctionsJobHost__extensions__queues__"
-
-
-def _referral(name: str) -> dict[str, Any]:
-    referral = sample_referrals()[1]
-    referral["customerProfile"]["name"] = name
-    return referral
 
 
 def _wait_for_deals(seller: Seller, referral_ids: list[str], timeout: float) -> float:
@@ -61,17 +55,17 @@ def latency(crm: str, samples: int, idle: float, sdk: bool) -> list[float]:
         stack.register_webhook()
         pc = stack.sandbox.partner_center
         queue = queue_client(_settings(stack), "referral-events")
-        first = pc.seed_referral(_referral("Warm-up Customer"))  # tokens and metadata, as on a warm instance
+        first = pc.seednew_referral(new_referral("Warm-up Customer"))  # tokens and metadata, as on a warm instance
         _wait_for_deals(seller, [first["id"]], 60)
         results = []
         for n in range(samples):
             time.sleep(idle)  # the queue poll backs off to maxPollingInterval meanwhile
-            referral = _referral(f"Isolated Customer {n}")
+            referral = new_referral(f"Isolated Customer {n}")
             if sdk:
-                pc.seed_referral(referral, fire=False)
+                pc.seednew_referral(referral, fire=False)
                 queue.send_message(ReferralMessage(referral_id=referral["id"], source="reconcile").to_json())
             else:
-                pc.seed_referral(referral)
+                pc.seednew_referral(referral)
             results.append(_wait_for_deals(seller, [referral["id"]], 60))
         return results
 
@@ -89,13 +83,13 @@ def throughput(crm: str, batch: int, count: int, latency_ms: int) -> float:
         seller = seller_for(stack.sandbox, crm)
         stack.register_webhook()
         pc = stack.sandbox.partner_center
-        first = pc.seed_referral(_referral("Warm-up Customer"))
+        first = pc.seednew_referral(new_referral("Warm-up Customer"))
         _wait_for_deals(seller, [first["id"]], 60)
         faults = FaultConfig(latency_ms=latency_ms)
         for sim in (stack.sandbox.partner_center, stack.sandbox.dataverse, stack.sandbox.salesforce):
             sim.set_faults(faults)
         started = time.perf_counter()
-        ids = [pc.seed_referral(_referral(f"Burst Customer {n % 20}"))["id"] for n in range(count)]
+        ids = [pc.seednew_referral(new_referral(f"Burst Customer {n % 20}"))["id"] for n in range(count)]
         _wait_for_deals(seller, ids, 600)
         return count / (time.perf_counter() - started)
 

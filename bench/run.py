@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from bench import backfill, calls, polls, speed, storage
-from bench.common import BUDGET, BUDGET_PER_MINUTE, ON_DEMAND, apply_budget
+from bench.common import BUDGET, BUDGET_PER_MINUTE, apply_budget
+from sandbox.demo import ON_DEMAND
 from sandbox.sellers import seller_for
 from sandbox.stack import Stack
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import statistics
 import sys
 import tempfile
 import time
@@ -24,13 +23,12 @@ import httpx
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
+from bench.common import percentiles
+from sandbox.demo import ON_DEMAND
 from sandbox.stack import Stack
 from shared.store.clients import OPERATIONS_TABLE
 from shared.store.counters import DIRECTIONS, SyncCounters, hour_of
 from shared.store.failures import RecentFailures
-
-# Timers only when asked: a poll or a reconcile firing mid-measurement would add its own calls.
-ON_DEMAND = {"CRM_POLL_SCHEDULE": "0 0 0 1 1 *", "RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
 
 
 def seed_history(stack: Stack, rows: int, *, partitions: int = 5000, writers: int = 4) -> float:
@@ -108,16 +106,11 @@ def measure(stack: Stack, rows: int, samples: int = 20) -> dict[str, Any]:
     return {"rows": seeded, "seeding": seeding, "timings": timings, "scan": scan, "scanned": scanned}
 
 
-def _percentiles(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    return statistics.median(ordered) * 1000, ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000
-
-
 def report(result: dict[str, Any]) -> None:
     print(f"Status route with {result['rows']:,} audit rows (seeded in {result['seeding']:.0f} s), 20 calls each:")
     for key, route in (("status", "GET /api/manage/status   "), ("dashboard", "GET /api/manage/dashboard")):
-        median, p95 = _percentiles(result["timings"][key])
-        print(f"  {route}: median {median:.0f} ms, p95 {p95:.0f} ms")
+        median, p95 = percentiles(result["timings"][key])
+        print(f"  {route}: median {median * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
     print(f"  (reading the audit log instead: one scan of {result['scanned']:,} rows took {result['scan']:.1f} s)")
 
 
