@@ -70,12 +70,13 @@ def crm_simulator(stack: Stack, crm: str) -> Any:
 
 
 def referral_ids_in_crm(stack: Stack, crm: str) -> set[str]:
-    """Referral ids the CRM's opportunities carry now (read in-process from the simulator)."""
+    """Referral ids the CRM's opportunities carry now (read in-process from the simulator, rows not copied:
+    the arrival clock calls this every 5 ms and must not steal the CPU or the lock the sync needs)."""
     if crm == "salesforce":
-        rows, column = stack.sandbox.salesforce.records("Opportunity"), "Referral_Identifier__c"
+        values = stack.sandbox.salesforce.column_values("Opportunity", "Referral_Identifier__c")
     else:
-        rows, column = stack.sandbox.dataverse.records("opportunities"), "cosell_referralid"
-    return {str(row[column]) for row in rows if row.get(column)}
+        values = stack.sandbox.dataverse.column_values("opportunities", "cosell_referralid")
+    return {str(value) for value in values}
 
 
 class Arrivals:

@@ -9,6 +9,8 @@ from azure.storage.queue import QueueClient
 from bench.common import RateSampler, percentiles
 from bench.storage_proxy import CountingProxy, classify, proxied_connection_string
 from sandbox.azurite import Azurite
+from sandbox.sims.dataverse.app import DataverseSimulator
+from sandbox.sims.salesforce.app import SalesforceSimulator
 
 _ENTITY = "/devstoreaccount1/Leases(PartitionKey='l',RowKey='b')"
 _MESSAGES = "/devstoreaccount1/referral-events/messages"
@@ -83,3 +85,19 @@ def test_the_peak_is_the_busiest_minute_not_the_average() -> None:
 
 def test_percentiles_are_the_median_and_the_95th_value() -> None:
     assert percentiles([float(n) for n in range(1, 101)]) == (50.5, 95.0)
+
+
+def test_the_arrival_clock_reads_the_referral_ids_each_simulated_crm_holds() -> None:
+    """The bench times a referral by when its id appears on an opportunity; rows without one do not count."""
+    dataverse = DataverseSimulator()
+    dataverse.insert("opportunities", {"name": "Shared", "cosell_referralid": "ref-1"})
+    dataverse.insert("opportunities", {"name": "Seller's own"})
+    salesforce = SalesforceSimulator(seed=1)
+    salesforce.insert(
+        "Opportunity",
+        {"Name": "Shared", "StageName": "Prospecting", "CloseDate": "2026-12-31", "Referral_Identifier__c": "ref-2"},
+    )
+    salesforce.insert("Opportunity", {"Name": "Seller's own", "StageName": "Prospecting", "CloseDate": "2026-12-31"})
+
+    assert dataverse.column_values("opportunities", "cosell_referralid") == {"ref-1"}
+    assert salesforce.column_values("Opportunity", "Referral_Identifier__c") == {"ref-2"}

@@ -119,6 +119,13 @@ class DataverseSimulator(Simulator):
         with self._store.lock:
             return [copy.deepcopy(r) for r in self._store.rows[ent.logical].values()]
 
+    def column_values(self, entity_set: str, column: str) -> set[Any]:
+        """A column's distinct non-empty values, read without copying rows: cheap enough to poll every few ms
+        (the bench's arrival clock does, and a deep copy of every row held the lock the requests need)."""
+        ent = self._entity(entity_set)
+        with self._store.lock:
+            return {v for row in self._store.rows[ent.logical].values() if (v := row.get(column)) not in (None, "")}
+
     def get(self, entity_set: str, record_id: str) -> Record | None:
         ent = self._entity(entity_set)
         with self._store.lock:

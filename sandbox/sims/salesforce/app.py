@@ -177,6 +177,13 @@ class SalesforceSimulator(Simulator):
             rows = self._store.all_rows(obj, deleted=include_deleted)
             return [project_row(obj, row, self.latest_version) for row in sorted(rows, key=lambda r: r["Id"])]
 
+    def column_values(self, sobject: str, field: str) -> set[Any]:
+        """A field's distinct non-empty values on live rows, read without projecting or copying them: cheap
+        enough to poll every few ms (the bench's arrival clock does)."""
+        obj = self._sobject(sobject)
+        with self._store.lock:
+            return {v for row in self._store.all_rows(obj) if (v := row.get(field)) not in (None, "")}
+
     def get(self, sobject: str, record_id: str) -> Record | None:
         obj = self._sobject(sobject)
         with self._store.lock:
