@@ -17,6 +17,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 
 from shared.config import ConfigurationError, Settings
 from shared.store.metering import record_queue_request, record_table_request
+from shared.store.transport import with_transport
 
 log = logging.getLogger("cosell.store")
 
@@ -83,6 +84,7 @@ def table_service(settings: Settings, **options: Any) -> TableServiceClient:
     """``options`` go to the Azure SDK pipeline (the doctor passes short timeouts and no retries)."""
     _refuse_placeholders(settings)
     options.setdefault("raw_request_hook", record_table_request)
+    options = with_transport(options, connection_timeout=300, read_timeout=300)  # azure-core's defaults
     if settings.storage_connection:
         try:
             return TableServiceClient.from_connection_string(settings.storage_connection, **options)
@@ -111,6 +113,7 @@ def queue_client(settings: Settings, name: str, **options: Any) -> QueueClient:
     """Base64 on the wire, as the Functions queue trigger expects (host.json messageEncoding)."""
     _refuse_placeholders(settings)
     options.setdefault("raw_request_hook", record_queue_request)
+    options = with_transport(options, connection_timeout=20, read_timeout=60)  # azure-storage-queue's defaults
     policies = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
     if settings.storage_connection:
         try:
