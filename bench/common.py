@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -191,3 +192,64 @@ class RateSampler:
                 j += 1
             best = max(best, n_i - self.samples[j][1])
         return float(best)
+
+
+class CpuMeter:
+    """CPU seconds each part of the stack spends inside the block: the app's host, the simulated services
+    (they run in the bench's own process) and the storage emulator. On a small machine they share the cores,
+    so this says what bounds a run and what the app itself costs. Linux only (reads /proc); elsewhere empty."""
+
+    def __init__(self, stack: Stack) -> None:
+        # The host and Azurite are this process's children: their trees, and this process alone.
+        self._roots = {
+            "app host": stack.host.process.pid,
+            "simulators": os.getpid(),
+            "Azurite": stack.azurite.process.pid,
+        }
+        self._before: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def __enter__(self) -> CpuMeter:
+        self._before = self._read()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        after = self._read()
+        self.seconds = {name: after[name] - self._before[name] for name in after if name in self._before}
+
+    def _read(self) -> dict[str, float]:
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        totals: dict[str, float] = {}
+        for name, root in self._roots.items():
+            pids = [root] if root == os.getpid() else _process_tree(root)
+            try:
+                totals[name] = sum(_cpu_ticks(pid) for pid in pids) / tick
+            except OSError:
+                return {}
+        return totals
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of one process (fields 14 and 15 of /proc/<pid>/stat; children are counted on their own)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (Azurite runs under a launcher)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
