@@ -276,10 +276,12 @@ def test_a_lead_and_its_opportunity_in_one_poll_take_the_referrals_claim_in_turn
             waited.wait(HOLD)
         return get(rid)
 
-    def sleep(seconds: float) -> None:  # a claim wait: real time passes too, so the holder can finish
+    def sleep(seconds: float) -> None:
+        # A claim wait. Real time passes too, so the holder can finish: the fake clock's LEASE_WAIT lasts
+        # about three real seconds, plenty for a few in-memory calls even on a loaded machine.
         waited.set()
-        time.sleep(0.005)
-        world.clock.advance(seconds)
+        time.sleep(0.01)
+        world.clock.advance(seconds / 4)
 
     world.referrals.get = held_get  # type: ignore[method-assign]
     report = poll_with(world, 2, sleep=sleep).poll()
