@@ -122,7 +122,8 @@ def measure_crm(crm: str, sections: set[str], sizes: dict[str, int], report: Rep
                 f"{result.seconds:.0f} s ({result.per_second:.0f}/s) in {result.polls} poll(s), longest "
                 f"{result.longest_poll:.0f} s, {result.past_timeout} past functionTimeout; peak "
                 f"{result.crm_requests_per_minute:.0f} {name} requests/min of {BUDGET_PER_MINUTE}, "
-                f"{result.refused} refused",
+                f"{result.refused} refused; {result.partner_center_requests_per_minute:.0f} Partner Center "
+                f"requests/min, {result.partner_center_refused} refused",
                 summary=f"{result.seconds:.0f} s, {result.polls} poll(s), {result.past_timeout} timeouts",
             )
     if "backfill" in sections:

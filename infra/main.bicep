@@ -138,6 +138,11 @@ param crmRequestsPerMinute string = '600'
 @description('CRM_MAX_CONCURRENT_REQUESTS: CRM calls in flight at once per instance (Dataverse refuses a user\'s 53rd).')
 param crmMaxConcurrentRequests int = 16
 
+@minValue(1)
+@maxValue(32)
+@description('CRM_POLL_CONCURRENCY: CRM records one CRM -> Partner Center poll handles at once (1 = one after another).')
+param crmPollConcurrency int = 8
+
 @description('CRM_BUDGET_RESERVE: share of the CRM user\'s budget (as the CRM reports it) the app leaves to others (a number, 0 to 0.49).')
 param crmBudgetReserve string = '0.2'
 
@@ -347,6 +352,7 @@ var appSettings = {
   CRM_REQUESTS_PER_MINUTE: crmRequestsPerMinute
   CRM_MAX_CONCURRENT_REQUESTS: string(crmMaxConcurrentRequests)
   CRM_BUDGET_RESERVE: crmBudgetReserve
+  CRM_POLL_CONCURRENCY: string(crmPollConcurrency)
 
   HTTP_TIMEOUT_SECONDS: httpTimeoutSeconds
   HTTP_MAX_ATTEMPTS: string(httpMaxAttempts)

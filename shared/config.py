@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     # Timer runs stop in time and save their watermark (host.json functionTimeout is 10 minutes): the
     # next run goes on from there. 480 s leaves two minutes for the record in hand and the last writes.
     crm_poll_max_seconds: float = Field(480.0, gt=0, le=570, validation_alias="CRM_POLL_MAX_SECONDS")
+    # CRM records one poll handles at once (shared/sync/outbound.py): each waits mostly for Partner Center
+    # and the state row, so a first share of thousands goes several times faster; every CRM call still
+    # takes its turn from the limiter above. 1 handles them one after another.
+    crm_poll_concurrency: int = Field(8, ge=1, le=32, validation_alias="CRM_POLL_CONCURRENCY")
     reconcile_max_seconds: float = Field(480.0, gt=0, le=570, validation_alias="RECONCILE_MAX_SECONDS")
 
     # --- outbound HTTP policy ---

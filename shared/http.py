@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import email.utils
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -54,6 +55,8 @@ class CallStats:
 
 
 _stats: contextvars.ContextVar[CallStats | None] = contextvars.ContextVar("cosell_api_calls", default=None)
+# Threads that copied one context (the records of one CRM poll) add to the same enclosing counters.
+_stats_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -61,6 +64,8 @@ def count_calls() -> Iterator[CallStats]:
     """Count every HTTP attempt made inside the block (retries included), per service name.
 
     Blocks nest: a call counts in every enclosing block (a record's sync and the poll around it).
+    Work handed to other threads counts here when it runs in a copy of this context
+    (``contextvars.copy_context().run``), as the CRM poll's records do.
     """
     stats = CallStats(parent=_stats.get())
     token = _stats.set(stats)
@@ -75,11 +80,12 @@ def _record_call(service: str, method: str, *, changes_data: bool, writes: int |
     stats = _stats.get()
     if writes is None:
         writes = 1 if changes_data and method.upper() not in _READ_METHODS else 0
-    while stats is not None:
-        stats.calls[service] += 1
-        if writes:
-            stats.writes[service] += writes
-        stats = stats.parent
+    with _stats_lock:  # an enclosing block may be shared by several threads: no increment may be lost
+        while stats is not None:
+            stats.calls[service] += 1
+            if writes:
+                stats.writes[service] += writes
+            stats = stats.parent
 
 
 class ApiError(Exception):

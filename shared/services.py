@@ -423,6 +423,7 @@ def outbound_sync() -> OutboundSync:
         lease_seconds=settings.lease_seconds,
         lease_wait=settings.lease_wait_seconds,
         max_seconds=settings.crm_poll_max_seconds,
+        concurrency=settings.crm_poll_concurrency,
     )
 
 

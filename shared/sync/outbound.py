@@ -6,10 +6,19 @@ watermark, and handles each one; the watermark only moves past records that were
 nothing. A deal whose shared content equals what both sides last agreed on costs no Partner
 Center call: that is how our own write-backs and the other direction's writes stop echoing.
 
-A poll is time-boxed: after ``max_seconds`` it stops at the record in hand, saves its watermark and
-returns; the next tick goes on from there (a first share of thousands of deals takes several polls and
-never meets the function timeout). Every CRM call waits for the CRM user's limiter (shared/ratelimit.py),
-so a large share paces itself; a limiter wait too long to sleep through ends the poll like a 429 does.
+A poll handles up to ``concurrency`` records at once (CRM_POLL_CONCURRENCY): each record mostly waits
+for Partner Center and its state row, so one after another a first share of thousands took many
+minutes. The deals are read on the poll's thread (an adapter's paging is not shared between threads)
+and handed to the pool as slots free up, never read ahead; each record runs in a copy of the poll's
+context, so its calls count in the poll's figures. Records are reported in the CRM's order, and the
+watermark only passes the longest run of records, in that order, that need no retry: a record handled
+after a retry is seen again by the next poll and costs nothing there if it has not changed.
+
+A poll is time-boxed: after ``max_seconds`` it takes no further record, lets the ones in hand finish,
+saves its watermark and returns; the next tick goes on from there (a first share of thousands of deals
+takes several polls and never meets the function timeout). Every CRM call waits for the CRM user's
+limiter (shared/ratelimit.py), so a large share paces itself however many records are in hand; a
+limiter wait too long to sleep through ends the poll like a 429 does.
 
 Creating a referral is not idempotent, so an intent is recorded before the POST; if the answer
 is lost, the next attempt first looks for a referral whose ``externalReferenceId`` is the CRM id.
@@ -17,13 +26,16 @@ is lost, the next attempt first looks for a referral whose ``externalReferenceId
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime as dt
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared import telemetry
 from shared.auth import AuthError
@@ -97,7 +109,11 @@ class OutboundSync:
         max_seconds: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._concurrency = concurrency
         self._referrals = referrals
         self._max_seconds = max_seconds
         self._monotonic = monotonic
@@ -131,33 +147,8 @@ class OutboundSync:
         started = self._monotonic()
         before = self._state.watermark(self._watermark_name)
         report = PollReport(ran=True, watermark_before=before, watermark_after=before)
-        blocked = False
-        saved = before
         with count_calls() as stats:
-            try:
-                for deal in self._crm.changed_deals(before):
-                    outcome = self._handle(deal, source="poll")
-                    report.records.append(outcome)
-                    report.outcomes[outcome.outcome] += 1
-                    if outcome.outcome == "throttled":
-                        break  # the remote asked us to wait: every further call would be refused too
-                    if outcome.outcome == "retry":
-                        blocked = True  # the watermark must not pass a record that still needs work
-                    elif not blocked:
-                        report.watermark_after = deal.modified_on
-                    if len(report.records) % WATERMARK_EVERY == 0 and report.watermark_after != saved:
-                        # Progress survives a crash or the function timeout mid-poll.
-                        self._state.save_watermark(self._watermark_name, report.watermark_after)
-                        saved = report.watermark_after
-                    if self._max_seconds is not None and self._monotonic() - started >= self._max_seconds:
-                        # Stop well before the function timeout; the watermark below is where the next poll starts.
-                        report.time_boxed = True
-                        break
-            except (*TRANSIENT, CrmRejected) as exc:
-                # Reading the next page failed (or the CRM lacks the sync's schema): keep what was
-                # done; the next poll goes on from there.
-                report.outcomes["retry"] += 1
-                log.warning("CRM poll stopped early: %s", readable(exc))
+            self._handle_changed(report, started)
         report.api_calls = dict(stats.calls)
         self._state.save_watermark(
             self._watermark_name,
@@ -187,6 +178,71 @@ class OutboundSync:
                 duration_ms=round((self._monotonic() - started) * 1000),
             )
         return report
+
+    def _handle_changed(self, report: PollReport, started: float) -> None:
+        """Every deal changed since the watermark, ``concurrency`` at a time, reported in the CRM's order."""
+        try:
+            deals = iter(self._crm.changed_deals(report.watermark_before))
+        except (*TRANSIENT, CrmRejected) as exc:
+            _stopped_early(report, exc)
+            return
+        pool: Executor = _Inline() if self._concurrency == 1 else ThreadPoolExecutor(self._concurrency, "crm-poll")
+        waiting: deque[tuple[CrmDeal, Future[RecordOutcome]]] = deque()  # handed out, CRM order, not yet reported
+        running: set[Future[RecordOutcome]] = set()
+        blocked = False  # a record before this point still needs work: the watermark stays before it
+        saved = report.watermark_before
+        more = True  # take further records
+        try:
+            while True:
+                while more and len(running) < self._concurrency:
+                    deal = self._next_deal(deals, report)
+                    if deal is None:
+                        more = False
+                        break
+                    # A copy per record: its count_calls() nests in the poll's, whichever thread it runs on.
+                    future = pool.submit(contextvars.copy_context().run, self._handle, deal, source="poll")
+                    waiting.append((deal, future))
+                    running.add(future)
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                running -= done
+                if any(f.result().outcome == "throttled" for f in done):
+                    more = False  # the remote asked us to wait: every further call would be refused too
+                while waiting and waiting[0][1].done():
+                    deal, future = waiting.popleft()
+                    outcome = future.result()
+                    report.records.append(outcome)
+                    report.outcomes[outcome.outcome] += 1
+                    if outcome.outcome in ("retry", "throttled"):
+                        blocked = True  # the watermark must not pass a record that still needs work
+                    elif not blocked:
+                        report.watermark_after = deal.modified_on
+                    if len(report.records) % WATERMARK_EVERY == 0 and report.watermark_after != saved:
+                        # Progress survives a crash or the function timeout mid-poll.
+                        self._state.save_watermark(self._watermark_name, report.watermark_after)
+                        saved = report.watermark_after
+                if more and self._max_seconds is not None and self._monotonic() - started >= self._max_seconds:
+                    # Stop well before the function timeout: the records in hand finish (each is a few calls),
+                    # and the watermark is where the next poll starts.
+                    report.time_boxed = True
+                    more = False
+        finally:
+            pool.shutdown(wait=True)
+            close = getattr(deals, "close", None)
+            if close is not None:
+                close()
+
+    @staticmethod
+    def _next_deal(deals: Iterator[CrmDeal], report: PollReport) -> CrmDeal | None:
+        """The next changed deal, or None when there is none or the CRM could not give it."""
+        try:
+            return next(deals)
+        except StopIteration:
+            return None
+        except (*TRANSIENT, CrmRejected) as exc:
+            _stopped_early(report, exc)
+            return None
 
     def sync_record(
         self, crm_id: str, *, entity: DealKind | None = None, source: str = "resync"
@@ -420,6 +476,25 @@ class OutboundSync:
                 entity=outcome.entity,
                 crm_id=outcome.crm_id,
             )
+
+
+def _stopped_early(report: PollReport, exc: Exception) -> None:
+    """Reading the next page failed (or the CRM lacks the sync's schema): what was done is kept, and
+    the next poll goes on from the watermark."""
+    report.outcomes["retry"] += 1
+    log.warning("CRM poll stopped early: %s", readable(exc))
+
+
+class _Inline(Executor):
+    """CRM_POLL_CONCURRENCY=1: each record runs on the poll's own thread, at once, as before the pool."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed over as a pool's future would, raised by result()
+            future.set_exception(exc)
+        return future
 
 
 def _refusal_key(deal: CrmDeal, content: str) -> str:

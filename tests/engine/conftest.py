@@ -76,6 +76,11 @@ class World:
 
 @pytest.fixture
 def world() -> World:
+    return new_world()
+
+
+def new_world() -> World:
+    """A fresh world, for a test that compares two of them."""
     clock = FakeClock()
     referrals = FakeReferrals(clock)
     state, audit, leases, queue = FakeStateStore(), FakeAuditLog(), FakeLeaseStore(clock), FakeQueue()

@@ -3,7 +3,9 @@
 Each fake has the public methods of the class it replaces (``tests/engine/test_fakes.py`` checks the
 signatures), keeps what it stores as the real one would (copies, so a caller mutating an object
 after saving it changes nothing, as with Table Storage), and runs on a :class:`FakeClock` instead
-of the wall clock, so the engine tests take milliseconds and can let a lease lapse at will.
+of the wall clock, so the engine tests take milliseconds and can let a lease lapse at will. Each is safe
+to call from several threads (a poll hands its records to a pool): one lock per fake makes every call,
+and so every conditional write, a single step, as the service's own would be.
 
 The referral fake reuses the Partner Center simulator's pure rules (JSON Patch paths, the status
 transitions, the first status of a created referral) without its HTTP server, and adds hooks a test
@@ -16,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import functools
 import itertools
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sandbox.sims.partner_center.errors import ApiError as SimError
 from sandbox.sims.partner_center.fields import canonical_keys, deep_merge
@@ -38,16 +42,31 @@ from shared.store.state import CrmRecordState, StateConflict, StateRow, SyncStat
 
 SERVICE = "partner-center"
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """One call at a time per fake (``self._lock``, reentrant): what a test reads is never half-written."""
+
+    @functools.wraps(method)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
 
 class FakeClock:
     """Time for the engine, the stores and Partner Center alike; it moves only when told (or waited on)."""
 
     def __init__(self, start: dt.datetime | None = None) -> None:
         self.now = start or dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+        self._lock = threading.RLock()
 
     def __call__(self) -> dt.datetime:
         return self.now
 
+    @_locked
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
 
@@ -71,8 +90,10 @@ class FakeReferrals:
         self.lose_next_create_answer = False  # the referral is stored, then the answer never arrives
         self._last_stamp = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._etags = itertools.count(1)
+        self._lock = threading.RLock()
 
     # ----- Microsoft's side (what a test stages) -----
+    @_locked
     def seed(self, referral: dict[str, Any], **changes: Any) -> Referral:
         """A referral Microsoft (or another partner) created for us, stamped now unless it says when."""
         record = canonical_keys(copy.deepcopy({**referral, **changes}))
@@ -85,6 +106,7 @@ class FakeReferrals:
         self.records[record["id"].lower()] = record
         return Referral.parse(copy.deepcopy(record))
 
+    @_locked
     def update(self, referral_id: str, changes: dict[str, Any]) -> Referral:
         """A change made on Microsoft's side: deep-merged, new ``updatedDateTime`` (unless given) and eTag."""
         record = self.records[referral_id.lower()]
@@ -95,13 +117,16 @@ class FakeReferrals:
         record["eTag"] = self._etag()
         return Referral.parse(copy.deepcopy(record))
 
+    @_locked
     def referral(self, referral_id: str) -> dict[str, Any]:
         return copy.deepcopy(self.records[referral_id.lower()])
 
+    @_locked
     def by_external_id(self, external_id: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(r) for r in self.records.values() if r.get("externalReferenceId") == external_id]
 
     # ----- the ReferralsClient interface -----
+    @_locked
     def get(self, referral_id: str) -> Referral:
         self.calls["GET"] += 1
         record = self.records.get(referral_id.lower())
@@ -109,21 +134,24 @@ class FakeReferrals:
             raise ApiError(SERVICE, "GET", f"referrals/{referral_id}", 404, "itemNotFound", "Referral not found.")
         return Referral.parse(copy.deepcopy(record))
 
+    @_locked
     def probe(self) -> int:
         """The doctor's reachability check: how many referrals a ``$top=1`` page holds."""
         self.calls["LIST"] += 1
         return min(len(self.records), 1)
 
     def changed_since(self, since: dt.datetime) -> Iterator[Referral]:
-        self.calls["LIST"] += 1
-        rows = [r for r in self.records.values() if _time(r["updatedDateTime"]) >= since]
+        with self._lock:  # the list is taken at once; the caller reads it at its own pace
+            self.calls["LIST"] += 1
+            rows = [copy.deepcopy(r) for r in self.records.values() if _time(r["updatedDateTime"]) >= since]
         for record in sorted(rows, key=lambda r: _time(r["updatedDateTime"])):
-            yield Referral.parse(copy.deepcopy(record))
+            yield Referral.parse(record)
 
     # The real client's own method (list by the documented filter, compare externalReferenceId exactly),
     # running over this fake's changed_since: the engine tests then hold the real rule, not a copy of it.
     find_by_external_reference = ReferralsClient.find_by_external_reference
 
+    @_locked
     def create(self, draft: ReferralDraft) -> Referral:
         self.calls["POST"] += 1
         refusal = self.refuse_create(draft) if self.refuse_create else None
@@ -148,6 +176,7 @@ class FakeReferrals:
             raise ApiUnavailable(f"{SERVICE} POST /referrals failed: ReadTimeout")
         return Referral.parse(copy.deepcopy(record))
 
+    @_locked
     def patch(self, referral_id: str, changes: ReferralChanges, *, etag: str | None = None) -> Referral | None:
         self.calls["PATCH"] += 1
         operations = [op.to_wire() for op in changes.operations()]
@@ -213,10 +242,13 @@ class FakeStateStore:
         self.crm_rows: dict[tuple[str, str], CrmRecordState] = {}
         self.watermarks: dict[str, dict[str, Any]] = {}
         self._etags = itertools.count(1)
+        self._lock = threading.RLock()
 
+    @_locked
     def get(self, referral_id: str) -> SyncState | None:
         return self.read(referral_id).state
 
+    @_locked
     def read(self, referral_id: str) -> StateRow:
         if referral_id not in self.etags:
             return StateRow(referral_id)
@@ -224,17 +256,20 @@ class FakeStateStore:
         owner, until = self.claims.get(referral_id, ("", ""))
         return StateRow(referral_id, copy.deepcopy(state), self.etags[referral_id], owner, until)
 
+    @_locked
     def save(self, state: SyncState) -> None:
         self.referrals[state.referral_id] = copy.deepcopy(state)
         self.claims.pop(state.referral_id, None)
         self._touch(state.referral_id)
 
+    @_locked
     def insert_claim(self, referral_id: str, owner: str, until: str) -> str:
         if referral_id in self.etags:
             raise StateConflict(referral_id)
         self.claims[referral_id] = (owner, until)
         return self._touch(referral_id)
 
+    @_locked
     def merge(self, referral_id: str, etag: str, **values: str) -> str:
         self._check(referral_id, etag)
         owner, until = self.claims.get(referral_id, ("", ""))
@@ -247,12 +282,14 @@ class FakeStateStore:
             setattr(state, name, value)
         return self._touch(referral_id)
 
+    @_locked
     def commit(self, state: SyncState, etag: str) -> str:
         self._check(state.referral_id, etag)
         self.referrals[state.referral_id] = copy.deepcopy(state)
         self.claims.pop(state.referral_id, None)  # a REPLACE: the claim's columns are gone
         return self._touch(state.referral_id)
 
+    @_locked
     def delete(self, referral_id: str, etag: str) -> None:
         self._check(referral_id, etag)
         for rows in (self.referrals, self.claims, self.etags):
@@ -266,25 +303,31 @@ class FakeStateStore:
         self.etags[referral_id] = f'W/"{next(self._etags)}"'
         return self.etags[referral_id]
 
+    @_locked
     def agree(self, entity: str, crm_id: str, referral_id: str, content_hash: str) -> None:
         # The real MERGE writes every column: no rejection or create intent of the old row survives.
         self.crm_rows[(entity, crm_id)] = CrmRecordState(entity, crm_id, referral_id, content_hash)
 
+    @_locked
     def get_crm(self, entity: str, crm_id: str) -> CrmRecordState | None:
         row = self.crm_rows.get((entity, crm_id))
         return copy.deepcopy(row) if row is not None else None
 
+    @_locked
     def save_crm(self, record: CrmRecordState) -> None:
         self.crm_rows[(record.entity, record.crm_id)] = copy.deepcopy(record)
 
+    @_locked
     def watermark(self, name: str) -> str | None:
         row = self.watermarks.get(name)
         return (str(row["value"]) or None) if row else None
 
+    @_locked
     def save_watermark(self, name: str, value: str | None, **last_run: object) -> None:
         # A MERGE, as the table's: a save of the watermark alone keeps the last run's figures.
         self.watermarks[name] = {**self.watermarks.get(name, {}), "value": value or "", **copy.deepcopy(last_run)}
 
+    @_locked
     def last_run(self, name: str) -> dict[str, object]:
         return copy.deepcopy(self.watermarks.get(name, {}))
 
@@ -294,17 +337,21 @@ class FakeAuditLog:
 
     def __init__(self) -> None:
         self.entries: list[AuditEntry] = []
+        self._lock = threading.RLock()
 
+    @_locked
     def append(self, entry: AuditEntry, *, now: dt.datetime | None = None) -> AuditEntry:
         entry.time = (now or dt.datetime.now(dt.UTC)).isoformat()
         self.entries.append(copy.deepcopy(entry))
         return entry
 
+    @_locked
     def history(self, referral_id: str, limit: int = 50) -> list[AuditEntry]:
         """Newest first, as the table's inverted-ticks RowKey returns them."""
         rows = [e for e in self.entries if (e.referral_id or f"crm_{e.crm_id}") == referral_id]
         return copy.deepcopy(rows[::-1][:limit])
 
+    @_locked
     def outcomes(self, key: str) -> list[str]:
         """Oldest first: the outcomes recorded under a referral id (or ``crm_<id>``)."""
         return [e.outcome for e in self.history(key, limit=10_000)][::-1]
@@ -325,7 +372,9 @@ class FakeLeaseStore:
         self.leases: dict[str, _Lease] = {}
         self.taken_over: list[str] = []  # names acquired while another holder's lease had expired
         self._etags = itertools.count(1)
+        self._lock = threading.RLock()
 
+    @_locked
     def try_acquire(self, name: str, seconds: int) -> str | None:
         now = self.clock()
         current = self.leases.get(name)
@@ -337,6 +386,7 @@ class FakeLeaseStore:
         self.leases[name] = lease
         return lease.etag
 
+    @_locked
     def renew(self, name: str, seconds: int, etag: str) -> str | None:
         current = self.leases.get(name)
         if current is None or current.etag != etag:
@@ -345,6 +395,7 @@ class FakeLeaseStore:
         current.etag = f'W/"{next(self._etags)}"'
         return current.etag
 
+    @_locked
     def release(self, name: str, etag: str) -> None:
         current = self.leases.get(name)
         if current is not None and current.etag == etag:
@@ -365,6 +416,7 @@ class FakeLeaseStore:
         finally:
             self.release(name, etag)
 
+    @_locked
     def held(self, name: str) -> bool:
         lease = self.leases.get(name)
         return lease is not None and lease.expires_at > self.clock()
