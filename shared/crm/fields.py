@@ -9,6 +9,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+# The neutral fields of a lead that every adapter reads back into the deal's account and contact (one
+# list, so a field added to the read reaches every CRM; address_line2 is not read back from a lead).
+LEAD_CUSTOMER_FIELDS = (
+    "company",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "address_line1",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+)
+
 
 @dataclass(frozen=True)
 class FieldMap:
