@@ -18,17 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.mapping.model import DealKind
+from shared.mapping.model import HELP_CODES, DealKind
 
-# Partner Center's assistanceRequestCode values (the "How can Microsoft help?" choice), in DESIGN.md's order.
-HELP_CODES = (
-    "GeneralOrOther",
-    "CustomerTechnicalArchitecture",
-    "ProofOfConceptOrDemo",
-    "QuotesOrLicensing",
-    "PostSalesCustomerSuccess",
-    "WorkloadSpecificValueProposition",
-)
 _HELP_BY_KEY = {code.lower(): code for code in HELP_CODES}
 
 # The neutral fields an adoption copies (the connector's "Products" text is obsolete: the docs say not to use it).
