@@ -11,6 +11,9 @@ from sandbox.azurite import Azurite, start_azurite
 from sandbox.environment import Sandbox
 from shared import services
 
+# Helper modules that assert for several test modules: pytest explains their failures as it does a test's.
+pytest.register_assert_rewrite("tests.integration.adopt_support", "tests.integration.schema_support")
+
 
 @pytest.fixture(scope="package")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
