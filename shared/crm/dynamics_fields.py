@@ -6,6 +6,8 @@ knobs; CRM_FIELD_MAP overrides any other column.
 
 from __future__ import annotations
 
+import functools
+
 from shared.crm.fields import FieldMap, knob_field_map, with_overrides
 
 # The sync's own columns, the same on opportunity and lead.
@@ -83,20 +85,8 @@ DYNAMICS_HELP_NEEDED: dict[str, int] = {
 }
 
 
-def dynamics_field_map(
-    *,
-    deal_value_field: str,
-    deal_currency_field: str,
-    account_country_field: str,
-    overrides_json: str | None = None,
-) -> FieldMap:
-    return knob_field_map(
-        DYNAMICS_DEFAULTS,
-        deal_value_field=deal_value_field,
-        deal_currency_field=deal_currency_field,
-        account_country_field=account_country_field,
-        overrides_json=overrides_json,
-    )
+# The Dynamics field map: these defaults, the connector's three knobs, then CRM_FIELD_MAP over all.
+dynamics_field_map = functools.partial(knob_field_map, DYNAMICS_DEFAULTS)
 
 
 # Microsoft's co-sell connector solution ("Partner Center Referrals Synchronization for Dynamics 365"):

@@ -6,6 +6,8 @@ OpportunityContactRole). Custom fields: DESIGN.md ("Default CRM fields", the Sal
 
 from __future__ import annotations
 
+import functools
+
 from shared.crm.fields import FieldMap, knob_field_map, with_overrides
 
 _REFERRAL_FIELDS = {
@@ -119,20 +121,8 @@ STAGE_WON = "Closed Won"
 STAGE_LOST = "Closed Lost"
 
 
-def salesforce_field_map(
-    *,
-    deal_value_field: str,
-    deal_currency_field: str,
-    account_country_field: str,
-    overrides_json: str | None = None,
-) -> FieldMap:
-    return knob_field_map(
-        SALESFORCE_DEFAULTS,
-        deal_value_field=deal_value_field,
-        deal_currency_field=deal_currency_field,
-        account_country_field=account_country_field,
-        overrides_json=overrides_json,
-    )
+# The Salesforce field map: these defaults, the connector's three knobs, then CRM_FIELD_MAP over all.
+salesforce_field_map = functools.partial(knob_field_map, SALESFORCE_DEFAULTS)
 
 
 # Microsoft's co-sell connector for Salesforce: the field names of the 2020 setup guide, which had the
