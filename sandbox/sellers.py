@@ -15,6 +15,7 @@ import httpx
 
 from sandbox.crm_user import CrmUser, SandboxEndpoints
 from sandbox.environment import SALESFORCE_CLIENT_ID, Sandbox
+from sandbox.sims.base import RecordedRequest
 from shared.crm.salesforce_client import soql, soql_string
 
 _HELP = {
@@ -70,12 +71,54 @@ class Seller(Protocol):
     def poll_watermark(self) -> str: ...
 
 
-class DynamicsSeller:
+class _Simulator(Protocol):
+    """The part of a CRM simulator a seller reads the sync's outcome from."""
+
+    def get(self, table: str, record_id: str) -> dict[str, Any] | None: ...
+
+    def records(self, table: str) -> list[dict[str, Any]]: ...
+
+    def recorded(self) -> list[RecordedRequest]: ...
+
+
+class _ReadsOutcome:
+    """How a seller reads what the sync left in its simulator: one rule for every CRM, in each CRM's names."""
+
+    _sim: _Simulator
+    _deal_table: str
+    _lead_table: str
+    _referral_column: str
+    _lead_name_column: str
+
+    def _view(self, row: dict[str, Any]) -> DealView:
+        raise NotImplementedError
+
+    def deal(self, deal_id: str) -> DealView | None:
+        row = self._sim.get(self._deal_table, deal_id)
+        return self._view(row) if row else None
+
+    def deals_for(self, referral_id: str) -> list[DealView]:
+        rows = [r for r in self._sim.records(self._deal_table) if r.get(self._referral_column) == referral_id]
+        return [self._view(r) for r in rows]
+
+    def leads_for(self, referral_id: str) -> list[str]:
+        rows = self._sim.records(self._lead_table)
+        return [str(r.get(self._lead_name_column) or "") for r in rows if r.get(self._referral_column) == referral_id]
+
+    def writes(self) -> int:
+        """The CRM API writes the simulator served (a token request is no write)."""
+        writes = ("POST", "PATCH", "DELETE")
+        return sum(1 for r in self._sim.recorded() if r.method in writes and "/oauth2/" not in r.path)
+
+
+class DynamicsSeller(_ReadsOutcome):
     crm_name = "Dynamics 365"
+    _deal_table, _lead_table = "opportunities", "leads"
+    _referral_column, _lead_name_column = "cosell_referralid", "subject"
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._user = CrmUser(sandbox)
-        self._dv = sandbox.dataverse
+        self._sim = sandbox.dataverse
 
     def opportunity(self, *, help_needed: str | None = "CustomerTechnicalArchitecture", **kwargs: Any) -> str:
         return self._user.opportunity(help_needed=_HELP.get(help_needed or ""), **kwargs)
@@ -92,34 +135,18 @@ class DynamicsSeller:
     def win(self, deal_id: str, value: float) -> None:
         self._user.win(deal_id, value)
 
-    def deal(self, deal_id: str) -> DealView | None:
-        row = self._dv.get("opportunities", deal_id)
-        return _dataverse_view(row) if row else None
-
-    def deals_for(self, referral_id: str) -> list[DealView]:
-        rows = [r for r in self._dv.records("opportunities") if r.get("cosell_referralid") == referral_id]
-        return [_dataverse_view(r) for r in rows]
-
-    def leads_for(self, referral_id: str) -> list[str]:
-        rows = self._dv.records("leads")
-        return [str(r.get("subject") or "") for r in rows if r.get("cosell_referralid") == referral_id]
-
-    def writes(self) -> int:
-        return sum(1 for r in self._dv.recorded() if r.method in ("POST", "PATCH", "DELETE"))
-
     def poll_watermark(self) -> str:
         return "crm-dynamics"
 
-
-def _dataverse_view(row: dict[str, Any]) -> DealView:
-    return DealView(
-        id=str(row["opportunityid"]),
-        name=str(row.get("name") or ""),
-        referral_id=row.get("cosell_referralid"),
-        value=row.get("estimatedvalue"),
-        stage={1: "won", 2: "lost"}.get(int(row.get("statecode") or 0), "open"),
-        audit=str(row.get("cosell_audit") or ""),
-    )
+    def _view(self, row: dict[str, Any]) -> DealView:
+        return DealView(
+            id=str(row["opportunityid"]),
+            name=str(row.get("name") or ""),
+            referral_id=row.get("cosell_referralid"),
+            value=row.get("estimatedvalue"),
+            stage={1: "won", 2: "lost"}.get(int(row.get("statecode") or 0), "open"),
+            audit=str(row.get("cosell_audit") or ""),
+        )
 
 
 class SalesforceUser:
@@ -216,14 +243,16 @@ class SalesforceUser:
         return opportunity_id
 
 
-class SalesforceSeller(SalesforceUser):
+class SalesforceSeller(SalesforceUser, _ReadsOutcome):
     """A seller in the simulated Salesforce org; reads the outcome from the simulator it runs beside."""
 
     crm_name = "Salesforce"
+    _deal_table, _lead_table = "Opportunity", "Lead"
+    _referral_column, _lead_name_column = "Referral_Identifier__c", "Company"
 
     def __init__(self, sandbox: Sandbox) -> None:
         super().__init__(sandbox)
-        self._sf = sandbox.salesforce
+        self._sim = sandbox.salesforce
 
     def set_value(self, deal_id: str, value: float) -> None:
         self.update("Opportunity", deal_id, {"Amount": value})
@@ -237,38 +266,21 @@ class SalesforceSeller(SalesforceUser):
     def win(self, deal_id: str, value: float) -> None:
         self.update("Opportunity", deal_id, {"StageName": "Closed Won", "Amount": value})
 
-    def deal(self, deal_id: str) -> DealView | None:
-        row = self._sf.get("Opportunity", deal_id)
-        return _salesforce_view(row) if row else None
-
-    def deals_for(self, referral_id: str) -> list[DealView]:
-        rows = [r for r in self._sf.records("Opportunity") if r.get("Referral_Identifier__c") == referral_id]
-        return [_salesforce_view(r) for r in rows]
-
-    def leads_for(self, referral_id: str) -> list[str]:
-        rows = self._sf.records("Lead")
-        return [str(r.get("Company") or "") for r in rows if r.get("Referral_Identifier__c") == referral_id]
-
-    def writes(self) -> int:
-        writes = ("POST", "PATCH", "DELETE")
-        return sum(1 for r in self._sf.recorded() if r.method in writes and "/oauth2/" not in r.path)
-
     def poll_watermark(self) -> str:
         return "crm-salesforce"
 
-
-def _salesforce_view(row: dict[str, Any]) -> DealView:
-    stage = "open"
-    if row.get("IsClosed"):
-        stage = "won" if row.get("IsWon") else "lost"
-    return DealView(
-        id=str(row["Id"]),
-        name=str(row.get("Name") or ""),
-        referral_id=row.get("Referral_Identifier__c"),
-        value=row.get("Amount"),
-        stage=stage,
-        audit=str(row.get("Audit__c") or ""),
-    )
+    def _view(self, row: dict[str, Any]) -> DealView:
+        stage = "open"
+        if row.get("IsClosed"):
+            stage = "won" if row.get("IsWon") else "lost"
+        return DealView(
+            id=str(row["Id"]),
+            name=str(row.get("Name") or ""),
+            referral_id=row.get("Referral_Identifier__c"),
+            value=row.get("Amount"),
+            stage=stage,
+            audit=str(row.get("Audit__c") or ""),
+        )
 
 
 def seller_for(sandbox: Sandbox, crm: str) -> Seller:

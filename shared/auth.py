@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypedDict, Unpack
 
 import httpx
 
@@ -197,12 +197,33 @@ def _entra_error(response: httpx.Response) -> tuple[str, str]:
     return str(body.get("error", "")), description.splitlines()[0] if description else ""
 
 
+class TokenEndpointOptions(TypedDict, total=False):
+    """How a token provider reaches Entra: the same options, and defaults, for every grant."""
+
+    timeout: float
+    max_attempts: int
+    transport: httpx.BaseTransport | None
+    names: CredentialNames | None
+
+
 class _CachedToken:
     """An access token kept until shortly before it expires; subclasses say how to redeem one."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        authority_host: str,
+        tenant_id: str,
+        *,
+        timeout: float = 15.0,
+        max_attempts: int = 4,
+        transport: httpx.BaseTransport | None = None,
+        names: CredentialNames | None = None,
+    ) -> None:
         self._cached: _Cached | None = None
         self._lock = threading.Lock()
+        self._endpoint = _TokenEndpoint(
+            authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts, transport=transport, names=names
+        )
 
     def __call__(self) -> str:
         with self._lock:
@@ -231,15 +252,9 @@ class ClientCredentialsToken(_CachedToken):
         client_id: str,
         client_secret: str,
         scope: str,
-        *,
-        timeout: float = 15.0,
-        max_attempts: int = 4,
-        names: CredentialNames | None = None,
+        **endpoint: Unpack[TokenEndpointOptions],
     ) -> None:
-        super().__init__()
-        self._endpoint = _TokenEndpoint(
-            authority_host, tenant_id, timeout=timeout, max_attempts=max_attempts, names=names
-        )
+        super().__init__(authority_host, tenant_id, **endpoint)
         self._form = {
             "grant_type": "client_credentials",
             "client_id": client_id,
@@ -262,21 +277,9 @@ class RefreshTokenGrant(_CachedToken):
         client_secret: str,
         scope: str,
         store: RefreshTokenStore,
-        *,
-        timeout: float = 15.0,
-        max_attempts: int = 4,
-        transport: httpx.BaseTransport | None = None,
-        names: CredentialNames | None = None,
+        **endpoint: Unpack[TokenEndpointOptions],
     ) -> None:
-        super().__init__()
-        self._endpoint = _TokenEndpoint(
-            authority_host,
-            tenant_id,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            transport=transport,
-            names=names,
-        )
+        super().__init__(authority_host, tenant_id, **endpoint)
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope

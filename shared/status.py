@@ -68,27 +68,21 @@ def backfill(sources: StatusSources, now: dt.datetime) -> dict[str, Any] | None:
 
 def crm_poll(sources: StatusSources, now: dt.datetime) -> dict[str, Any] | None:
     row = sources.state.last_run(f"crm-{sources.crm_kind}")
-    if not row:
-        return None
-    return {
-        "lastRunAt": row.get("last_run_at") or None,
-        "durationMs": row.get("last_duration_ms"),
-        "watermark": row.get("value") or None,
-        "outcomes": _json(row.get("last_outcomes")),
-        "apiCalls": _json(row.get("last_api_calls")),
-    }
+    return _last_run(row, outcomes=_json(row.get("last_outcomes"))) if row else None
 
 
 def reconcile(sources: StatusSources, now: dt.datetime) -> dict[str, Any] | None:
     row = sources.state.last_run(RECONCILE_WATERMARK)
-    if not row:
-        return None
+    return _last_run(row, seen=row.get("last_seen"), queued=row.get("last_queued")) if row else None
+
+
+def _last_run(row: dict[str, Any], **counts: Any) -> dict[str, Any]:
+    """A timer's last run as the status shows it, the same for every timer; ``counts`` are the timer's own."""
     return {
         "lastRunAt": row.get("last_run_at") or None,
         "durationMs": row.get("last_duration_ms"),
         "watermark": row.get("value") or None,
-        "seen": row.get("last_seen"),
-        "queued": row.get("last_queued"),
+        **counts,
         "apiCalls": _json(row.get("last_api_calls")),
     }
 

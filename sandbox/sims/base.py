@@ -34,7 +34,8 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -302,6 +303,39 @@ class Simulator:
                 time.sleep(fault.delay)
         record.status = response.status_code
         return response
+
+
+class Restorable(Protocol):
+    """A simulator's store: one lock, and a copy of its rows to go back to."""
+
+    lock: threading.RLock
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None: ...
+
+
+def seed_body(request: Request, shape: str) -> dict[str, list[Any]]:
+    """The body of ``POST /_sim/seed``, ``{name: [records]}``; ValueError says what is wrong with it."""
+    try:
+        body = json.loads(request.get_data() or b"{}")
+    except ValueError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from exc
+    if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
+        raise ValueError(f"body must be {shape}")
+    return body
+
+
+@contextmanager
+def all_or_nothing(store: Restorable) -> Iterator[None]:
+    """Holds the store's lock; a failure inside puts every row back as it was (a seed is all or nothing)."""
+    with store.lock:
+        snapshot = store.snapshot()
+        try:
+            yield
+        except Exception:
+            store.restore(snapshot)
+            raise
 
 
 def _body_of(request: Request) -> Any:

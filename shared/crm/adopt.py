@@ -13,22 +13,15 @@ which record of a referral is adopted and what is copied.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.mapping.model import DealKind
+from shared.mapping.model import HELP_CODES, DealKind
+from shared.mapping.text import audit_line, prepend_audit
 
-# Partner Center's assistanceRequestCode values (the "How can Microsoft help?" choice), in DESIGN.md's order.
-HELP_CODES = (
-    "GeneralOrOther",
-    "CustomerTechnicalArchitecture",
-    "ProofOfConceptOrDemo",
-    "QuotesOrLicensing",
-    "PostSalesCustomerSuccess",
-    "WorkloadSpecificValueProposition",
-)
 _HELP_BY_KEY = {code.lower(): code for code in HELP_CODES}
 
 # The neutral fields an adoption copies (the connector's "Products" text is obsolete: the docs say not to use it).
@@ -109,6 +102,17 @@ class ConnectorRecord:
     locked: str = ""  # why the CRM refuses a write to the record as it is ("" when it takes one)
     reopenable: bool = False  # the lock goes when the record is reopened (a closed Dynamics 365 opportunity)
     unreadable: tuple[str, ...] = ()  # connector values that mean nothing to the sync (a help label no code matches)
+
+
+def audit_after_copy(
+    record: ConnectorRecord, message: str, left_out: list[str], when: dt.datetime, max_chars: int, *, noun: str
+) -> str:
+    """The record's audit once adopted, for every CRM: what was copied (and what was too long for the sync's
+    ``noun``), above the trail the record had (the sync's, else the connector's)."""
+    if left_out:
+        message += f" Too long for the sync's {noun}, left out: {', '.join(left_out)}."
+    existing = record.ours.audit or record.theirs.audit
+    return prepend_audit(existing, audit_line(when, message), max_chars)
 
 
 @dataclass

@@ -68,7 +68,7 @@ class DataverseClient:
 
         ``page_size=None`` for metadata collections, which are not paged.
         """
-        params: dict[str, str] | None = {"$select": ",".join(select)}
+        params = {"$select": ",".join(select)}
         for option, value in (("$filter", filter), ("$orderby", orderby), ("$expand", expand)):
             if value:
                 params[option] = value
@@ -77,12 +77,7 @@ class DataverseClient:
             headers["Prefer"] = f"odata.maxpagesize={page_size}"
         if expand:
             headers.update(_FRESH)
-        url: str | None = entity_set
-        while url:
-            body = self._http.request("GET", url, params=params, headers=headers).json()
-            yield from body.get("value", [])
-            url = body.get("@odata.nextLink")
-            params = None
+        yield from self._pages(entity_set, params, headers)
 
     def upsert(self, path: str, body: dict[str, Any], *, select: str) -> tuple[str, bool]:
         """PATCH without If-Match = create or update; returns (id, created)."""
@@ -215,6 +210,7 @@ class DataverseClient:
         return None if response.status_code == 404 else response.json()
 
     def _pages(self, url: str, params: dict[str, str] | None, headers: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Rows of every page: the nextLink is followed verbatim (it carries the query), with the same headers."""
         next_url: str | None = url
         while next_url:
             body = self._http.request("GET", next_url, params=params, headers=headers).json()

@@ -17,14 +17,21 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from shared.crm.adopt import LINK_FIELDS, ConnectorColumns, ConnectorRecord, Link, help_code, link_from_row
+from shared.crm.adopt import (
+    LINK_FIELDS,
+    ConnectorColumns,
+    ConnectorRecord,
+    Link,
+    audit_after_copy,
+    help_code,
+    link_from_row,
+)
 from shared.crm.dataverse_client import PAGE_SIZE, DataverseClient, bind, key_by_alternate, key_by_id
 from shared.crm.dynamics import _schema_hint
 from shared.crm.dynamics_columns import MAX_LENGTH
 from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
 from shared.crm.fields import FieldMap
 from shared.mapping.model import DealKind
-from shared.mapping.text import audit_line, prepend_audit
 from shared.odata import odata_string
 
 _MD = "Microsoft.Dynamics.CRM."
@@ -180,12 +187,9 @@ class DynamicsAdoption:
     def copy(self, record: ConnectorRecord, values: Link, message: str, *, reopen: bool) -> None:
         entity_set, _ = _SETS[record.kind]
         body, left_out = self._body(record.kind, values)
-        if left_out:
-            message += f" Too long for the sync's columns, left out: {', '.join(left_out)}."
         audit = self._fields.get(record.kind, "audit")
         if audit:
-            existing = record.ours.audit or record.theirs.audit
-            body[audit] = prepend_audit(existing, audit_line(self._clock(), message), self._audit_max)
+            body[audit] = audit_after_copy(record, message, left_out, self._clock(), self._audit_max, noun="columns")
         path = key_by_id(entity_set, record.crm_id)
         with _schema_hint():
             if not reopen:

@@ -15,7 +15,7 @@ from shared.crm.dataverse_client import DataverseClient, key_by_id
 from shared.crm.dataverse_metadata import DataverseNavigation
 from shared.crm.dynamics_fields import DYNAMICS_HELP_NEEDED
 from shared.crm.dynamics_status import lead_stage, opportunity_stage
-from shared.crm.fields import FieldMap
+from shared.crm.fields import LEAD_CUSTOMER_FIELDS, FieldMap
 from shared.crm.values import date_or_none, decimal_or_none
 from shared.mapping.model import AccountData, ContactData, CrmDeal, SolutionData
 from shared.mapping.text import strip_mark
@@ -75,21 +75,7 @@ class DynamicsDeals:
         key = "opportunityid" if entity == "opportunity" else "leadid"
         columns = [key, *base, *(col(n) for n in names)]
         if entity == "lead":
-            columns += [
-                col(n)
-                for n in (
-                    "company",
-                    "first_name",
-                    "last_name",
-                    "email",
-                    "phone",
-                    "address_line1",
-                    "city",
-                    "state",
-                    "postal_code",
-                    "country",
-                )
-            ]
+            columns += [col(n) for n in LEAD_CUSTOMER_FIELDS]
         return columns
 
     def _expand(self, entity: str) -> str:

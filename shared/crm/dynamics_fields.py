@@ -6,7 +6,37 @@ knobs; CRM_FIELD_MAP overrides any other column.
 
 from __future__ import annotations
 
-from shared.crm.fields import FieldMap, parse_overrides
+import functools
+
+from shared.crm.fields import FieldMap, knob_field_map, with_overrides
+
+# The sync's own columns, the same on opportunity and lead.
+_REFERRAL_COLUMNS = {
+    "sync": "cosell_syncwithpartnercenter",
+    "referral_id": "cosell_referralid",
+    "referral_link": "cosell_referrallink",
+    "help_needed": "cosell_helpneeded",
+    "visible": "cosell_visible",
+    "microsoft_crm_id": "cosell_microsoftcrmid",
+    "referral_program": "cosell_referralprogram",
+    "audit": "cosell_audit",
+}
+# The address block lead and account share (address1_* on both tables).
+_ADDRESS_COLUMNS = {
+    "address_line1": "address1_line1",
+    "address_line2": "address1_line2",
+    "city": "address1_city",
+    "state": "address1_stateorprovince",
+    "postal_code": "address1_postalcode",
+    "country": "address1_country",
+}
+# The person columns lead and contact share.
+_PERSON_COLUMNS = {
+    "first_name": "firstname",
+    "last_name": "lastname",
+    "email": "emailaddress1",
+    "phone": "telephone1",
+}
 
 DYNAMICS_DEFAULTS: dict[str, dict[str, str]] = {
     "opportunity": {
@@ -15,14 +45,7 @@ DYNAMICS_DEFAULTS: dict[str, dict[str, str]] = {
         "currency": "transactioncurrencyid",
         "close_date": "estimatedclosedate",
         "description": "description",
-        "sync": "cosell_syncwithpartnercenter",
-        "referral_id": "cosell_referralid",
-        "referral_link": "cosell_referrallink",
-        "help_needed": "cosell_helpneeded",
-        "visible": "cosell_visible",
-        "microsoft_crm_id": "cosell_microsoftcrmid",
-        "referral_program": "cosell_referralprogram",
-        "audit": "cosell_audit",
+        **_REFERRAL_COLUMNS,
     },
     "lead": {
         "name": "subject",
@@ -31,40 +54,15 @@ DYNAMICS_DEFAULTS: dict[str, dict[str, str]] = {
         "close_date": "estimatedclosedate",
         "description": "description",
         "company": "companyname",
-        "first_name": "firstname",
-        "last_name": "lastname",
-        "email": "emailaddress1",
-        "phone": "telephone1",
-        "address_line1": "address1_line1",
-        "address_line2": "address1_line2",
-        "city": "address1_city",
-        "state": "address1_stateorprovince",
-        "postal_code": "address1_postalcode",
-        "country": "address1_country",
-        "sync": "cosell_syncwithpartnercenter",
-        "referral_id": "cosell_referralid",
-        "referral_link": "cosell_referrallink",
-        "help_needed": "cosell_helpneeded",
-        "visible": "cosell_visible",
-        "microsoft_crm_id": "cosell_microsoftcrmid",
-        "referral_program": "cosell_referralprogram",
-        "audit": "cosell_audit",
+        **_PERSON_COLUMNS,
+        **_ADDRESS_COLUMNS,
+        **_REFERRAL_COLUMNS,
     },
     "account": {
         "name": "name",
-        "address_line1": "address1_line1",
-        "address_line2": "address1_line2",
-        "city": "address1_city",
-        "state": "address1_stateorprovince",
-        "postal_code": "address1_postalcode",
-        "country": "address1_country",
+        **_ADDRESS_COLUMNS,
     },
-    "contact": {
-        "first_name": "firstname",
-        "last_name": "lastname",
-        "email": "emailaddress1",
-        "phone": "telephone1",
-    },
+    "contact": dict(_PERSON_COLUMNS),
     "solution": {
         "table": "cosell_solution",
         "entity_set": "cosell_solutions",
@@ -87,20 +85,8 @@ DYNAMICS_HELP_NEEDED: dict[str, int] = {
 }
 
 
-def dynamics_field_map(
-    *,
-    deal_value_field: str,
-    deal_currency_field: str,
-    account_country_field: str,
-    overrides_json: str | None = None,
-) -> FieldMap:
-    tables = {name: dict(columns) for name, columns in DYNAMICS_DEFAULTS.items()}
-    tables["opportunity"]["deal_value"] = deal_value_field
-    tables["opportunity"]["currency"] = deal_currency_field
-    tables["account"]["country"] = account_country_field
-    for record, columns in parse_overrides(overrides_json).items():
-        tables.setdefault(record, {}).update(columns)
-    return FieldMap(tables)
+# The Dynamics field map: these defaults, the connector's three knobs, then CRM_FIELD_MAP over all.
+dynamics_field_map = functools.partial(knob_field_map, DYNAMICS_DEFAULTS)
 
 
 # Microsoft's co-sell connector solution ("Partner Center Referrals Synchronization for Dynamics 365"):
@@ -128,7 +114,4 @@ DYNAMICS_CONNECTOR: dict[str, dict[str, str]] = {
 
 def dynamics_connector_map(overrides_json: str | None = None) -> FieldMap:
     """The connector's columns: the defaults above, with CONNECTOR_FIELD_MAP's overrides."""
-    tables = {name: dict(columns) for name, columns in DYNAMICS_CONNECTOR.items()}
-    for record, columns in parse_overrides(overrides_json, "CONNECTOR_FIELD_MAP").items():
-        tables.setdefault(record, {}).update(columns)
-    return FieldMap(tables)
+    return with_overrides(DYNAMICS_CONNECTOR, overrides_json, "CONNECTOR_FIELD_MAP")[0]

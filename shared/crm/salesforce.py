@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from shared.crm.fields import FieldMap
+from shared.crm.fields import LEAD_CUSTOMER_FIELDS, FieldMap
 from shared.crm.matching import account_id as account_key
 from shared.crm.matching import contact_id as contact_key
 from shared.crm.matching import customer_key, same_customer, same_email
@@ -660,22 +660,7 @@ class SalesforceCrm:
             if column and (field != "currency" or self._has(kind, "currency")):
                 fields.append(column)
         if kind == "lead":
-            fields += [
-                c
-                for f in (
-                    "company",
-                    "first_name",
-                    "last_name",
-                    "email",
-                    "phone",
-                    "address_line1",
-                    "city",
-                    "state",
-                    "postal_code",
-                    "country",
-                )
-                if (c := col("lead", f))
-            ]
+            fields += [c for f in LEAD_CUSTOMER_FIELDS if (c := col("lead", f))]
         else:
             account = [
                 c

@@ -18,14 +18,21 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from shared.crm.adopt import LINK_FIELDS, ConnectorColumns, ConnectorRecord, Link, help_code, link_from_row
+from shared.crm.adopt import (
+    LINK_FIELDS,
+    ConnectorColumns,
+    ConnectorRecord,
+    Link,
+    audit_after_copy,
+    help_code,
+    link_from_row,
+)
 from shared.crm.fields import FieldMap
 from shared.crm.salesforce import _schema_hint
 from shared.crm.salesforce_client import SalesforceClient, soql, soql_string
 from shared.crm.salesforce_fields import MAX_LENGTH
 from shared.http import ApiError
 from shared.mapping.model import DealKind
-from shared.mapping.text import audit_line, prepend_audit
 
 log = logging.getLogger("cosell.crm.salesforce.adopt")
 
@@ -207,12 +214,9 @@ class SalesforceAdoption:
                 left_out.append(neutral.replace("_", " "))
                 continue
             body[column] = value
-        if left_out:
-            message += f" Too long for the sync's fields, left out: {', '.join(left_out)}."
         audit = self._fields.get(record.kind, "audit")
         if audit:
-            existing = record.ours.audit or record.theirs.audit
-            body[audit] = prepend_audit(existing, audit_line(self._clock(), message), self._audit_max)
+            body[audit] = audit_after_copy(record, message, left_out, self._clock(), self._audit_max, noun="fields")
         with _schema_hint():
             self._sf.update(obj, record.crm_id, body)
 

@@ -6,7 +6,9 @@ OpportunityContactRole). Custom fields: DESIGN.md ("Default CRM fields", the Sal
 
 from __future__ import annotations
 
-from shared.crm.fields import FieldMap, parse_overrides
+import functools
+
+from shared.crm.fields import FieldMap, knob_field_map, with_overrides
 
 _REFERRAL_FIELDS = {
     "sync": "Sync_with_Partner_Center__c",
@@ -119,20 +121,8 @@ STAGE_WON = "Closed Won"
 STAGE_LOST = "Closed Lost"
 
 
-def salesforce_field_map(
-    *,
-    deal_value_field: str,
-    deal_currency_field: str,
-    account_country_field: str,
-    overrides_json: str | None = None,
-) -> FieldMap:
-    tables = {name: dict(columns) for name, columns in SALESFORCE_DEFAULTS.items()}
-    tables["opportunity"]["deal_value"] = deal_value_field
-    tables["opportunity"]["currency"] = deal_currency_field
-    tables["account"]["country"] = account_country_field
-    for record, columns in parse_overrides(overrides_json).items():
-        tables.setdefault(record, {}).update(columns)
-    return FieldMap(tables)
+# The Salesforce field map: these defaults, the connector's three knobs, then CRM_FIELD_MAP over all.
+salesforce_field_map = functools.partial(knob_field_map, SALESFORCE_DEFAULTS)
 
 
 # Microsoft's co-sell connector for Salesforce: the field names of the 2020 setup guide, which had the
@@ -152,9 +142,4 @@ SALESFORCE_CONNECTOR: dict[str, dict[str, str]] = {
 
 def salesforce_connector_map(overrides_json: str | None = None) -> tuple[FieldMap, frozenset[tuple[str, str]]]:
     """The connector's fields and which (record, field) were named by CONNECTOR_FIELD_MAP (used as given)."""
-    tables = {name: dict(columns) for name, columns in SALESFORCE_CONNECTOR.items()}
-    explicit: set[tuple[str, str]] = set()
-    for record, columns in parse_overrides(overrides_json, "CONNECTOR_FIELD_MAP").items():
-        tables.setdefault(record, {}).update(columns)
-        explicit.update((record, name) for name in columns)
-    return FieldMap(tables), frozenset(explicit)
+    return with_overrides(SALESFORCE_CONNECTOR, overrides_json, "CONNECTOR_FIELD_MAP")

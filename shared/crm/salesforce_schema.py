@@ -18,18 +18,11 @@ from shared.crm.fields import FieldMap
 from shared.crm.salesforce_client import SalesforceClient, soql, soql_string
 from shared.crm.schema import ApplyResult, Finding, SchemaItem, SchemaRefused, SchemaReport
 from shared.http import ApiError
+from shared.mapping.model import HELP_CODES
 
 log = logging.getLogger("cosell.crm.salesforce.schema")
 
 PERMISSION_SET = "Cosell_Sync"
-HELP_VALUES = (
-    "GeneralOrOther",
-    "CustomerTechnicalArchitecture",
-    "ProofOfConceptOrDemo",
-    "QuotesOrLicensing",
-    "PostSalesCustomerSuccess",
-    "WorkloadSpecificValueProposition",
-)
 # Field role -> (Metadata API type, length, label); describe reports them as the second name.
 _OWN_FIELDS: dict[str, tuple[str, int | None, str]] = {
     "sync": ("Checkbox", None, "Sync with Partner Center"),
@@ -89,7 +82,7 @@ class SalesforceSchema:
             for role, (kind, length, label) in _OWN_FIELDS.items():
                 name = self._fields.get(record, role)
                 if name:
-                    options = HELP_VALUES if kind == "Picklist" else ()
+                    options = HELP_CODES if kind == "Picklist" else ()
                     items.append(SchemaItem(sobject, name, "column", kind, length, options, purpose=label))
         for record, label in _KEY_FIELDS.items():
             name = self._fields.get(record, "key")

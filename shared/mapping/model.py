@@ -18,6 +18,16 @@ PlanKind = Literal["opportunity", "lead", "skip"]
 DealKind = Literal["opportunity", "lead"]
 # Why a lost deal was lost: Partner Center's substatus (lost, declined, expired), or "" when open or won.
 CloseReason = Literal["", "lost", "declined", "expired"]
+# The values ``help_needed`` takes: Partner Center's assistanceRequestCode enum (Microsoft's connector
+# definition, UpdateReferralDetails / InviteContext), less ``Unknown``, in DESIGN.md's order.
+HELP_CODES = (
+    "GeneralOrOther",
+    "CustomerTechnicalArchitecture",
+    "ProofOfConceptOrDemo",
+    "QuotesOrLicensing",
+    "PostSalesCustomerSuccess",
+    "WorkloadSpecificValueProposition",
+)
 
 
 class DealStage(StrEnum):

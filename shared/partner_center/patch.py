@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+# The Partner Center simulator lists these paths again, on purpose: it stands for the service and must
+# not inherit a mistake made here (sandbox/sims/__init__.py).
 PATCHABLE_PATHS: frozenset[str] = frozenset(
     {
         "/campaignId",

@@ -9,17 +9,14 @@ the first backfill would bring them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from sandbox.azurite import Azurite
 from sandbox.environment import Sandbox
 from sandbox.sims.base import FaultConfig
-from shared import cli, services
-from tests.integration.adopt_support import by_outcome, referral, run_adopt
+from shared import cli
+from tests.integration.adopt_support import by_outcome, connector_org, first_backfill, patches, run_adopt
 
 CONNECTOR_AUDIT = "2023-05-02 09:05 - Partner Center Referral to CRM sync success."
 SELLER_NOTES = "Seller's own notes: renewal in Q3, procurement via the reseller."
@@ -27,21 +24,7 @@ GENERAL_OR_OTHER = 100000005  # the connector's option (sandbox/sims/dataverse/c
 OUR_GENERAL_OR_OTHER = 100000000  # the sync's option for GeneralOrOther (DESIGN.md)
 
 
-@pytest.fixture(scope="module")
-def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    env = Sandbox(Path(tmp_path_factory.mktemp("adopt-dynamics")), seed=31).start()
-    yield env
-    env.stop()
-
-
-@pytest.fixture
-def world(org: Sandbox, azurite: Azurite, app_settings: Callable[..., None]) -> Sandbox:
-    """The org as a partner who ran the connector has it: the sync's schema and the connector's solution."""
-    org.dataverse.clear()
-    org.dataverse.set_faults(None)
-    org.dataverse.install_connector()
-    app_settings(org, azurite.connection_string)
-    return org
+org, world = connector_org("dynamics", seed=31)
 
 
 def connector_columns(referral_id: str, **overrides: Any) -> dict[str, Any]:
@@ -85,10 +68,6 @@ def connector_opportunity(dv: Any, account: str, referral_id: str, created: str,
 
 def ours(dv: Any, entity_set: str, referral_id: str) -> list[dict[str, Any]]:
     return [r for r in dv.records(entity_set) if r.get("cosell_referralid") == referral_id]
-
-
-def patches(dv: Any) -> int:
-    return len(dv.recorded("PATCH"))
 
 
 def test_connector_records_are_linked_once_then_synced_without_a_duplicate(world: Sandbox, capsys) -> None:
@@ -162,11 +141,9 @@ def test_connector_records_are_linked_once_then_synced_without_a_duplicate(world
     assert dv.get("leads", lead).get("cosell_visible") is not True, "a No is not copied"
 
     # The first backfill: the same referrals from Partner Center, through the engine's inbound sync.
-    for referral_id in (shared, twice, refused):
-        pc.seed_referral(referral("fixture_b_shared_accepted.json", referral_id), fire=False)
-    pc.seed_referral(referral("fixture_a_list.json", lead_ref), fire=False)
-    inbound = services.inbound_sync()
-    outcomes = {r: inbound.sync(r, source="backfill").outcome for r in (shared, twice, refused, lead_ref)}
+    outcomes = first_backfill(
+        pc, {"fixture_b_shared_accepted.json": (shared, twice, refused), "fixture_a_list.json": (lead_ref,)}
+    )
     assert outcomes == dict.fromkeys((shared, twice, refused, lead_ref), "updated"), "linked, not created"
 
     assert {name: len(dv.records(name)) for name in before} == before, "no record was added"
@@ -227,9 +204,8 @@ def test_a_won_opportunity_is_linked_only_when_reopening_is_asked_for_and_closes
     [close] = [c for c in dv.recorded("POST") if c.path.endswith("/WinOpportunity")]
     assert close.body["OpportunityClose"]["actualrevenue"] == 42000
 
-    pc.seed_referral(referral("fixture_c_closed_won.json", won_ref), fire=False)
     closes = len(_closes(dv))
-    assert services.inbound_sync().sync(won_ref, source="backfill").outcome == "updated"
+    assert first_backfill(pc, {"fixture_c_closed_won.json": (won_ref,)}) == {won_ref: "updated"}
     assert [r["opportunityid"] for r in ours(dv, "opportunities", won_ref)] == [won]
     assert len(_closes(dv)) == closes, "no second close, no new opportunity"
 

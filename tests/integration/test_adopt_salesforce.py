@@ -9,38 +9,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from sandbox.azurite import Azurite
 from sandbox.environment import Sandbox
 from sandbox.sims.base import FaultConfig
-from shared import cli, services
-from tests.integration.adopt_support import by_outcome, referral, run_adopt
+from shared import cli
+from tests.integration.adopt_support import by_outcome, connector_org, first_backfill, patches, run_adopt
 
 NS = "pcref__"  # the simulated package's namespace (sandbox/sims/salesforce/connector.py)
 CONNECTOR_AUDIT = "2023-05-02 09:05 - Partner Center Referral to CRM sync success."
 SELLER_NEXT_STEP = "Call procurement after the reseller quote"
 
 
-@pytest.fixture(scope="module")
-def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    env = Sandbox(Path(tmp_path_factory.mktemp("adopt-salesforce")), seed=37).start()
-    yield env
-    env.stop()
-
-
-@pytest.fixture
-def world(org: Sandbox, azurite: Azurite, app_settings: Callable[..., None]) -> Sandbox:
-    """The org as a partner who ran the connector has it: the sync's fields and the connector's package."""
-    org.salesforce.clear()
-    org.salesforce.set_faults(None)
-    org.salesforce.install_connector()
-    app_settings(org, azurite.connection_string, crm="salesforce")
-    return org
+org, world = connector_org("salesforce", seed=37)
 
 
 def connector_fields(referral_id: str, ns: str = NS, **overrides: Any) -> dict[str, Any]:
@@ -74,10 +57,6 @@ def connector_opportunity(sf: Any, account: str, referral_id: str, created: str,
 
 def ours(sf: Any, sobject: str, referral_id: str) -> list[dict[str, Any]]:
     return [r for r in sf.records(sobject) if r.get("Referral_Identifier__c") == referral_id]
-
-
-def patches(sf: Any) -> int:
-    return len(sf.recorded("PATCH"))
 
 
 def test_connector_records_are_linked_once_then_synced_without_a_duplicate(world: Sandbox, capsys) -> None:
@@ -137,11 +116,9 @@ def test_connector_records_are_linked_once_then_synced_without_a_duplicate(world
     assert "Linked to the co-sell sync: copied the referral id" in audit[0]
     assert audit[1] == CONNECTOR_AUDIT
 
-    for referral_id in (shared, twice, refused):
-        pc.seed_referral(referral("fixture_b_shared_accepted.json", referral_id), fire=False)
-    pc.seed_referral(referral("fixture_a_list.json", lead_ref), fire=False)
-    inbound = services.inbound_sync()
-    outcomes = {r: inbound.sync(r, source="backfill").outcome for r in (shared, twice, refused, lead_ref)}
+    outcomes = first_backfill(
+        pc, {"fixture_b_shared_accepted.json": (shared, twice, refused), "fixture_a_list.json": (lead_ref,)}
+    )
     assert outcomes == dict.fromkeys((shared, twice, refused, lead_ref), "updated"), "linked, not created"
 
     assert {name: len(sf.records(name)) for name in before} == before, "no opportunity, lead or account added"
@@ -226,6 +203,5 @@ def test_an_org_set_up_by_the_2020_guide_shares_the_sync_fields_and_needs_nothin
     assert "referral_id" in report["columns"]["shared"]["opportunity"]
     assert patches(sf) == writes
 
-    pc.seed_referral(referral("fixture_b_shared_accepted.json", referral_id), fire=False)
-    assert services.inbound_sync().sync(referral_id, source="backfill").outcome == "updated"
+    assert first_backfill(pc, {"fixture_b_shared_accepted.json": (referral_id,)}) == {referral_id: "updated"}
     assert [r["Id"] for r in ours(sf, "Opportunity", referral_id)] == [record]

@@ -6,21 +6,19 @@ which a real queue hides until it passes (tests/e2e/test_backfill.py runs the re
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox.azurite import Azurite
-from sandbox.environment import PARTNER_CENTER_CLIENT_ID, TENANT_ID, Sandbox
-from shared.auth import MemoryRefreshTokenStore, RefreshTokenGrant
+from sandbox.environment import Sandbox
+from shared.auth import RefreshTokenGrant
 from shared.config import Settings
 from shared.http import ServiceClient
 from shared.messages import BackfillPageMessage, ReferralMessage
@@ -30,10 +28,8 @@ from shared.store.backfill import BackfillStore, Marker
 from shared.store.clients import SYNC_STATE_TABLE, table_client
 from shared.store.state import StateStore, SyncState
 from shared.sync.backfill import Backfill, BackfillBusy, NothingToResume
+from tests.integration.referrals import referral
 
-FIXTURE = json.loads(
-    (Path(__file__).resolve().parents[2] / "sandbox/fixtures/fixture_b_shared_accepted.json").read_text()
-)
 PER_MINUTE = 600.0  # one referral every 100 ms
 AHEAD = dt.timedelta(seconds=30)
 
@@ -96,34 +92,17 @@ class World:
             done += 1
 
 
-def referral(**changes: object) -> dict[str, Any]:
-    body = copy.deepcopy(FIXTURE)
-    for server_owned in ("links", "createdDateTime", "updatedDateTime", "eTag"):
-        body.pop(server_owned)
-    body["id"] = str(uuid.uuid4())
-    body.update(changes)
-    return body
-
-
 @pytest.fixture(scope="module")
 def settings(azurite: Azurite) -> Settings:
     return Settings(AzureWebJobsStorage=azurite.connection_string)
 
 
 @pytest.fixture(scope="module")
-def client(sandbox: Sandbox) -> ReferralsClient:
-    token = RefreshTokenGrant(
-        sandbox.entra_url,
-        TENANT_ID,
-        PARTNER_CENTER_CLIENT_ID,
-        sandbox.pc_client_secret,
-        "https://api.partner.microsoft.com/.default",
-        MemoryRefreshTokenStore(sandbox.entra.issue_refresh_token(PARTNER_CENTER_CLIENT_ID)),
+def client(sandbox: Sandbox, partner_center_token: RefreshTokenGrant) -> ReferralsClient:
+    url = f"{sandbox.partner_center_url}/v1.0/engagements"
+    return ReferralsClient(
+        ServiceClient("partner-center", url, auth=partner_center_token, max_attempts=2, max_backoff=1)
     )
-    http = ServiceClient(
-        "partner-center", f"{sandbox.partner_center_url}/v1.0/engagements", auth=token, max_attempts=2, max_backoff=1
-    )
-    return ReferralsClient(http)
 
 
 def make_backfill(world_parts: dict[str, Any], **overrides: Any) -> Backfill:

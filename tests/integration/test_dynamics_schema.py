@@ -19,15 +19,18 @@ from shared.crm.dataverse_client import API_PATH, DataverseClient
 from shared.crm.dynamics import DynamicsCrm
 from shared.crm.dynamics_fields import dynamics_field_map
 from shared.crm.dynamics_schema import SOLUTION, _column_body
-from shared.crm.port import SchemaNotReady
 from shared.crm.schema import SchemaItem, SchemaRefused
 from shared.http import ServiceClient
 from shared.mapping.inbound import InboundOptions, plan_for
-from shared.partner_center.models import Referral
+from tests.integration.schema_support import (
+    assert_a_sync_asks_for_the_schema,
+    assert_the_renamed_name_is_checked_and_created,
+    names,
+    shared_referral,
+)
 
 TENANT, CLIENT, SECRET = "00000000-0000-4000-8000-0000000005c1", "5c4e0000-0000-4000-8000-000000000001", "schema"
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT / "sandbox" / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +70,6 @@ def crm_for(org: tuple[DataverseSimulator, str, ClientCredentialsToken], overrid
     return DynamicsCrm(DataverseClient(ServiceClient("dataverse", f"{url}/{API_PATH}", auth=token)), fields)
 
 
-def names(findings: list[dict]) -> set[str]:
-    return {f"{f['table']}.{f['name']}" for f in findings}
-
-
 def test_a_bare_org_is_not_ready_then_created_then_ready_then_nothing_more_to_create(bare, org) -> None:
     crm = crm_for(org)
     report = crm.schema.check().to_json()
@@ -94,7 +93,7 @@ def test_a_bare_org_is_not_ready_then_created_then_ready_then_nothing_more_to_cr
     assert (again["created"], again["ready"]) == ([], True)
 
     # The sync now works against the org it provisioned.
-    referral = Referral.parse(json.loads((FIXTURES / "fixture_b_shared_accepted.json").read_text()))
+    referral = shared_referral()
     result = crm_for(org).apply_inbound(plan_for(referral, InboundOptions()), None, "Synced into a provisioned org.")
     row = bare.get("opportunities", result.crm_id)
     assert row is not None
@@ -111,12 +110,7 @@ def test_an_alternate_key_still_building_is_pending_not_ready(bare, org) -> None
 
 def test_a_renamed_column_is_what_gets_checked_and_created(bare, org) -> None:
     crm = crm_for(org, overrides='{"opportunity": {"microsoft_crm_id": "cosell_msxid"}}')
-    missing = names(crm.schema.check().to_json()["missing"])
-    assert "opportunity.cosell_msxid" in missing
-    assert "opportunity.cosell_microsoftcrmid" not in missing
-    crm.schema.apply()
-    report = crm.schema.check().to_json()
-    assert "opportunity.cosell_msxid" in names(report["present"])
+    assert_the_renamed_name_is_checked_and_created(crm, "opportunity.cosell_msxid", "opportunity.cosell_microsoftcrmid")
 
 
 def test_a_column_of_the_wrong_type_is_reported_and_left_alone(bare, org) -> None:
@@ -193,8 +187,4 @@ def test_the_admin_command_checks_and_applies_with_the_app_settings(bare, org, t
 
 
 def test_a_sync_into_a_bare_org_says_to_create_the_schema(bare, org) -> None:
-    referral = Referral.parse(json.loads((FIXTURES / "fixture_b_shared_accepted.json").read_text()))
-    with pytest.raises(SchemaNotReady) as info:
-        crm_for(org).apply_inbound(plan_for(referral, InboundOptions()), None, "Into a bare org.")
-    assert "Dynamics 365 refused a name the sync needs" in str(info.value)
-    assert "POST /api/manage/crm-schema" in str(info.value)
+    assert_a_sync_asks_for_the_schema(crm_for(org), "Dynamics 365")

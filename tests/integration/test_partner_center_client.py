@@ -2,48 +2,25 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from sandbox.environment import PARTNER_CENTER_CLIENT_ID, TENANT_ID, Sandbox
-from shared.auth import MemoryRefreshTokenStore, RefreshTokenGrant
+from sandbox.environment import Sandbox
+from shared.auth import RefreshTokenGrant
 from shared.http import ApiError, ServiceClient, count_calls
 from shared.mapping.model import AccountData, ContactData, SolutionData
 from shared.partner_center.client import ReferralsClient
 from shared.partner_center.writes import ReferralChanges, ReferralDraft
-
-FIXTURE = json.loads(
-    (Path(__file__).resolve().parents[2] / "sandbox/fixtures/fixture_b_shared_accepted.json").read_text()
-)
+from tests.integration.referrals import FIXTURE, referral
 
 
 @pytest.fixture(scope="module")
-def client(sandbox: Sandbox) -> ReferralsClient:
-    token = RefreshTokenGrant(
-        sandbox.entra_url,
-        TENANT_ID,
-        PARTNER_CENTER_CLIENT_ID,
-        sandbox.pc_client_secret,
-        "https://api.partner.microsoft.com/.default",
-        MemoryRefreshTokenStore(sandbox.entra.issue_refresh_token(PARTNER_CENTER_CLIENT_ID)),
-    )
-    http = ServiceClient("partner-center", f"{sandbox.partner_center_url}/v1.0/engagements", auth=token, max_backoff=1)
-    return ReferralsClient(http)
-
-
-def referral(**changes: object) -> dict:
-    body = copy.deepcopy(FIXTURE)
-    for server_owned in ("links", "createdDateTime", "updatedDateTime", "eTag"):
-        body.pop(server_owned)
-    body["id"] = str(uuid.uuid4())
-    body.update(changes)
-    return body
+def client(sandbox: Sandbox, partner_center_token: RefreshTokenGrant) -> ReferralsClient:
+    url = f"{sandbox.partner_center_url}/v1.0/engagements"
+    return ReferralsClient(ServiceClient("partner-center", url, auth=partner_center_token, max_backoff=1))
 
 
 def draft(external_id: str) -> ReferralDraft:

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sandbox.sims.base import ServerThread
 from sandbox.sims.salesforce import SalesforceSimulator
-from shared.crm.port import SchemaNotReady
 from shared.crm.salesforce import SalesforceCrm
 from shared.crm.salesforce_client import ClientCredentialsSession, SalesforceClient, limit_exceeded, salesforce_error
 from shared.crm.salesforce_fields import salesforce_field_map
 from shared.crm.schema import SchemaRefused
 from shared.http import ServiceClient
 from shared.mapping.inbound import InboundOptions, plan_for
-from shared.partner_center.models import Referral
+from tests.integration.schema_support import (
+    assert_a_sync_asks_for_the_schema,
+    assert_the_renamed_name_is_checked_and_created,
+    names,
+    shared_referral,
+)
 
 CLIENT, SECRET = "schema-test-client", "schema-test-secret"
-FIXTURES = Path(__file__).resolve().parents[2] / "sandbox" / "fixtures"
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +62,6 @@ def crm_for(org: tuple[SalesforceSimulator, str], overrides: str | None = None) 
     return SalesforceCrm(SalesforceClient(http, origin=url), fields, user=lambda: session.user_id)
 
 
-def names(findings: list[dict]) -> set[str]:
-    return {f"{f['table']}.{f['name']}" for f in findings}
-
-
 def test_a_bare_org_is_not_ready_then_created_then_ready_then_nothing_more_to_create(bare, org) -> None:
     crm = crm_for(org)
     report = crm.schema.check().to_json()
@@ -88,7 +85,7 @@ def test_a_bare_org_is_not_ready_then_created_then_ready_then_nothing_more_to_cr
     # The integration user sees every field it created (field-level security granted), and syncs.
     visible = set(bare.visible_fields("Opportunity"))
     assert {"Referral_Identifier__c", "Audit__c", "How_can_Microsoft_help__c"} <= visible
-    referral = Referral.parse(json.loads((FIXTURES / "fixture_b_shared_accepted.json").read_text()))
+    referral = shared_referral()
     result = crm_for(org).apply_inbound(plan_for(referral, InboundOptions()), None, "Synced into a provisioned org.")
     row = bare.get("Opportunity", result.crm_id)
     assert row is not None
@@ -100,11 +97,9 @@ def test_a_bare_org_is_not_ready_then_created_then_ready_then_nothing_more_to_cr
 
 def test_a_renamed_field_is_what_gets_checked_and_created(bare, org) -> None:
     crm = crm_for(org, overrides='{"opportunity": {"referral_program": "Partner_Program__c"}}')
-    missing = names(crm.schema.check().to_json()["missing"])
-    assert "Opportunity.Partner_Program__c" in missing
-    assert "Opportunity.Referral_Program__c" not in missing
-    crm.schema.apply()
-    assert "Opportunity.Partner_Program__c" in names(crm.schema.check().to_json()["present"])
+    assert_the_renamed_name_is_checked_and_created(
+        crm, "Opportunity.Partner_Program__c", "Opportunity.Referral_Program__c"
+    )
 
 
 def test_a_field_of_the_wrong_type_is_reported_and_left_alone(bare, org) -> None:
@@ -132,11 +127,7 @@ def test_without_customizer_rights_the_crm_reason_is_given_and_the_check_still_w
 
 
 def test_a_sync_into_a_bare_org_says_to_create_the_schema(bare, org) -> None:
-    referral = Referral.parse(json.loads((FIXTURES / "fixture_b_shared_accepted.json").read_text()))
-    with pytest.raises(SchemaNotReady) as info:
-        crm_for(org).apply_inbound(plan_for(referral, InboundOptions()), None, "Into a bare org.")
-    assert "Salesforce refused a name the sync needs" in str(info.value)
-    assert "POST /api/manage/crm-schema" in str(info.value)
+    assert_a_sync_asks_for_the_schema(crm_for(org), "Salesforce")
 
 
 def test_the_connector_package_s_namespaced_fields_are_not_taken_for_the_sync_s(bare, org) -> None:

@@ -7,12 +7,8 @@ Dataverse simulators; every Table request it makes is named by shared/store/mete
 
 from __future__ import annotations
 
-import copy
-import json
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,19 +18,7 @@ from shared import services
 from shared.store.clients import SYNC_STATE_TABLE, table_client
 from shared.store.metering import count_storage, queue_operation, table_operation
 from shared.sync.inbound import SyncOutcome
-
-FIXTURE = json.loads(
-    (Path(__file__).resolve().parents[2] / "sandbox/fixtures/fixture_b_shared_accepted.json").read_text()
-)
-
-
-def referral(**changes: object) -> dict[str, Any]:
-    body = copy.deepcopy(FIXTURE)
-    for server_owned in ("links", "createdDateTime", "updatedDateTime", "eTag"):
-        body.pop(server_owned)
-    body["id"] = str(uuid.uuid4())
-    body.update(changes)
-    return body
+from tests.integration.referrals import referral
 
 
 @pytest.fixture(scope="module")

@@ -10,24 +10,18 @@ import pytest
 from sandbox.sims.base import ServerThread
 from sandbox.sims.dataverse import DataverseSimulator
 from tests.sandbox.dataverse_support import API
+from tests.sims.serving import served, wiped
+
+HEADERS = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
 
 
-@pytest.fixture(scope="session")
-def _served() -> Iterator[tuple[DataverseSimulator, ServerThread]]:
-    """One server for all modules (stopping one costs half a second); each test gets it wiped below."""
-    simulator = DataverseSimulator(seed=7)
-    thread = ServerThread(simulator).start()
-    yield simulator, thread
-    thread.stop()
+# One server for all modules; each test gets it wiped below.
+_served = served(lambda: DataverseSimulator(seed=7))
 
 
 @pytest.fixture
 def sim(_served: tuple[DataverseSimulator, ServerThread]) -> DataverseSimulator:
-    simulator = _served[0]
-    simulator.set_faults(None)
-    simulator.clear()
-    simulator.reset_stats()
-    return simulator
+    return wiped(_served[0])
 
 
 @pytest.fixture
@@ -37,29 +31,19 @@ def server(sim: DataverseSimulator, _served: tuple[DataverseSimulator, ServerThr
 
 @pytest.fixture
 def client(server: ServerThread) -> Iterator[httpx.Client]:
-    headers = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
-    with httpx.Client(base_url=server.url + API, headers=headers, timeout=10) as c:
+    with httpx.Client(base_url=server.url + API, headers=HEADERS, timeout=10) as c:
         yield c
 
 
-@pytest.fixture(scope="session")
-def _bare_served() -> Iterator[tuple[DataverseSimulator, ServerThread]]:
-    """An org nobody has provisioned for the sync yet: standard tables only. Alternate keys created on it
-    take 0.3 s to become Active (tests that do not wait finish them with /_sim/key-index)."""
-    simulator = DataverseSimulator(seed=3, schema="bare", key_index_seconds=0.3)
-    thread = ServerThread(simulator).start()
-    yield simulator, thread
-    thread.stop()
+# An org nobody has provisioned for the sync yet: standard tables only. Alternate keys created on it take
+# 0.3 s to become Active (tests that do not wait finish them with /_sim/key-index).
+_bare_served = served(lambda: DataverseSimulator(seed=3, schema="bare", key_index_seconds=0.3))
 
 
 @pytest.fixture
 def bare_sim(_bare_served: tuple[DataverseSimulator, ServerThread]) -> DataverseSimulator:
     """The bare org, back to how it started (schema, privileges and rows) before each test."""
-    simulator = _bare_served[0]
-    simulator.set_faults(None)
-    simulator.clear()
-    simulator.reset_stats()
-    return simulator
+    return wiped(_bare_served[0])
 
 
 @pytest.fixture
@@ -71,8 +55,7 @@ def bare_url(bare_sim: DataverseSimulator, _bare_served: tuple[DataverseSimulato
 @pytest.fixture(scope="session")
 def _bare_client(_bare_served: tuple[DataverseSimulator, ServerThread]) -> Iterator[httpx.Client]:
     """One client for the session: building an httpx.Client (its TLS context) costs about 0.1 s."""
-    headers = {"Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
-    with httpx.Client(base_url=_bare_served[1].url + API, headers=headers, timeout=10) as client:
+    with httpx.Client(base_url=_bare_served[1].url + API, headers=HEADERS, timeout=10) as client:
         yield client
 
 

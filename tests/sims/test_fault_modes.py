@@ -16,6 +16,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from sandbox.sims.base import FaultConfig, ServerThread, Simulator, json_response
+from tests.sims.serving import served
 
 
 class ItemsSimulator(Simulator):
@@ -39,12 +40,7 @@ class ItemsSimulator(Simulator):
             return json_response(list(self.items))
 
 
-@pytest.fixture(scope="module")
-def _served() -> Iterator[tuple[ItemsSimulator, ServerThread]]:
-    sim = ItemsSimulator(seed=1)
-    server = ServerThread(sim).start()
-    yield sim, server
-    server.stop()
+_served = served(lambda: ItemsSimulator(seed=1), scope="module")
 
 
 @pytest.fixture

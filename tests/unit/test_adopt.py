@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from shared.crm.adopt import ConnectorColumns, ConnectorNotFound, ConnectorRecord, Link, help_code
+from shared.crm.adopt import ConnectorColumns, ConnectorNotFound, ConnectorRecord, Link, audit_after_copy, help_code
 from shared.crm.dynamics_fields import dynamics_connector_map
 from shared.crm.port import CrmRejected, SchemaNotReady
 from shared.crm.salesforce_fields import salesforce_connector_map
@@ -244,3 +245,16 @@ def test_connector_field_map_overrides_the_presets_and_names_itself_in_errors() 
         dynamics_connector_map("{nope")
     with pytest.raises(ValueError, match="CONNECTOR_FIELD_MAP must look like"):
         salesforce_connector_map('{"opportunity": "x"}')
+
+
+def test_the_audit_after_a_copy_names_what_was_too_long_above_the_trail_the_record_had() -> None:
+    when = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
+    connector_trail = record("crm-1", R1, theirs=Link(referral_id=R1, audit="2023-05-02 09:05 - Connector sync."))
+    assert audit_after_copy(connector_trail, "Linked.", ["referral program"], when, 4000, noun="fields") == (
+        "2024-03-01 09:30 - Linked. Too long for the sync's fields, left out: referral program.\n"
+        "2023-05-02 09:05 - Connector sync."
+    )
+    ours_first = dataclasses.replace(connector_trail, ours=Link(audit="2024-01-01 00:00 - The sync's own."))
+    assert audit_after_copy(ours_first, "Linked.", [], when, 4000, noun="columns") == (
+        "2024-03-01 09:30 - Linked.\n2024-01-01 00:00 - The sync's own."
+    )

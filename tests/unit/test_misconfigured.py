@@ -30,6 +30,19 @@ ALIASES = {str(field.validation_alias) for field in Settings.model_fields.values
 # What an admin route needs in its body to get past its own request checks.
 BODIES = {"resync": {"referralId": str(uuid.uuid4())}, "webhook_registration": {}, "replay_poison": {}}
 
+# What a Dynamics deployment must set (CRM_KIND's default): named when nothing, or only placeholders, is set.
+REQUIRED = {
+    "AzureWebJobsStorage",
+    "PARTNER_CENTER_TENANT_ID",
+    "PARTNER_CENTER_CLIENT_ID",
+    "PARTNER_CENTER_CLIENT_SECRET",
+    "PARTNER_CENTER_REFRESH_TOKEN",
+    "DATAVERSE_URL",
+    "DATAVERSE_TENANT_ID",
+    "DATAVERSE_CLIENT_ID",
+    "DATAVERSE_CLIENT_SECRET",
+}
+
 # Broken settings, each as an operator would have them, and the settings the answer must name.
 BROKEN: dict[str, tuple[dict[str, str], set[str]]] = {
     # local.settings.json copied from the example and not filled in (storage too: no emulator here).
@@ -38,33 +51,10 @@ BROKEN: dict[str, tuple[dict[str, str], set[str]]] = {
             **EXAMPLE,
             "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=<account>;AccountKey=<key>",
         },
-        {
-            "AzureWebJobsStorage",
-            "PARTNER_CENTER_TENANT_ID",
-            "PARTNER_CENTER_CLIENT_ID",
-            "PARTNER_CENTER_CLIENT_SECRET",
-            "PARTNER_CENTER_REFRESH_TOKEN",
-            "DATAVERSE_URL",
-            "DATAVERSE_TENANT_ID",
-            "DATAVERSE_CLIENT_ID",
-            "DATAVERSE_CLIENT_SECRET",
-        },
+        REQUIRED,
     ),
     "an invalid value": ({"CRM_KIND": "hubspot", "HTTP_MAX_ATTEMPTS": "6"}, {"CRM_KIND"}),
-    "nothing set": (
-        {},
-        {
-            "AzureWebJobsStorage",
-            "PARTNER_CENTER_TENANT_ID",
-            "PARTNER_CENTER_CLIENT_ID",
-            "PARTNER_CENTER_CLIENT_SECRET",
-            "PARTNER_CENTER_REFRESH_TOKEN",
-            "DATAVERSE_URL",
-            "DATAVERSE_TENANT_ID",
-            "DATAVERSE_CLIENT_ID",
-            "DATAVERSE_CLIENT_SECRET",
-        },
-    ),
+    "nothing set": ({}, REQUIRED),
     "an unresolved Key Vault reference": (
         {
             "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=<account>;AccountKey=<key>",

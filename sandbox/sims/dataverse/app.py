@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +10,15 @@ from typing import Any
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
-from sandbox.sims.base import _RECORDED_HEADERS, RecordedRequest, Simulator, _body_of, json_response
+from sandbox.sims.base import (
+    _RECORDED_HEADERS,
+    RecordedRequest,
+    Simulator,
+    _body_of,
+    all_or_nothing,
+    json_response,
+    seed_body,
+)
 from sandbox.sims.dataverse import connector
 from sandbox.sims.dataverse import seed as seeding
 from sandbox.sims.dataverse.batch import BatchApi
@@ -288,16 +295,12 @@ class DataverseSimulator(Simulator):
 
     def _control_seed(self, request: Request) -> Response:
         try:
-            body = json.loads(request.get_data() or b"{}")
+            body = seed_body(request, "{set: [records]}")
         except ValueError as exc:
-            return json_response({"error": {"code": CODE_PAYLOAD, "message": f"invalid JSON: {exc}"}}, 400)
-        if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
-            return json_response({"error": {"code": CODE_PAYLOAD, "message": "body must be {set: [records]}"}}, 400)
-        store = self._store
-        with store.lock:
-            snapshot = store.snapshot()
-            result: dict[str, list[str]] = {}
-            try:
+            return json_response({"error": {"code": CODE_PAYLOAD, "message": str(exc)}}, 400)
+        result: dict[str, list[str]] = {}
+        try:
+            with all_or_nothing(self._store):
                 for set_name, rows in body.items():
                     if set_name not in self.schema.by_set:
                         raise bad_request(f"unknown entity set {set_name!r}")
@@ -306,9 +309,8 @@ class DataverseSimulator(Simulator):
                     result[set_name] = [
                         self._records.writer.insert_raw(self.schema.by_set[set_name], row) for row in rows
                     ]
-            except DataverseError as exc:
-                store.restore(snapshot)  # all or nothing
-                return json_response({"error": {"code": exc.code, "message": exc.message}}, 400)
+        except DataverseError as exc:
+            return json_response({"error": {"code": exc.code, "message": exc.message}}, 400)
         return json_response(result)
 
     # ----- error shape -----

@@ -14,6 +14,8 @@ from typing import Any
 from sandbox.sims.partner_center.errors import invalid
 from sandbox.sims.partner_center.fields import canonical_keys
 
+# The app has its own copy of these lists (shared/partner_center/patch.py) on purpose: the simulator must not
+# take the app's word for what the service accepts (sandbox/sims/__init__.py).
 # "The API currently only supports the replace and add operations" (reference §1.6); the connector's
 # UpdateReferralDetails lists the same two in ``items.op.enum`` (source below).
 PATCH_OPERATIONS: tuple[str, ...] = ("replace", "add")

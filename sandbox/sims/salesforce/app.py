@@ -3,7 +3,6 @@ the in-process helpers tests use."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox.sims.base import Simulator, json_response
+from sandbox.sims.base import Simulator, all_or_nothing, json_response, seed_body
 from sandbox.sims.salesforce import access, connector, cosell, errors
 from sandbox.sims.salesforce import seed as seeding
 from sandbox.sims.salesforce.access import Access
@@ -370,17 +369,10 @@ class SalesforceSimulator(Simulator):
         """``{"Account": [{...}], "Opportunity": [...]}`` -> ``{"Account": ["001…"], …}``, all or nothing.
 
         A value ``"@Account:0"`` in a reference field refers to the first Account of this same request."""
+        created: dict[str, list[str]] = {}
         try:
-            body = json.loads(request.get_data() or b"{}")
-        except ValueError as exc:
-            return json_response({"error": f"invalid JSON: {exc}"}, 400)
-        if not isinstance(body, dict) or not all(isinstance(v, list) for v in body.values()):
-            return json_response({"error": "body must be {Object: [records]}"}, 400)
-        store = self._store
-        with store.lock:
-            snapshot = store.snapshot()
-            created: dict[str, list[str]] = {}
-            try:
+            body = seed_body(request, "{Object: [records]}")
+            with all_or_nothing(self._store):
                 for name, rows in body.items():
                     obj = self._sobject(name)
                     for row in rows:
@@ -389,10 +381,9 @@ class SalesforceSimulator(Simulator):
                         resolved = {k: _backref(v, created) for k, v in row.items()}
                         new = self._records.writer.create(obj, resolved, user_id=self.seller_user_id, raw=True)
                         created.setdefault(obj.name, []).append(new["Id"])
-            except (SalesforceError, ValueError) as exc:
-                store.restore(snapshot)
-                message = f"{exc.code}: {exc.message}" if isinstance(exc, SalesforceError) else str(exc)
-                return json_response({"error": message}, 400)
+        except (SalesforceError, ValueError) as exc:
+            message = f"{exc.code}: {exc.message}" if isinstance(exc, SalesforceError) else str(exc)
+            return json_response({"error": message}, 400)
         return json_response(created)
 
     # ----- HTTP plumbing -----

@@ -26,7 +26,8 @@ from sandbox.sims.salesforce.setup import OBJECT_FLAGS
 
 SOLUTION = "Microsoft_Solution__c"
 SOLUTIONS_RELATIONSHIP = "Microsoft_Solutions__r"
-# The six assistanceRequestCode values, in the order DESIGN.md gives them.
+# The six assistanceRequestCode values, in the order DESIGN.md gives them; the app lists them too
+# (shared.mapping.model.HELP_CODES), and on purpose not from here (sandbox/sims/__init__.py).
 HELP_VALUES = (
     "GeneralOrOther",
     "CustomerTechnicalArchitecture",

@@ -14,7 +14,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sandbox.sims.salesforce import errors
 from sandbox.sims.salesforce.countries import COUNTRIES, COUNTRY_BY_NAME, STATES
@@ -128,9 +128,7 @@ class Writer:
     def create(
         self, obj: SObject, body: Record, *, user_id: str, raw: bool = False, schema: Schema | None = None
     ) -> Record:
-        self.guard(obj, "insert", raw)
-        if not obj.createable and not raw:
-            raise _not_supported(obj, "insert")
+        self._allow(obj, "insert", raw)
         changes = self.parse(obj, body, creating=True, raw=raw, schema=schema)
         row: Record = {"Id": self.store.new_id(obj)}
         self._defaults(obj, row, changes, user_id)
@@ -147,9 +145,7 @@ class Writer:
         raw: bool = False,
         schema: Schema | None = None,
     ) -> Record:
-        self.guard(obj, "update", raw)
-        if not obj.updateable and not raw:
-            raise _not_supported(obj, "update")
+        self._allow(obj, "update", raw)
         if obj.name == "Lead" and row.get("IsConverted") and not raw:
             # A converted lead is read-only (CANNOT_UPDATE_CONVERTED_LEAD in the API's StatusCode list).
             raise SalesforceError(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", [])
@@ -186,10 +182,15 @@ class Writer:
         return self.create(obj, {**body, ext.name: value}, user_id=user_id, schema=schema), True
 
     def delete(self, obj: SObject, row: Record, *, raw: bool = False) -> None:
-        self.guard(obj, "delete", raw)
-        if not obj.deletable and not raw:
-            raise _not_supported(obj, "delete")
+        self._allow(obj, "delete", raw)
         self.store.remove(obj.full, row)
+
+    def _allow(self, obj: SObject, operation: Literal["insert", "update", "delete"], raw: bool) -> None:
+        """The user's rights (``guard``), then the object's describe flag; the control API (raw) skips the flag."""
+        self.guard(obj, operation, raw)
+        allowed = {"insert": obj.createable, "update": obj.updateable, "delete": obj.deletable}[operation]
+        if not allowed and not raw:
+            raise _not_supported(obj, operation)
 
     # ----- validation -----
     def parse(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -13,28 +14,37 @@ from sandbox.sims.base import ServerThread
 from sandbox.sims.salesforce import SalesforceSimulator
 from sandbox.sims.salesforce.wire import utc_now
 from tests.sims.salesforce.support import CLIENT_ID, CLIENT_SECRET, VERSION, sign_in
+from tests.sims.serving import served, wiped
 
 # One TLS context for every client: httpx builds (and loads CA certificates for) one per client otherwise,
 # which costs more than the requests themselves here.
 _TLS = ssl.create_default_context()
 
 
-@pytest.fixture(scope="session")
-def _served() -> Iterator[tuple[SalesforceSimulator, ServerThread]]:
-    simulator = SalesforceSimulator(seed=5, clients={CLIENT_ID: CLIENT_SECRET})
-    thread = ServerThread(simulator).start()
-    yield simulator, thread
-    thread.stop()
+_served = served(lambda: SalesforceSimulator(seed=5, clients={CLIENT_ID: CLIENT_SECRET}))
+
+
+def _as_it_started(simulator: SalesforceSimulator) -> SalesforceSimulator:
+    """Wiped, with the whole daily API allocation left and no session still valid."""
+    wiped(simulator)
+    simulator.set_api_usage(0, 100_000)
+    simulator.revoke_tokens()
+    return simulator
+
+
+@contextmanager
+def _signed_in(url: str) -> Iterator[httpx.Client]:
+    """A client on ``/services/data/v60.0`` with a fresh bearer token (client-credentials flow)."""
+    with httpx.Client(base_url=url, timeout=10, verify=_TLS) as login:
+        token = sign_in(login)
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    with httpx.Client(base_url=f"{url}/services/data/{VERSION}", headers=headers, timeout=10, verify=_TLS) as client:
+        yield client
 
 
 @pytest.fixture
 def sim(_served: tuple[SalesforceSimulator, ServerThread]) -> SalesforceSimulator:
-    simulator = _served[0]
-    simulator.set_faults(None)
-    simulator.clear()
-    simulator.reset_stats()
-    simulator.set_api_usage(0, 100_000)
-    simulator.revoke_tokens()
+    simulator = _as_it_started(_served[0])
     simulator.clock = utc_now
     return simulator
 
@@ -47,33 +57,18 @@ def server(sim: SalesforceSimulator, _served: tuple[SalesforceSimulator, ServerT
 @pytest.fixture
 def api(server: ServerThread) -> Iterator[httpx.Client]:
     """A client on ``/services/data/v60.0`` with a fresh bearer token."""
-    with httpx.Client(base_url=server.url, timeout=10, verify=_TLS) as login:
-        token = sign_in(login)
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    base = f"{server.url}/services/data/{VERSION}"
-    with httpx.Client(base_url=base, headers=headers, timeout=10, verify=_TLS) as client:
+    with _signed_in(server.url) as client:
         yield client
 
 
-@pytest.fixture(scope="session")
-def _bare_served() -> Iterator[tuple[SalesforceSimulator, ServerThread]]:
-    """An org nobody has provisioned for the sync: standard and setup objects only."""
-    simulator = SalesforceSimulator(seed=3, schema="bare", clients={CLIENT_ID: CLIENT_SECRET})
-    thread = ServerThread(simulator).start()
-    yield simulator, thread
-    thread.stop()
+# An org nobody has provisioned for the sync: standard and setup objects only.
+_bare_served = served(lambda: SalesforceSimulator(seed=3, schema="bare", clients={CLIENT_ID: CLIENT_SECRET}))
 
 
 @pytest.fixture
 def bare_sim(_bare_served: tuple[SalesforceSimulator, ServerThread]) -> SalesforceSimulator:
     """The bare org as it started (schema, customizer rights, rows) before each test."""
-    simulator = _bare_served[0]
-    simulator.set_faults(None)
-    simulator.clear()
-    simulator.reset_stats()
-    simulator.set_api_usage(0, 100_000)
-    simulator.revoke_tokens()
-    return simulator
+    return _as_it_started(_bare_served[0])
 
 
 @pytest.fixture
@@ -86,9 +81,5 @@ def bare(
     bare_sim: SalesforceSimulator, _bare_served: tuple[SalesforceSimulator, ServerThread]
 ) -> Iterator[httpx.Client]:
     """A client of the bare org on ``/services/data/v60.0`` with a fresh bearer token."""
-    url = _bare_served[1].url
-    with httpx.Client(base_url=url, timeout=10, verify=_TLS) as login:
-        token = sign_in(login)
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    with httpx.Client(base_url=f"{url}/services/data/{VERSION}", headers=headers, timeout=10, verify=_TLS) as client:
+    with _signed_in(_bare_served[1].url) as client:
         yield client

@@ -41,6 +41,10 @@ def test_seed_is_all_or_nothing_and_clear_empties_the_org(server: ServerThread, 
     assert bad.status_code == 400
     assert bad.json()["error"].startswith("STRING_TOO_LONG")
     assert sim.records("Account") == []
+    not_json = httpx.post(f"{server.url}/_sim/seed", content=b"{nope", timeout=10)
+    assert (not_json.status_code, not_json.json()["error"][:12]) == (400, "invalid JSON")
+    not_lists = httpx.post(f"{server.url}/_sim/seed", json={"Account": {"Name": "x"}}, timeout=10)
+    assert (not_lists.status_code, not_lists.json()) == (400, {"error": "body must be {Object: [records]}"})
 
     sim.insert("Account", {"Name": "Kept until clear"})
     assert httpx.post(f"{server.url}/_sim/clear", timeout=10).json() == {"ok": True}
