@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from sandbox.azurite import Azurite
-from sandbox.environment import PARTNER_CENTER_CLIENT_ID, Sandbox
+from sandbox.environment import Sandbox
 from shared import services
 from shared.config import get_settings
 from shared.crm.dynamics_fields import DYNAMICS_DEFAULTS
@@ -56,17 +56,17 @@ def seed(sandbox: Sandbox, tag: str, count: int = DEALS) -> list[str]:
 
 @pytest.mark.timeout(600)
 def test_a_5000_deal_first_share_completes_across_time_boxed_polls_each_deal_once(
-    sandbox: Sandbox, azurite: Azurite, app_settings: Callable[..., None]
+    sandbox: Sandbox, azurite: Azurite, app_settings: Callable[..., None], partner_center_refresh_token: str
 ) -> None:
     tag = uuid.uuid4().hex[:6]
     # The sandbox org has ten web servers' worth of service protection budget: this test is about the time
     # box (tests/integration/test_crm_pacing.py is about the pace).
     sandbox.dataverse.protection.configure(requests=60_000)
-    # A refresh token of its own: the package's sandbox token may have been redeemed and rotated by a test
-    # before this one, into a token store this test does not share.
-    token = sandbox.entra.issue_refresh_token(PARTNER_CENTER_CLIENT_ID)
     app_settings(
-        sandbox, azurite.connection_string, CRM_REQUESTS_PER_MINUTE="60000", PARTNER_CENTER_REFRESH_TOKEN=token
+        sandbox,
+        azurite.connection_string,
+        CRM_REQUESTS_PER_MINUTE="60000",
+        PARTNER_CENTER_REFRESH_TOKEN=partner_center_refresh_token,
     )
     deals = set(seed(sandbox, tag))
     pc_before = {r["id"] for r in sandbox.partner_center.referrals()}
