@@ -200,11 +200,11 @@ class CpuMeter:
     so this says what bounds a run and what the app itself costs. Linux only (reads /proc); elsewhere empty."""
 
     def __init__(self, stack: Stack) -> None:
-        # The host and Azurite are this process's children: their trees, and this process alone.
-        self._roots = {
-            "app host": stack.host.process.pid,
-            "simulators": os.getpid(),
-            "Azurite": stack.azurite.process.pid,
+        # The host and Azurite are this process's children: their trees count, and this process alone.
+        self._parts = {
+            "app host": (stack.host.process.pid, True),
+            "simulators": (os.getpid(), False),
+            "Azurite": (stack.azurite.process.pid, True),
         }
         self._before: dict[str, float] = {}
         self.seconds: dict[str, float] = {}
@@ -218,15 +218,15 @@ class CpuMeter:
         self.seconds = {name: after[name] - self._before[name] for name in after if name in self._before}
 
     def _read(self) -> dict[str, float]:
-        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        totals: dict[str, float] = {}
-        for name, root in self._roots.items():
-            pids = [root] if root == os.getpid() else _process_tree(root)
-            try:
-                totals[name] = sum(_cpu_ticks(pid) for pid in pids) / tick
-            except OSError:
-                return {}
-        return totals
+        try:
+            tick = os.sysconf("SC_CLK_TCK")
+            children = _children()
+            return {
+                name: sum(_cpu_ticks(pid) for pid in (_tree(root, children) if tree else [root])) / tick
+                for name, (root, tree) in self._parts.items()
+            }
+        except (OSError, AttributeError, ValueError):  # no /proc, no sysconf: not Linux
+            return {}
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -236,8 +236,8 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def _process_tree(root: int) -> list[int]:
-    """``root`` and its descendants (Azurite runs under a launcher)."""
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from each /proc/<pid>/stat's parent field, read once per measurement."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -245,8 +245,13 @@ def _process_tree(root: int) -> list[int]:
                 with open(f"/proc/{entry}/stat") as stat:
                     parent = int(stat.read().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
-                continue
+                continue  # a process that ended while we looked
             children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def _tree(root: int, children: dict[int, list[int]]) -> list[int]:
+    """``root`` and its descendants (Azurite runs under a launcher)."""
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
